@@ -1,0 +1,40 @@
+# ddimlab — build, test and run experiments.
+# The target directory lives outside the clone so rebuilds reuse it (a clean release
+# build takes minutes, mostly polars).
+CARGO_TARGET_DIR ?= $(HOME)/.cache/ddimlab-target
+export CARGO_TARGET_DIR
+CARGO ?= cargo
+
+# Debian packages the crate links against (hdf5-metno needs the system HDF5).
+APT_PACKAGES := libhdf5-dev pkg-config
+
+.PHONY: setup build test fmt clippy
+
+## setup: install the missing apt packages (idempotent; nothing happens when all are present)
+setup:
+	@missing=""; \
+	for p in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -z "$$missing" ]; then echo "setup: all of $(APT_PACKAGES) present"; \
+	else \
+	  echo "setup: installing$$missing"; \
+	  if [ "$$(id -u)" -eq 0 ]; then sudo=""; else sudo="sudo"; fi; \
+	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq $$missing; \
+	fi
+
+## build: release build of the library and the `ddimlab` binary
+build: setup
+	$(CARGO) build --release
+
+## test: format check, clippy with warnings as errors, the whole test suite (release mode)
+test: setup
+	$(CARGO) fmt --check
+	$(CARGO) clippy --release --all-targets -- -D warnings
+	$(CARGO) test --release
+
+fmt:
+	$(CARGO) fmt
+
+clippy:
+	$(CARGO) clippy --release --all-targets -- -D warnings

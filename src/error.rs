@@ -1,0 +1,38 @@
+//! The crate's error type: every bad input is reported as a value, never a panic.
+
+use thiserror::Error;
+
+/// Everything that can go wrong in ddimlab's math and models.
+#[derive(Debug, Error)]
+pub enum Error {
+    /// A number of sampling steps outside `1..=T`.
+    #[error("steps = {steps} is out of range: S must be between 1 and T = {timesteps} (the training timesteps)")]
+    StepsOutOfRange { steps: usize, timesteps: usize },
+
+    /// An η outside the range where paper Eq. (12) is defined.
+    #[error("eta = {0} is out of range: eta must be a finite number in [0, 1] (Eq. 16; above 1 the direction term sqrt(1 - ᾱ_prev - σ²) of Eq. 12 is undefined), or `sigma_hat`")]
+    EtaOutOfRange(f64),
+
+    /// An invalid beta schedule.
+    #[error("invalid schedule: {0}")]
+    Schedule(String),
+
+    /// An invalid Gaussian-mixture specification.
+    #[error("invalid Gaussian mixture: {0}")]
+    Mixture(String),
+
+    /// NaN or infinity where finite numbers are required.
+    #[error("{what} contains {count} non-finite value(s) (NaN or infinity)")]
+    NonFinite { what: String, count: usize },
+
+    /// Tensors whose shapes do not fit together.
+    #[error("shape mismatch: {0}")]
+    Shape(String),
+
+    /// An error from the tensor library.
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
+}
+
+/// Shorthand for results with [`Error`].
+pub type Result<T> = std::result::Result<T, Error>;

@@ -1,0 +1,17 @@
+//! # ddimlab
+//!
+//! A research-experiment harness for DDIM (Song, Meng & Ermon, *Denoising Diffusion
+//! Implicit Models*, ICLR 2021): how does sample quality trade against the number of
+//! sampling steps on a noise-prediction model?
+//!
+//! Pure math lives in [`schedule`] (β, ᾱ and the τ subsequences of §4.2), [`sampler`]
+//! (the generalized step of Eq. 12 with σ_t(η) of Eq. 16, the paper's σ̂, and DDIM
+//! inversion) and [`model`] (the [`model::EpsModel`] trait and the exact
+//! Gaussian-mixture oracle). None of it touches files.
+
+pub mod error;
+pub mod model;
+pub mod sampler;
+pub mod schedule;
+
+pub use error::{Error, Result};

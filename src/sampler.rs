@@ -1,0 +1,342 @@
+//! The generalized DDIM sampler (paper Eq. 12), its σ family (Eq. 16) and σ̂
+//! (Appendix D.3), and deterministic encoding (DDIM inversion, the Eq. 14 ODE run
+//! forwards).
+//!
+//! One step from timestep t to t_prev (ᾱ_{−1} = 1) is
+//!
+//! x_prev = √ᾱ_prev · x̂_0 + √(1 − ᾱ_prev − σ_t²) · ε_θ(x_t, t) + σ_t · z,
+//! x̂_0 = (x_t − √(1 − ᾱ_t) · ε_θ(x_t, t)) / √ᾱ_t,        z ~ N(0, I)  (Eq. 12 / Eq. 9)
+//!
+//! with σ_t(η) = η · √((1 − ᾱ_prev)/(1 − ᾱ_t)) · √(1 − ᾱ_t/ᾱ_prev) (Eq. 16). η = 0 is
+//! DDIM, η = 1 is DDPM's posterior (β̃_t at full T). σ̂ keeps η = 1's direction
+//! coefficient and injects noise of scale σ̂_t = √(1 − ᾱ_t/ᾱ_prev), except on the final
+//! step onto clean data, where (as the official code masks t = 0) no noise is added.
+//! The model is evaluated once per distinct timestep of τ. All coefficients are f64;
+//! tensor arithmetic happens in the input's dtype on the input's device.
+
+use std::fmt;
+
+use candle_core::{DType, Tensor};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, StandardNormal};
+
+use crate::error::{Error, Result};
+use crate::model::EpsModel;
+use crate::schedule::{Schedule, Tau};
+
+/// The stochasticity of the sampler: η of paper Eq. 16, or the paper's σ̂ (Appendix D.3).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Eta {
+    /// σ_t = η · σ_t(1), η ∈ [0, 1] (Eq. 16).
+    Value(f64),
+    /// The larger DDPM variance σ̂_t² = 1 − ᾱ_t/ᾱ_prev with η = 1's direction term.
+    SigmaHat,
+}
+
+impl Eta {
+    /// η = 0: deterministic DDIM.
+    pub const DDIM: Eta = Eta::Value(0.0);
+
+    /// A numeric η, checked to lie in [0, 1].
+    pub fn new(eta: f64) -> Result<Self> {
+        if eta.is_finite() && (0.0..=1.0).contains(&eta) {
+            Ok(Eta::Value(eta))
+        } else {
+            Err(Error::EtaOutOfRange(eta))
+        }
+    }
+
+    /// The numeric η, or `None` for σ̂.
+    pub fn value(self) -> Option<f64> {
+        match self {
+            Eta::Value(v) => Some(v),
+            Eta::SigmaHat => None,
+        }
+    }
+}
+
+impl fmt::Display for Eta {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Eta::Value(v) => write!(f, "{v:?}"),
+            Eta::SigmaHat => f.write_str("sigma_hat"),
+        }
+    }
+}
+
+/// σ_t(η) of paper Eq. 16 for a step from ᾱ_t = `a_t` to ᾱ_prev = `a_prev`.
+pub fn sigma(a_t: f64, a_prev: f64, eta: f64) -> f64 {
+    eta * ((1.0 - a_prev) / (1.0 - a_t)).sqrt() * (1.0 - a_t / a_prev).sqrt()
+}
+
+/// The three coefficients of one generalized step (paper Eq. 12):
+/// x_next = `x0` · x̂_0 + `eps` · ε + `noise` · z.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepCoefficients {
+    /// √ᾱ_next, the weight of the predicted x_0.
+    pub x0: f64,
+    /// √(1 − ᾱ_next − σ_t²), the weight of the "direction pointing to x_t".
+    pub eps: f64,
+    /// The scale of the fresh noise.
+    pub noise: f64,
+}
+
+impl StepCoefficients {
+    /// Coefficients of the step from ᾱ_t = `a_t` to ᾱ_next = `a_next` with stochasticity `eta`.
+    /// Deterministic (η = 0) steps may go either way (decoding or encoding).
+    pub fn new(a_t: f64, a_next: f64, eta: Eta) -> Self {
+        let (sigma_direction, noise) = match eta {
+            Eta::Value(v) if v == 0.0 => (0.0, 0.0),
+            Eta::Value(v) => {
+                let s = sigma(a_t, a_next, v);
+                (s, s)
+            }
+            Eta::SigmaHat => {
+                let hat = if a_next < 1.0 { (1.0 - a_t / a_next).sqrt() } else { 0.0 };
+                (sigma(a_t, a_next, 1.0), hat)
+            }
+        };
+        Self {
+            x0: a_next.sqrt(),
+            eps: (1.0 - a_next - sigma_direction * sigma_direction).max(0.0).sqrt(),
+            noise,
+        }
+    }
+}
+
+/// A source of standard-normal noise z for stochastic steps.
+pub trait NoiseSource {
+    /// Noise shaped like `like` (same shape, device, dtype) for step `step` (0-based, in sampling order).
+    fn noise(&mut self, step: usize, like: &Tensor) -> Result<Tensor>;
+}
+
+/// Seeded standard-normal noise (ChaCha8), generated on the host so that a seed gives
+/// the same numbers on every device.
+#[derive(Debug, Clone)]
+pub struct SeededNoise {
+    rng: ChaCha8Rng,
+}
+
+impl SeededNoise {
+    /// A noise stream for `seed`.
+    pub fn new(seed: u64) -> Self {
+        Self {
+            rng: ChaCha8Rng::seed_from_u64(seed),
+        }
+    }
+
+    /// A tensor of i.i.d. N(0, 1) values of the given shape, device and dtype.
+    pub fn standard_normal(&mut self, shape: &[usize], device: &candle_core::Device, dtype: DType) -> Result<Tensor> {
+        let n: usize = shape.iter().product();
+        let v: Vec<f64> = (0..n).map(|_| StandardNormal.sample(&mut self.rng)).collect();
+        Ok(Tensor::from_vec(v, shape, device)?.to_dtype(dtype)?)
+    }
+}
+
+impl NoiseSource for SeededNoise {
+    fn noise(&mut self, _step: usize, like: &Tensor) -> Result<Tensor> {
+        self.standard_normal(like.dims(), like.device(), like.dtype())
+    }
+}
+
+/// Sampler settings of one sweep point besides τ.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SamplerOptions {
+    /// η or σ̂.
+    pub eta: Eta,
+    /// Clip x̂_0 to [−1, 1] before it is used (off in the official DDIM sampler).
+    pub clip_x0: bool,
+    /// Keep every intermediate state.
+    pub record_trajectory: bool,
+}
+
+impl Default for SamplerOptions {
+    fn default() -> Self {
+        Self {
+            eta: Eta::DDIM,
+            clip_x0: false,
+            record_trajectory: false,
+        }
+    }
+}
+
+/// The intermediate states of one pass.
+#[derive(Debug, Clone)]
+pub struct Trajectory {
+    /// The starting state, then the state after every step (`nfe + 1` tensors).
+    pub states: Vec<Tensor>,
+    /// x̂_0 predicted at every step (`nfe` tensors).
+    pub x0_preds: Vec<Tensor>,
+    /// The timestep of every state (`None`: clean data, ᾱ = 1).
+    pub timesteps: Vec<Option<usize>>,
+}
+
+/// The result of one sampling, encoding or decoding pass.
+#[derive(Debug, Clone)]
+pub struct PassOutput {
+    /// The final state: x_0 for sampling/decoding, x_{τ_S} for encoding.
+    pub x: Tensor,
+    /// Model evaluations made (one per distinct timestep).
+    pub nfe: usize,
+    /// Every intermediate state, when asked for.
+    pub trajectory: Option<Trajectory>,
+}
+
+/// Generates x_0 from x_{τ_S} = `x_t` with the generalized step (Eq. 12) over `tau`.
+pub fn generate(
+    model: &dyn EpsModel,
+    schedule: &Schedule,
+    tau: &Tau,
+    x_t: &Tensor,
+    opts: &SamplerOptions,
+    noise: &mut dyn NoiseSource,
+) -> Result<PassOutput> {
+    check_input(schedule, tau, x_t, "sampler input x_T")?;
+    let n = x_t.dim(0)?;
+    let mut rec = opts
+        .record_trajectory
+        .then(|| Recorder::new(x_t, tau.timesteps().last().copied()));
+    let mut x = x_t.clone();
+    for (step, (t, t_prev)) in tau.transitions().enumerate() {
+        let (a_t, a_prev) = (schedule.alpha_bar(Some(t)), schedule.alpha_bar(t_prev));
+        let coef = StepCoefficients::new(a_t, a_prev, opts.eta);
+        let eps = model.eps(&x, &vec![t; n])?;
+        let x0 = predict_x0(&x, &eps, a_t, opts.clip_x0)?;
+        let mut next = ((&x0 * coef.x0)? + (&eps * coef.eps)?)?;
+        if coef.noise > 0.0 {
+            next = (next + (noise.noise(step, &x)? * coef.noise)?)?;
+        }
+        if let Some(r) = rec.as_mut() {
+            r.push(&next, &x0, t_prev);
+        }
+        x = next;
+    }
+    Ok(PassOutput {
+        x,
+        nfe: tau.nfe(),
+        trajectory: rec.map(Recorder::finish),
+    })
+}
+
+/// Deterministic DDIM decoding (η = 0) from x_{τ_S} to x_0: the Eq. 14 ODE, discretized.
+pub fn decode(model: &dyn EpsModel, schedule: &Schedule, tau: &Tau, x_t: &Tensor, record: bool) -> Result<PassOutput> {
+    let opts = SamplerOptions {
+        record_trajectory: record,
+        ..SamplerOptions::default()
+    };
+    // η = 0 never asks for noise; a fixed seed keeps the signature honest.
+    generate(model, schedule, tau, x_t, &opts, &mut SeededNoise::new(0))
+}
+
+/// Deterministic DDIM encoding (inversion) of clean `x0` to x_{τ_S}: the Eq. 14 ODE run
+/// from ᾱ = 1 up through τ. The step τ_{i−1} → τ_i evaluates ε_θ(x_{τ_{i−1}}, τ_i) (the
+/// model at the target timestep, as diffusers' `DDIMInverseScheduler`), so the pass
+/// makes one evaluation per distinct timestep and decoding undoes it as S grows.
+pub fn encode(model: &dyn EpsModel, schedule: &Schedule, tau: &Tau, x0: &Tensor, record: bool) -> Result<PassOutput> {
+    check_input(schedule, tau, x0, "encoder input x_0")?;
+    let n = x0.dim(0)?;
+    let mut rec = record.then(|| Recorder::new(x0, None));
+    let mut x = x0.clone();
+    let mut t_from = None;
+    for &t_to in tau.timesteps() {
+        let (a_from, a_to) = (schedule.alpha_bar(t_from), schedule.alpha_bar(Some(t_to)));
+        let coef = StepCoefficients::new(a_from, a_to, Eta::DDIM);
+        let eps = model.eps(&x, &vec![t_to; n])?;
+        let x0_pred = predict_x0(&x, &eps, a_from, false)?;
+        let next = ((&x0_pred * coef.x0)? + (&eps * coef.eps)?)?;
+        if let Some(r) = rec.as_mut() {
+            r.push(&next, &x0_pred, Some(t_to));
+        }
+        x = next;
+        t_from = Some(t_to);
+    }
+    Ok(PassOutput {
+        x,
+        nfe: tau.nfe(),
+        trajectory: rec.map(Recorder::finish),
+    })
+}
+
+/// x̂_0 = (x_t − √(1 − ᾱ_t) ε) / √ᾱ_t (paper Eq. 9), optionally clipped to [−1, 1].
+pub fn predict_x0(x: &Tensor, eps: &Tensor, a_t: f64, clip: bool) -> Result<Tensor> {
+    let x0 = ((x - (eps * (1.0 - a_t).sqrt())?)? / a_t.sqrt())?;
+    Ok(if clip { x0.clamp(-1.0, 1.0)? } else { x0 })
+}
+
+/// Refuses inputs the sampler cannot use: no batch dimension, a τ over a different T, NaN/inf.
+fn check_input(schedule: &Schedule, tau: &Tau, x: &Tensor, what: &str) -> Result<()> {
+    if x.rank() < 2 {
+        return Err(Error::Shape(format!(
+            "{what} must be [n, …data shape], got {:?}",
+            x.dims()
+        )));
+    }
+    if let Some(&top) = tau.timesteps().last() {
+        if top >= schedule.timesteps() {
+            return Err(Error::StepsOutOfRange {
+                steps: tau.steps(),
+                timesteps: schedule.timesteps(),
+            });
+        }
+    }
+    let bad = count_non_finite(x)?;
+    if bad > 0 {
+        return Err(Error::NonFinite {
+            what: what.to_string(),
+            count: bad,
+        });
+    }
+    Ok(())
+}
+
+/// The number of NaN or infinite entries of `x`.
+pub fn count_non_finite(x: &Tensor) -> Result<usize> {
+    let v = x.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?;
+    Ok(v.iter().filter(|v| !v.is_finite()).count())
+}
+
+struct Recorder(Trajectory);
+
+impl Recorder {
+    fn new(start: &Tensor, t: Option<usize>) -> Self {
+        Self(Trajectory {
+            states: vec![start.clone()],
+            x0_preds: Vec::new(),
+            timesteps: vec![t],
+        })
+    }
+
+    fn push(&mut self, state: &Tensor, x0: &Tensor, t: Option<usize>) {
+        self.0.states.push(state.clone());
+        self.0.x0_preds.push(x0.clone());
+        self.0.timesteps.push(t);
+    }
+
+    fn finish(self) -> Trajectory {
+        self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn eta_range_is_checked() {
+        assert!(Eta::new(0.0).is_ok());
+        assert!(Eta::new(1.0).is_ok());
+        for bad in [-0.1, 1.5, f64::NAN, f64::INFINITY] {
+            let msg = Eta::new(bad).unwrap_err().to_string();
+            assert!(msg.contains("[0, 1]"), "{msg}");
+        }
+    }
+
+    #[test]
+    fn last_step_is_noise_free_for_every_eta() {
+        for eta in [Eta::Value(0.5), Eta::Value(1.0), Eta::SigmaHat] {
+            let c = StepCoefficients::new(0.7, 1.0, eta);
+            assert_eq!((c.x0, c.eps, c.noise), (1.0, 0.0, 0.0), "{eta}");
+        }
+    }
+}
