@@ -21,6 +21,18 @@ pub enum Error {
     #[error("invalid Gaussian mixture: {0}")]
     Mixture(String),
 
+    /// An experiment file that cannot be used, with file, line, column and field path.
+    #[error("{message}")]
+    Config { message: String },
+
+    /// A configuration value that is not allowed, with the field it came from.
+    #[error("{field}: {message}")]
+    Invalid { field: String, message: String },
+
+    /// A file that could not be read or written.
+    #[error("{path}: {message}")]
+    Io { path: String, message: String },
+
     /// NaN or infinity where finite numbers are required.
     #[error("{what} contains {count} non-finite value(s) (NaN or infinity)")]
     NonFinite { what: String, count: usize },

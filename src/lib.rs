@@ -9,9 +9,15 @@
 //! inversion) and [`model`] (the [`model::EpsModel`] trait and the exact
 //! Gaussian-mixture oracle). None of it touches files.
 
+pub mod data;
+pub mod device;
 pub mod error;
+pub mod experiment;
 pub mod model;
+pub mod progress;
+pub mod rng;
 pub mod sampler;
 pub mod schedule;
+pub mod train;
 
 pub use error::{Error, Result};

@@ -1,12 +1,29 @@
 //! Noise-prediction models ε_θ(x_t, t) (paper Eq. 1 / Eq. 5's ε_θ).
+//!
+//! [`EpsModel`] is what the sampler needs. [`oracle::MixtureOracle`] is exact for
+//! Gaussian-mixture data; [`mlp::Mlp`] and [`unet::Unet`] are trainable candle networks
+//! held together by [`Network`], whose variables live in a `VarMap` so they can be
+//! trained, saved and loaded ([`checkpoint`]).
 
+pub mod checkpoint;
+pub mod mlp;
 pub mod oracle;
+pub mod time;
+pub mod unet;
 
-use candle_core::Tensor;
+use candle_core::{DType, Device, Tensor};
+use candle_nn::{VarBuilder, VarMap};
+use serde::{Deserialize, Serialize};
 
+use crate::data::DataShape;
 use crate::error::Result;
 
+pub use mlp::{Mlp, MlpConfig};
 pub use oracle::{GaussianMixture, MixtureOracle};
+pub use unet::{Unet, UnetConfig, UnetSpec};
+
+/// The dtype networks are trained and stored in.
+pub const MODEL_DTYPE: DType = DType::F32;
 
 /// A batched noise-prediction model ε_θ(x_t, t).
 ///
@@ -16,4 +33,77 @@ pub use oracle::{GaussianMixture, MixtureOracle};
 pub trait EpsModel: Send + Sync {
     /// Predicts the noise ε that produced `x` at timesteps `t`.
     fn eps(&self, x: &Tensor, t: &[usize]) -> Result<Tensor>;
+}
+
+/// A trainable architecture and its hyper-parameters (stored in checkpoint sidecars).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Architecture {
+    /// A residual MLP over the flattened data.
+    Mlp {
+        /// The data shape the network maps.
+        shape: DataShape,
+        /// Widths and depth.
+        config: MlpConfig,
+    },
+    /// A DDPM-style U-Net (diffusers `UNet2DModel` layout).
+    Unet {
+        /// The full architecture.
+        config: UnetConfig,
+    },
+}
+
+/// A trainable ε-network with its variables.
+pub struct Network {
+    /// The architecture it was built from.
+    pub architecture: Architecture,
+    /// Its variables (trainable parameters), by diffusers-style names.
+    pub varmap: VarMap,
+    model: NetworkModel,
+}
+
+enum NetworkModel {
+    Mlp(Mlp),
+    Unet(Unet),
+}
+
+impl Network {
+    /// A freshly initialised network: candle-nn's default initialisers, drawn from the
+    /// seeded stream `Purpose::Init` of `seed`.
+    pub fn new(architecture: &Architecture, seed: u64, device: &Device) -> Result<Self> {
+        let varmap = VarMap::new();
+        let init = checkpoint::SeededInit::new(varmap.clone(), crate::rng::stream(seed, crate::rng::Purpose::Init));
+        let vb = VarBuilder::from_backend(Box::new(init), MODEL_DTYPE, device.clone());
+        let model = match architecture {
+            Architecture::Mlp { shape, config } => NetworkModel::Mlp(Mlp::new(*shape, config, vb)?),
+            Architecture::Unet { config } => NetworkModel::Unet(Unet::new(config, vb)?),
+        };
+        Ok(Self {
+            architecture: architecture.clone(),
+            varmap,
+            model,
+        })
+    }
+
+    /// The forward pass in the network's own dtype (differentiable).
+    pub fn forward(&self, x: &Tensor, t: &[usize]) -> Result<Tensor> {
+        match &self.model {
+            NetworkModel::Mlp(m) => m.forward(x, t),
+            NetworkModel::Unet(u) => u.forward(x, t),
+        }
+    }
+
+    /// Number of trainable scalars.
+    pub fn parameter_count(&self) -> usize {
+        self.varmap.all_vars().iter().map(|v| v.elem_count()).sum()
+    }
+}
+
+impl EpsModel for Network {
+    fn eps(&self, x: &Tensor, t: &[usize]) -> Result<Tensor> {
+        match &self.model {
+            NetworkModel::Mlp(m) => m.eps(x, t),
+            NetworkModel::Unet(u) => u.eps(x, t),
+        }
+    }
 }

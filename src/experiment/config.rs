@@ -1,0 +1,391 @@
+//! The experiment YAML: parsing with file/line/column and field-path errors, defaults,
+//! and validation before any work starts.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::data::{DataShape, DataSpec};
+use crate::error::{Error, Result};
+use crate::model::{Architecture, MlpConfig, UnetConfig, UnetSpec};
+use crate::schedule::{BetaSchedule, Schedule};
+use crate::train::TrainSpec;
+
+/// One experiment file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExperimentConfig {
+    /// Results go to `results/<name>/`; letters, digits, `_` and `-` only.
+    pub name: String,
+    /// The one seed of the experiment.
+    #[serde(default)]
+    pub seed: u64,
+    /// `auto`, `cpu`, `cuda` or `cuda:N`.
+    #[serde(default = "default_device")]
+    pub device: String,
+    /// The data set.
+    pub data: DataSpec,
+    /// The ε-model.
+    pub model: ModelSpec,
+    /// The forward process.
+    #[serde(default)]
+    pub schedule: ScheduleSpec,
+}
+
+fn default_device() -> String {
+    "auto".into()
+}
+
+/// The kinds of ε-model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelKind {
+    /// The exact ε* of a Gaussian-mixture data set.
+    Oracle,
+    /// A residual MLP.
+    Mlp,
+    /// A DDPM-style U-Net.
+    Unet,
+}
+
+/// The `model:` block: the kind, its architecture keys, and `train:` or `checkpoint:`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSpec {
+    /// oracle | mlp | unet.
+    pub kind: ModelKind,
+    /// mlp: hidden width.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hidden: Option<usize>,
+    /// mlp: residual blocks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blocks: Option<usize>,
+    /// mlp: time-embedding width.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_dim: Option<usize>,
+    /// mlp: LayerNorm on or off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layer_norm: Option<bool>,
+    /// unet: channels of the first level.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_channels: Option<usize>,
+    /// unet: channel multiplier per level.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel_mult: Option<Vec<usize>>,
+    /// unet: ResNet blocks per level.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layers_per_block: Option<usize>,
+    /// unet: spatial sizes with self-attention.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attention_resolutions: Option<Vec<usize>>,
+    /// unet: GroupNorm groups.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub norm_groups: Option<usize>,
+    /// unet: channels per attention head.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attention_head_dim: Option<usize>,
+    /// How to train it (mlp / unet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train: Option<TrainSpec>,
+    /// A safetensors checkpoint to load instead of training (mlp / unet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<PathBuf>,
+}
+
+const MLP_KEYS: [&str; 4] = ["hidden", "blocks", "time_dim", "layer_norm"];
+const UNET_KEYS: [&str; 6] = [
+    "base_channels",
+    "channel_mult",
+    "layers_per_block",
+    "attention_resolutions",
+    "norm_groups",
+    "attention_head_dim",
+];
+
+impl ModelSpec {
+    fn present(&self) -> Vec<&'static str> {
+        let keys = [
+            ("hidden", self.hidden.is_some()),
+            ("blocks", self.blocks.is_some()),
+            ("time_dim", self.time_dim.is_some()),
+            ("layer_norm", self.layer_norm.is_some()),
+            ("base_channels", self.base_channels.is_some()),
+            ("channel_mult", self.channel_mult.is_some()),
+            ("layers_per_block", self.layers_per_block.is_some()),
+            ("attention_resolutions", self.attention_resolutions.is_some()),
+            ("norm_groups", self.norm_groups.is_some()),
+            ("attention_head_dim", self.attention_head_dim.is_some()),
+            ("train", self.train.is_some()),
+            ("checkpoint", self.checkpoint.is_some()),
+        ];
+        keys.iter().filter(|(_, p)| *p).map(|(k, _)| *k).collect()
+    }
+
+    /// The trainable architecture for data of `shape` (`None` for the oracle), after
+    /// checking that every key fits the kind.
+    pub fn architecture(&self, shape: DataShape) -> Result<Option<Architecture>> {
+        let invalid = |field: &str, message: String| Error::Invalid {
+            field: format!("model.{field}"),
+            message,
+        };
+        let allowed: Vec<&str> = match self.kind {
+            ModelKind::Oracle => vec![],
+            ModelKind::Mlp => MLP_KEYS.iter().chain(&["train", "checkpoint"]).copied().collect(),
+            ModelKind::Unet => UNET_KEYS.iter().chain(&["train", "checkpoint"]).copied().collect(),
+        };
+        if let Some(key) = self.present().into_iter().find(|k| !allowed.contains(k)) {
+            let kind = serde_yaml_ng::to_string(&self.kind).unwrap_or_default();
+            let keys = if allowed.is_empty() {
+                "none".to_string()
+            } else {
+                allowed.join(", ")
+            };
+            return Err(invalid(
+                key,
+                format!("not used by kind {}; its keys are: {keys}", kind.trim()),
+            ));
+        }
+        if self.kind != ModelKind::Oracle && self.train.is_none() && self.checkpoint.is_none() {
+            return Err(invalid(
+                "train",
+                "a trained model needs `train:` (how to train it) or `checkpoint:` (a file)".into(),
+            ));
+        }
+        if let Some(train) = &self.train {
+            train.validate()?;
+        }
+        Ok(match self.kind {
+            ModelKind::Oracle => None,
+            ModelKind::Mlp => {
+                let d = MlpConfig::default();
+                let config = MlpConfig {
+                    hidden: self.hidden.unwrap_or(d.hidden),
+                    blocks: self.blocks.unwrap_or(d.blocks),
+                    time_dim: self.time_dim.unwrap_or(d.time_dim),
+                    layer_norm: self.layer_norm.unwrap_or(d.layer_norm),
+                };
+                for (key, v) in [("hidden", config.hidden), ("time_dim", config.time_dim)] {
+                    if v < 2 {
+                        return Err(invalid(key, format!("{v}: must be at least 2")));
+                    }
+                }
+                Some(Architecture::Mlp { shape, config })
+            }
+            ModelKind::Unet => {
+                let d = UnetSpec::default();
+                let spec = UnetSpec {
+                    base_channels: self.base_channels.unwrap_or(d.base_channels),
+                    channel_mult: self.channel_mult.clone().unwrap_or(d.channel_mult),
+                    layers_per_block: self.layers_per_block.unwrap_or(d.layers_per_block),
+                    attention_resolutions: self.attention_resolutions.clone().unwrap_or(d.attention_resolutions),
+                    norm_groups: self.norm_groups.unwrap_or(d.norm_groups),
+                    attention_head_dim: self.attention_head_dim.or(d.attention_head_dim),
+                };
+                if spec.layers_per_block == 0 {
+                    return Err(invalid("layers_per_block", "must be at least 1".into()));
+                }
+                Some(Architecture::Unet {
+                    config: UnetConfig::from_spec(&spec, shape)?,
+                })
+            }
+        })
+    }
+}
+
+/// The `schedule:` block.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleSpec {
+    /// linear | quadratic | cosine.
+    #[serde(default = "default_kind")]
+    pub kind: BetaSchedule,
+    /// T.
+    #[serde(default = "default_timesteps")]
+    pub timesteps: usize,
+    /// β_0 (linear, quadratic).
+    #[serde(default = "default_beta_start")]
+    pub beta_start: f64,
+    /// β_{T−1} (linear, quadratic).
+    #[serde(default = "default_beta_end")]
+    pub beta_end: f64,
+}
+
+fn default_kind() -> BetaSchedule {
+    BetaSchedule::Linear
+}
+fn default_timesteps() -> usize {
+    1000
+}
+fn default_beta_start() -> f64 {
+    1e-4
+}
+fn default_beta_end() -> f64 {
+    0.02
+}
+
+impl Default for ScheduleSpec {
+    fn default() -> Self {
+        Self {
+            kind: default_kind(),
+            timesteps: default_timesteps(),
+            beta_start: default_beta_start(),
+            beta_end: default_beta_end(),
+        }
+    }
+}
+
+impl ScheduleSpec {
+    /// The schedule, or an error naming the field.
+    pub fn build(&self) -> Result<Schedule> {
+        Schedule::new(self.kind, self.timesteps, self.beta_start, self.beta_end).map_err(|e| Error::Invalid {
+            field: "schedule".into(),
+            message: e.to_string(),
+        })
+    }
+}
+
+impl ExperimentConfig {
+    /// Parses and validates `text` (the contents of `file`, used in messages).
+    pub fn parse(text: &str, file: &Path) -> Result<Self> {
+        let de = serde_yaml_ng::Deserializer::from_str(text);
+        let config: Self = serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            let loc = inner
+                .location()
+                .map(|l| format!("{}:{}: ", l.line(), l.column()))
+                .unwrap_or_default();
+            let message = strip_location(&inner.to_string());
+            let field = if path == "." {
+                String::new()
+            } else {
+                format!("{path}: ")
+            };
+            Error::Config {
+                message: format!("{}:{loc}{field}{message}", file.display()),
+            }
+        })?;
+        config.validate().map_err(|e| locate_error(e, text, file))?;
+        Ok(config)
+    }
+
+    /// Reads, parses and validates an experiment file.
+    pub fn load(file: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(file).map_err(|e| Error::Io {
+            path: file.display().to_string(),
+            message: e.to_string(),
+        })?;
+        Self::parse(&text, file)
+    }
+
+    /// Checks every value and combination (no data is generated, nothing is trained).
+    pub fn validate(&self) -> Result<()> {
+        if self.name.is_empty()
+            || !self
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            return Err(Error::Invalid {
+                field: "name".into(),
+                message: format!(
+                    "{:?}: use letters, digits, `_` and `-` (it names the results folder)",
+                    self.name
+                ),
+            });
+        }
+        crate::device::parse(&self.device)?;
+        self.schedule.build()?;
+        self.data.validate()?;
+        self.architecture()?;
+        if self.model.kind == ModelKind::Oracle && self.data.mixture()?.is_none() {
+            return Err(Error::Invalid {
+                field: "model.kind".into(),
+                message: "oracle needs Gaussian-mixture data (data.kind gaussian_mixture or grid25); use mlp or unet"
+                    .into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The shape of one data point (without generating the data).
+    pub fn data_shape(&self) -> Result<DataShape> {
+        Ok(match self.data.mixture()? {
+            Some(m) => DataShape::Vector(m.dim()),
+            None if self.data.kind == crate::data::DataKind::Digits => DataShape::Image {
+                channels: 1,
+                height: 8,
+                width: 8,
+            },
+            None => DataShape::Vector(2),
+        })
+    }
+
+    /// The trainable architecture (`None` for the oracle).
+    pub fn architecture(&self) -> Result<Option<Architecture>> {
+        self.model.architecture(self.data_shape()?)
+    }
+
+    /// The resolved experiment as YAML (every default filled in where the schema has one).
+    pub fn to_yaml(&self) -> String {
+        serde_yaml_ng::to_string(self).expect("configs serialise")
+    }
+}
+
+/// serde_yaml_ng appends " at line L column C"; the location is already in front.
+fn strip_location(message: &str) -> String {
+    match message.find(" at line ") {
+        Some(i) => message[..i].to_string(),
+        None => message.to_string(),
+    }
+}
+
+/// Adds `file:line:col` to a validation error by finding its field path in the YAML text.
+fn locate_error(e: Error, text: &str, file: &Path) -> Error {
+    match e {
+        Error::Invalid { field, message } => {
+            let loc = locate(text, &field)
+                .map(|(l, c)| format!("{l}:{c}: "))
+                .unwrap_or_default();
+            Error::Config {
+                message: format!("{}:{loc}{field}: {message}", file.display()),
+            }
+        }
+        other => Error::Config {
+            message: format!("{}: {other}", file.display()),
+        },
+    }
+}
+
+/// The 1-based (line, column) of the key at dotted `path` in block-style YAML, or of
+/// its deepest ancestor that is present.
+pub fn locate(text: &str, path: &str) -> Option<(usize, usize)> {
+    let mut found = None;
+    let mut min_indent = 0usize;
+    let mut from = 0usize;
+    let lines: Vec<&str> = text.lines().collect();
+    for key in path.split('.').filter(|k| !k.is_empty()) {
+        let key = key.split('[').next().unwrap_or(key);
+        let hit = lines.iter().enumerate().skip(from).find_map(|(i, line)| {
+            let body = line.trim_start();
+            let indent = line.len() - body.len();
+            if body.starts_with('#') || body.is_empty() {
+                return None;
+            }
+            if i > from && indent < min_indent {
+                return Some(None); // left the parent block
+            }
+            let body = body.strip_prefix("- ").unwrap_or(body);
+            (body.starts_with(&format!("{key}:")) && indent >= min_indent).then_some(Some((i, indent)))
+        });
+        match hit.flatten() {
+            Some((i, indent)) => {
+                found = Some((i + 1, indent + 1));
+                from = i + 1;
+                min_indent = indent + 1;
+            }
+            None => break,
+        }
+    }
+    found
+}

@@ -1,0 +1,167 @@
+//! Seeded initialisation, and safetensors checkpoints that are written atomically and
+//! refused, with the differing names and shapes, when they do not fit the network.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::Mutex;
+
+use candle_core::{DType, Device, Shape, Tensor, Var};
+use candle_nn::var_builder::SimpleBackend;
+use candle_nn::{Init, VarMap};
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, StandardNormal};
+
+use crate::error::{Error, Result};
+
+/// A `VarBuilder` backend that creates missing variables in a `VarMap` from a seeded
+/// stream, honouring candle-nn's initialisation hints (candle's own CPU RNG cannot be
+/// seeded). Variables are created in construction order, so a seed fixes every weight.
+pub struct SeededInit {
+    varmap: VarMap,
+    rng: Mutex<ChaCha8Rng>,
+}
+
+impl SeededInit {
+    /// Creates variables into `varmap`, drawing from `rng`.
+    pub fn new(varmap: VarMap, rng: ChaCha8Rng) -> Self {
+        Self {
+            varmap,
+            rng: Mutex::new(rng),
+        }
+    }
+
+    fn draw(&self, shape: &Shape, init: Init) -> Vec<f64> {
+        let n = shape.elem_count();
+        let mut rng = self.rng.lock().expect("init rng poisoned");
+        let uniform = |rng: &mut ChaCha8Rng, lo: f64, up: f64| -> Vec<f64> {
+            (0..n).map(|_| lo + (up - lo) * rng.random::<f64>()).collect()
+        };
+        let normal = |rng: &mut ChaCha8Rng, mean: f64, std: f64| -> Vec<f64> {
+            (0..n)
+                .map(|_| {
+                    let z: f64 = StandardNormal.sample(rng);
+                    mean + std * z
+                })
+                .collect()
+        };
+        match init {
+            Init::Const(c) => vec![c; n],
+            Init::Uniform { lo, up } => uniform(&mut rng, lo, up),
+            Init::Randn { mean, stdev } => normal(&mut rng, mean, stdev),
+            Init::Kaiming {
+                dist,
+                fan,
+                non_linearity,
+            } => {
+                let std = non_linearity.gain() / (fan.for_shape(shape) as f64).sqrt();
+                match dist {
+                    candle_nn::init::NormalOrUniform::Uniform => {
+                        uniform(&mut rng, -(3f64.sqrt()) * std, 3f64.sqrt() * std)
+                    }
+                    candle_nn::init::NormalOrUniform::Normal => normal(&mut rng, 0.0, std),
+                }
+            }
+        }
+    }
+}
+
+impl SimpleBackend for SeededInit {
+    fn get(&self, s: Shape, name: &str, h: Init, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
+        let mut data = self.varmap.data().lock().expect("varmap poisoned");
+        if let Some(var) = data.get(name) {
+            if var.shape() != &s {
+                candle_core::bail!("variable {name} has shape {:?}, asked for {:?}", var.shape(), s);
+            }
+            return Ok(var.as_tensor().clone());
+        }
+        let values = self.draw(&s, h);
+        let var = Var::from_tensor(&Tensor::from_vec(values, s, dev)?.to_dtype(dtype)?)?;
+        let tensor = var.as_tensor().clone();
+        data.insert(name.to_string(), var);
+        Ok(tensor)
+    }
+
+    fn get_unchecked(&self, name: &str, _dtype: DType, _dev: &Device) -> candle_core::Result<Tensor> {
+        let data = self.varmap.data().lock().expect("varmap poisoned");
+        match data.get(name) {
+            Some(v) => Ok(v.as_tensor().clone()),
+            None => candle_core::bail!("no variable named {name}"),
+        }
+    }
+
+    fn contains_tensor(&self, name: &str) -> bool {
+        self.varmap.data().lock().expect("varmap poisoned").contains_key(name)
+    }
+}
+
+/// The variables of `varmap` by name, sorted.
+pub fn named_tensors(varmap: &VarMap) -> BTreeMap<String, Tensor> {
+    let data = varmap.data().lock().expect("varmap poisoned");
+    data.iter().map(|(k, v)| (k.clone(), v.as_tensor().clone())).collect()
+}
+
+/// Writes `tensors` to `path` as safetensors, atomically (temporary file, then rename),
+/// so an interrupted write never leaves a file a later run would trust.
+pub fn save_atomic(tensors: &BTreeMap<String, Tensor>, path: &Path) -> Result<()> {
+    let io = |e: &dyn std::fmt::Display| Error::Io {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| io(&e))?;
+    }
+    let tmp = path.with_extension("safetensors.partial");
+    let host: Vec<(String, Tensor)> = tensors
+        .iter()
+        .map(|(k, t)| Ok((k.clone(), t.to_device(&Device::Cpu)?)))
+        .collect::<Result<_>>()?;
+    safetensors::tensor::serialize_to_file(host.iter().map(|(k, t)| (k.as_str(), t)), None, &tmp)
+        .map_err(|e| io(&e))?;
+    std::fs::rename(&tmp, path).map_err(|e| io(&e))
+}
+
+/// Reads a safetensors file onto `device`.
+pub fn read(path: &Path, device: &Device) -> Result<HashMap<String, Tensor>> {
+    candle_core::safetensors::load(path, device).map_err(|e| Error::Io {
+        path: path.display().to_string(),
+        message: format!("not a readable safetensors file: {e}"),
+    })
+}
+
+/// Copies the tensors of `file` into the variables of `varmap`. Refuses, listing every
+/// missing, unexpected and differently shaped tensor, unless the two match exactly.
+pub fn load_into(varmap: &VarMap, file: &HashMap<String, Tensor>, source: &str) -> Result<()> {
+    let data = varmap.data().lock().expect("varmap poisoned");
+    let mut problems = Vec::new();
+    let mut names: Vec<&String> = data.keys().collect();
+    names.sort();
+    for name in &names {
+        let want = data[*name].shape();
+        match file.get(*name) {
+            None => problems.push(format!("missing {name} {:?}", want.dims())),
+            Some(t) if t.shape() != want => {
+                problems.push(format!("{name}: checkpoint {:?}, model {:?}", t.dims(), want.dims()))
+            }
+            Some(_) => {}
+        }
+    }
+    let mut extra: Vec<&String> = file.keys().filter(|k| !data.contains_key(*k)).collect();
+    extra.sort();
+    problems.extend(extra.iter().map(|k| format!("unexpected {k} {:?}", file[*k].dims())));
+    if !problems.is_empty() {
+        return Err(Error::Io {
+            path: source.to_string(),
+            message: format!(
+                "checkpoint does not fit the configured architecture ({} difference(s)):\n  {}",
+                problems.len(),
+                problems.join("\n  ")
+            ),
+        });
+    }
+    for name in names {
+        let var = &data[name];
+        var.set(&file[name].to_dtype(var.dtype())?.to_device(var.device())?)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,43 @@
+//! Seeded random streams: one experiment seed, independent streams per purpose, so
+//! that (for example) changing the number of training points never changes the
+//! held-out set, and x_T is the same for every point of a sweep.
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+/// What a random stream is used for; each gets its own ChaCha8 stream of the seed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u64)]
+pub enum Purpose {
+    /// Synthetic training data.
+    TrainData = 1,
+    /// Synthetic held-out data.
+    HeldoutData = 2,
+    /// The train / held-out split of a fixed data set.
+    Split = 3,
+    /// Network initialisation.
+    Init = 4,
+    /// Training minibatches, timesteps and noise.
+    Training = 5,
+    /// The latents x_T shared by every point of a sweep.
+    Latents = 6,
+    /// Sampler noise for stochastic steps.
+    SamplerNoise = 7,
+    /// Timesteps and noise of loss evaluations.
+    Evaluation = 8,
+}
+
+/// The random stream of `seed` for `purpose`.
+pub fn stream(seed: u64, purpose: Purpose) -> ChaCha8Rng {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(purpose as u64);
+    rng
+}
+
+/// The `index`-th random stream of `seed` for `purpose` (e.g. one per training step),
+/// so that any step can be replayed without replaying the ones before it.
+pub fn stream_at(seed: u64, purpose: Purpose, index: u64) -> ChaCha8Rng {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(((index + 1) << 8) | purpose as u64);
+    rng
+}
