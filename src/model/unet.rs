@@ -258,7 +258,14 @@ impl AttentionBlock {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let (b, c, h, w) = x.dims4()?;
         let hd = c / self.heads;
-        let seq = self.group_norm.forward(x)?.reshape((b, c, h * w))?.transpose(1, 2)?; // [b, hw, c]
+        // [b, hw, c], made contiguous: candle 0.11's matmul backward is wrong for a
+        // transposed (non-contiguous) left operand.
+        let seq = self
+            .group_norm
+            .forward(x)?
+            .reshape((b, c, h * w))?
+            .transpose(1, 2)?
+            .contiguous()?;
         let split = |t: Tensor| -> Result<Tensor> {
             Ok(t.reshape((b, h * w, self.heads, hd))?.transpose(1, 2)?.contiguous()?)
             // [b, heads, hw, hd]
