@@ -332,11 +332,13 @@ impl ExperimentConfig {
     }
 }
 
-/// serde_yaml_ng appends " at line L column C"; the location is already in front.
+/// serde_yaml_ng writes "path: message at line L column C"; the path and location are
+/// already in front, so keep the message only.
 fn strip_location(message: &str) -> String {
-    match message.find(" at line ") {
-        Some(i) => message[..i].to_string(),
-        None => message.to_string(),
+    let message = message.find(" at line ").map_or(message, |i| &message[..i]);
+    match message.split_once(": ") {
+        Some((head, rest)) if !head.contains(' ') => rest.to_string(),
+        _ => message.to_string(),
     }
 }
 

@@ -1,0 +1,89 @@
+//! `ddimlab train` end to end: checkpoint + sidecar, reuse, resume, --force, refusal.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_ddimlab"))
+}
+
+fn workdir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ddimlab-cli-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn experiment(dir: &Path, steps: usize, seed: u64) -> PathBuf {
+    let path = dir.join("tiny.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "name: tiny\nseed: {seed}\ndevice: cpu\ndata:\n  kind: moons\n  n_train: 500\n  n_heldout: 100\n\
+             model:\n  kind: mlp\n  hidden: 32\n  blocks: 1\n  time_dim: 16\n  train:\n    steps: {steps}\n    batch_size: 32\n    checkpoint_every: 5\n"
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn run(args: &[&str]) -> (bool, String) {
+    let out = bin().args(args).output().unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn train_writes_reuses_resumes_and_refuses() {
+    let dir = workdir("train");
+    let exp = experiment(&dir, 30, 0);
+    let out = dir.join("out");
+    let (e, o) = (exp.to_str().unwrap(), out.to_str().unwrap());
+    // Interrupted half-way: a state is left, no model.
+    let (ok, err) = run(&["train", e, "--out", o, "--stop-after", "12"]);
+    assert!(ok, "{err}");
+    assert!(out.join("train_state.safetensors").exists() && !out.join("model.safetensors").exists());
+    // Resumed: finishes, writes model + sidecar, removes the state.
+    let (ok, err) = run(&["train", e, "--out", o]);
+    assert!(ok, "{err}");
+    assert!(!out.join("train_state.safetensors").exists());
+    let card: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("model.json")).unwrap()).unwrap();
+    assert_eq!(card["steps"], 30);
+    assert_eq!(card["architecture"]["kind"], "mlp");
+    assert_eq!(card["ddimlab_version"], env!("CARGO_PKG_VERSION"));
+    assert!(card["heldout_loss"].as_f64().unwrap() > 0.0);
+    let resumed = std::fs::read(out.join("model.safetensors")).unwrap();
+    // Re-running reuses it.
+    let (ok, err) = run(&["train", e, "--out", o]);
+    assert!(
+        ok && err.contains("finished checkpoint of this configuration found"),
+        "{err}"
+    );
+    // --force retrains from scratch, uninterrupted: the same bytes as the resumed run.
+    let (ok, err) = run(&["train", e, "--out", o, "--force"]);
+    assert!(ok, "{err}");
+    assert_eq!(std::fs::read(out.join("model.safetensors")).unwrap(), resumed);
+    // A different configuration is refused, not mixed.
+    let exp2 = experiment(&dir, 30, 1);
+    let (ok, err) = run(&["train", exp2.to_str().unwrap(), "--out", o]);
+    assert!(
+        !ok && err.contains("different configuration") && err.contains("--force"),
+        "{err}"
+    );
+}
+
+#[test]
+fn help_version_and_bad_files() {
+    let out = bin().arg("--version").output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains(env!("CARGO_PKG_VERSION")));
+    let out = bin().arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(help.contains("train") && help.contains("validate"), "{help}");
+    let (ok, err) = run(&["validate", "/no/such/file.yaml"]);
+    assert!(!ok && err.contains("/no/such/file.yaml"), "{err}");
+    let dir = workdir("bad");
+    let bad = dir.join("bad.yaml");
+    std::fs::write(&bad, "name: x\ndata: {kind: digits}\nmodel: {kind: oracle}\n").unwrap();
+    let (ok, err) = run(&["validate", bad.to_str().unwrap()]);
+    assert!(!ok && err.contains("oracle needs Gaussian-mixture data"), "{err}");
+}

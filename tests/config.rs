@@ -1,0 +1,112 @@
+//! Experiment files: errors name the file, line, column, field and allowed values.
+
+use std::path::Path;
+
+use ddimlab::experiment::ExperimentConfig;
+
+fn parse(text: &str) -> Result<ExperimentConfig, String> {
+    ExperimentConfig::parse(text, Path::new("exp.yaml")).map_err(|e| e.to_string())
+}
+
+const GOOD: &str = "\
+name: gmm
+seed: 3
+data:
+  kind: gaussian_mixture
+  weights: [0.5, 0.5]
+  means: [[-2.0, 0.0], [2.0, 0.0]]
+  std: 0.3
+model:
+  kind: oracle
+";
+
+#[test]
+fn a_minimal_file_parses_with_defaults() {
+    let cfg = parse(GOOD).unwrap();
+    assert_eq!((cfg.name.as_str(), cfg.seed, cfg.device.as_str()), ("gmm", 3, "auto"));
+    assert_eq!(cfg.schedule.timesteps, 1000);
+    assert!(cfg.architecture().unwrap().is_none());
+    // The resolved YAML parses back to the same experiment.
+    assert_eq!(parse(&cfg.to_yaml()).unwrap(), cfg);
+}
+
+#[test]
+fn every_shipped_experiment_validates() {
+    for entry in std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            ExperimentConfig::load(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        }
+    }
+}
+
+#[test]
+fn unknown_keys_report_file_line_column_and_allowed_fields() {
+    let err = parse(&GOOD.replace("  std: 0.3", "  std: 0.3\n  stdev: 1")).unwrap_err();
+    assert!(
+        err.starts_with("exp.yaml:8:3: data.stdev: unknown field `stdev`"),
+        "{err}"
+    );
+    assert!(err.contains("expected one of") && err.contains("`weights`"), "{err}");
+}
+
+#[test]
+fn wrong_types_and_enum_values_are_located() {
+    let err = parse(&GOOD.replace("seed: 3", "seed: three")).unwrap_err();
+    assert!(
+        err.starts_with("exp.yaml:2:7: seed: invalid type: string \"three\""),
+        "{err}"
+    );
+    let err = parse(&GOOD.replace("kind: oracle", "kind: transformer")).unwrap_err();
+    assert!(
+        err.starts_with("exp.yaml:9:9: model.kind: unknown variant `transformer`"),
+        "{err}"
+    );
+    assert!(err.contains("`oracle`, `mlp`, `unet`"), "{err}");
+}
+
+#[test]
+fn invalid_values_and_combinations_are_refused_with_their_location() {
+    let err = parse(
+        &GOOD
+            .replace("kind: gaussian_mixture", "kind: moons")
+            .replace("  weights: [0.5, 0.5]\n", "")
+            .replace("  means: [[-2.0, 0.0], [2.0, 0.0]]\n", "")
+            .replace("  std: 0.3\n", ""),
+    )
+    .unwrap_err();
+    assert!(
+        err.contains("exp.yaml:6:3: model.kind: oracle needs Gaussian-mixture data"),
+        "{err}"
+    );
+    let err = parse(&format!("{GOOD}schedule:\n  beta_start: 0.02\n  beta_end: 0.01\n")).unwrap_err();
+    assert!(
+        err.starts_with("exp.yaml:10:1: schedule:") && err.contains("beta_start < beta_end"),
+        "{err}"
+    );
+    let err = parse(
+        &GOOD
+            .replace("device: auto", "")
+            .replace("seed: 3", "seed: 3\ndevice: tpu"),
+    )
+    .unwrap_err();
+    assert!(
+        err.contains("exp.yaml:3:1: device") && err.contains("auto, cpu, cuda, cuda:N"),
+        "{err}"
+    );
+    let err = parse(&GOOD.replace("name: gmm", "name: a/b")).unwrap_err();
+    assert!(err.contains("exp.yaml:1:1: name"), "{err}");
+    let mlp = GOOD.replace("kind: oracle", "kind: mlp\n  base_channels: 32\n  train: {steps: 10}");
+    let err = parse(&mlp).unwrap_err();
+    assert!(
+        err.contains("exp.yaml:10:3: model.base_channels: not used by kind mlp"),
+        "{err}"
+    );
+    let err = parse(&GOOD.replace("kind: oracle", "kind: mlp")).unwrap_err();
+    assert!(err.contains("model.train: a trained model needs"), "{err}");
+    let err = parse(&GOOD.replace("kind: oracle", "kind: mlp\n  train:\n    lr: -1")).unwrap_err();
+    assert!(
+        err.contains("exp.yaml:11:5: model.train.lr: -1: must be a positive number"),
+        "{err}"
+    );
+}
