@@ -181,12 +181,13 @@ impl AdamW {
         self.t += 1;
         let (c1, c2) = (1.0 - BETA1.powi(self.t as i32), 1.0 - BETA2.powi(self.t as i32));
         for (i, (var, g)) in vars.iter().zip(grads).enumerate() {
-            self.m[i] = ((&self.m[i] * BETA1)? + (g * (1.0 - BETA1))?)?;
-            self.v[i] = ((&self.v[i] * BETA2)? + (g.sqr()? * (1.0 - BETA2))?)?;
+            // detach(): the moments must not keep a graph back to every earlier step.
+            self.m[i] = ((&self.m[i] * BETA1)? + (g * (1.0 - BETA1))?)?.detach();
+            self.v[i] = ((&self.v[i] * BETA2)? + (g.sqr()? * (1.0 - BETA2))?)?.detach();
             let denom = ((&self.v[i] / c2)?.sqrt()? + ADAM_EPS)?;
             let update = ((&self.m[i] / c1)? / denom)?;
             let theta = (var.as_tensor() * (1.0 - lr * self.weight_decay))?;
-            var.set(&(theta - (update * lr)?)?)?;
+            var.set(&(theta - (update * lr)?)?.detach())?;
         }
         Ok(())
     }
@@ -253,7 +254,7 @@ impl Trainer<'_> {
                 step: 0,
                 ema: vars
                     .iter()
-                    .map(|v| v.as_tensor().copy())
+                    .map(|v| v.as_tensor().copy().map(|t| t.detach()))
                     .collect::<candle_core::Result<_>>()?,
                 adam: AdamW::new(&vars, self.spec.weight_decay)?,
             },
@@ -327,7 +328,7 @@ impl Trainer<'_> {
         state.adam.step(vars, &grads, self.spec.lr_at(k))?;
         let d = self.spec.ema_at(k);
         for (ema, var) in state.ema.iter_mut().zip(vars) {
-            *ema = ((&*ema * d)? + (var.as_tensor() * (1.0 - d))?)?;
+            *ema = ((&*ema * d)? + (var.as_tensor() * (1.0 - d))?)?.detach();
         }
         state.step += 1;
         Ok(loss_value)
