@@ -8,7 +8,7 @@ CARGO ?= cargo
 # Debian packages the crate links against (hdf5-metno needs the system HDF5).
 APT_PACKAGES := libhdf5-dev pkg-config
 
-.PHONY: setup build test fmt clippy
+.PHONY: setup build test fmt clippy bench
 
 ## setup: install the missing apt packages (idempotent; nothing happens when all are present)
 setup:
@@ -38,3 +38,7 @@ fmt:
 
 clippy:
 	$(CARGO) clippy --release --all-targets -- -D warnings
+
+## bench: training and model-evaluation throughput -> results/benchmarks.md
+bench: setup
+	$(CARGO) bench --bench throughput

@@ -87,7 +87,7 @@ impl StepCoefficients {
     /// Deterministic (η = 0) steps may go either way (decoding or encoding).
     pub fn new(a_t: f64, a_next: f64, eta: Eta) -> Self {
         let (sigma_direction, noise) = match eta {
-            Eta::Value(v) if v == 0.0 => (0.0, 0.0),
+            Eta::Value(0.0) => (0.0, 0.0),
             Eta::Value(v) => {
                 let s = sigma(a_t, a_next, v);
                 (s, s)

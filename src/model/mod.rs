@@ -64,7 +64,7 @@ pub struct Network {
 
 enum NetworkModel {
     Mlp(Mlp),
-    Unet(Unet),
+    Unet(Box<Unet>),
 }
 
 impl Network {
@@ -76,7 +76,7 @@ impl Network {
         let vb = VarBuilder::from_backend(Box::new(init), MODEL_DTYPE, device.clone());
         let model = match architecture {
             Architecture::Mlp { shape, config } => NetworkModel::Mlp(Mlp::new(*shape, config, vb)?),
-            Architecture::Unet { config } => NetworkModel::Unet(Unet::new(config, vb)?),
+            Architecture::Unet { config } => NetworkModel::Unet(Box::new(Unet::new(config, vb)?)),
         };
         Ok(Self {
             architecture: architecture.clone(),
