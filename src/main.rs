@@ -5,6 +5,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use ddimlab::experiment::training::{train_experiment, TrainOutcome};
+use ddimlab::experiment::plan::Plan;
+use ddimlab::experiment::runner::{estimate_seconds, sweep_experiment, SweepOptions};
 use ddimlab::experiment::ExperimentConfig;
 use ddimlab::progress::Progress;
 
@@ -18,10 +20,29 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Check an experiment file and print what it resolves to.
+    /// Check an experiment file; print what it resolves to, the sweep plan and its cost.
     Validate {
         /// The experiment YAML.
         file: PathBuf,
+    },
+    /// Run the experiment's sweep into <out> (training its model first if needed).
+    Sweep {
+        /// The experiment YAML.
+        file: PathBuf,
+        /// Results folder (default: results/<name>).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Redo every point, even those an earlier run of this configuration saved.
+        #[arg(long)]
+        force: bool,
+        /// Points run at once (default: 1; batches already use every core).
+        #[arg(long, default_value_t = 1)]
+        jobs: usize,
+    },
+    /// Write report.md, tables/*.csv and figures/* of a results folder (a sweep does this at its end).
+    Report {
+        /// The results folder (results/<name>).
+        dir: PathBuf,
     },
     /// Train the experiment's model into <out>/model.safetensors (+ model.json).
     Train {
@@ -49,7 +70,51 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let cfg = ExperimentConfig::load(&file)?;
             println!("{}: ok", file.display());
             print!("{}", cfg.to_yaml());
+            let heldout = cfg.data.sizes()?.1;
+            let plan = Plan::new(&cfg, heldout)?;
+            println!("\n{} points", plan.points.len());
+            print!("{}", plan.describe());
+            let (device, described) = ddimlab::device::resolve(&cfg.device)?;
+            let seconds = estimate_seconds(&cfg, &plan, &device)?;
+            println!(
+                "total: {} per-sample model evaluations, about {seconds:.0} s of model time on {described} \
+                 (plus training, if the model is not trained yet)",
+                plan.total_evaluations()
+            );
         }
+        Command::Sweep { file, out, force, jobs } => {
+            let cfg = ExperimentConfig::load(&file)?;
+            let opts = SweepOptions {
+                out: out_dir(&cfg, out),
+                force,
+                jobs: jobs.max(1),
+            };
+            let outcome = sweep_experiment(&cfg, &opts)?;
+            let m = &outcome.manifest;
+            let diverged: Vec<&str> = outcome
+                .rows
+                .iter()
+                .filter(|r| r.diverged)
+                .map(|r| r.point_id.as_str())
+                .collect();
+            let reused = m.points.iter().filter(|p| p.reused).count();
+            eprintln!(
+                "{} points ({} reused from an earlier run) in {:.1} s: model {:.1} s, outside the model {:.1} s ({:.1} %); \
+                 results in {}",
+                m.points.len(),
+                reused,
+                m.wall_seconds,
+                m.model_seconds,
+                m.outside_seconds,
+                100.0 * m.outside_share,
+                opts.out.display()
+            );
+            if !diverged.is_empty() {
+                eprintln!("diverged (NaN/inf, metrics NaN): {}", diverged.join(", "));
+            }
+            write_report(&opts.out)?;
+        }
+        Command::Report { dir } => write_report(&dir)?,
         Command::Train {
             file,
             out,
@@ -86,6 +151,23 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             }
         }
+    }
+    Ok(())
+}
+
+fn write_report(dir: &Path) -> anyhow::Result<()> {
+    let start = std::time::Instant::now();
+    let summary = ddimlab::report::report(dir)?;
+    eprintln!(
+        "report: {} ({} points, {} figures, {} tables) in {:.1} s",
+        summary.path.display(),
+        summary.points,
+        summary.figures.len(),
+        summary.tables.len(),
+        start.elapsed().as_secs_f64()
+    );
+    if !summary.missing.is_empty() {
+        eprintln!("missing points: {}", summary.missing.join(", "));
     }
     Ok(())
 }

@@ -4,6 +4,7 @@
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, StandardNormal};
 
 /// What a random stream is used for; each gets its own ChaCha8 stream of the seed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,4 +41,17 @@ pub fn stream_at(seed: u64, purpose: Purpose, index: u64) -> ChaCha8Rng {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     rng.set_stream(((index + 1) << 8) | purpose as u64);
     rng
+}
+
+/// `per` standard-normal values for each of the items `first .. first + n`, item `i`
+/// drawn from its own stream `stream_at(seed, purpose, i)`: an item's numbers do not
+/// depend on how many items are drawn with it (e.g. x_T of sample i is the same for
+/// every batch size).
+pub fn item_normals(seed: u64, purpose: Purpose, first: usize, n: usize, per: usize) -> Vec<f32> {
+    let mut out = Vec::with_capacity(n * per);
+    for i in first..first + n {
+        let mut rng = stream_at(seed, purpose, i as u64);
+        out.extend((0..per).map(|_| StandardNormal.sample(&mut rng) as f32));
+    }
+    out
 }

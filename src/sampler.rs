@@ -140,6 +140,44 @@ impl NoiseSource for SeededNoise {
     }
 }
 
+/// Noise drawn per sample: item `i` of a batch whose first item is sample `first` has
+/// its own stream, so a sample's noise (like its x_T) does not depend on the batch it
+/// is in, and every point of a sweep sees the same z for the same sample and step.
+#[derive(Debug, Clone)]
+pub struct PerSampleNoise {
+    rngs: Vec<ChaCha8Rng>,
+}
+
+impl PerSampleNoise {
+    /// Streams for samples `first .. first + n` of `seed`.
+    pub fn new(seed: u64, first: usize, n: usize) -> Self {
+        Self {
+            rngs: (first..first + n)
+                .map(|i| crate::rng::stream_at(seed, crate::rng::Purpose::SamplerNoise, i as u64))
+                .collect(),
+        }
+    }
+}
+
+impl NoiseSource for PerSampleNoise {
+    fn noise(&mut self, _step: usize, like: &Tensor) -> Result<Tensor> {
+        if like.dim(0)? != self.rngs.len() {
+            return Err(Error::Shape(format!(
+                "noise for {} samples asked for a batch of {}",
+                self.rngs.len(),
+                like.dim(0)?
+            )));
+        }
+        let per = like.elem_count() / self.rngs.len();
+        let v: Vec<f64> = self
+            .rngs
+            .iter_mut()
+            .flat_map(|rng| (0..per).map(|_| StandardNormal.sample(rng)).collect::<Vec<f64>>())
+            .collect();
+        Ok(Tensor::from_vec(v, like.dims(), like.device())?.to_dtype(like.dtype())?)
+    }
+}
+
 /// Sampler settings of one sweep point besides τ.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SamplerOptions {

@@ -110,3 +110,41 @@ fn invalid_values_and_combinations_are_refused_with_their_location() {
         "{err}"
     );
 }
+
+fn with_sweep(sweep: &str) -> Result<ExperimentConfig, String> {
+    parse(&format!("{GOOD}sweep:\n{sweep}"))
+}
+
+#[test]
+fn the_sweep_block_has_paper_defaults() {
+    let cfg = parse(GOOD).unwrap();
+    assert_eq!(cfg.sweep.steps, vec![10, 20, 50, 100, 1000]);
+    let etas: Vec<String> = cfg.sweep.eta.iter().map(|e| e.label()).collect();
+    assert_eq!(etas, ["0.0", "0.2", "0.5", "1.0", "sigma_hat"]);
+    assert_eq!(cfg.metrics.len(), 3);
+    let cfg = with_sweep("  eta: [0, 1, sigma_hat]\n  clip_x0: [false, true]\n").unwrap();
+    assert_eq!(parse(&cfg.to_yaml()).unwrap(), cfg);
+}
+
+#[test]
+fn bad_sweep_values_name_line_field_and_allowed_values() {
+    let err = with_sweep("  steps: [10, 1001]\n").unwrap_err();
+    assert!(
+        err.starts_with("exp.yaml:11:3: sweep.steps[1]: S = 1001 is outside the allowed range 1..=1000"),
+        "{err}"
+    );
+    let err = with_sweep("  eta: [0.0, 1.5]\n").unwrap_err();
+    assert!(err.contains("sweep.eta[1]") && err.contains("outside [0, 1]"), "{err}");
+    let err = with_sweep("  eta: [sigmahat]\n").unwrap_err();
+    assert!(err.contains("sweep.eta[0]") && err.contains("`sigma_hat`"), "{err}");
+    let err = with_sweep("  tau: [cubic]\n").unwrap_err();
+    assert!(err.contains("sweep.tau[0]") && err.contains("`quadratic`"), "{err}");
+    let err = with_sweep("  samplez: 10\n").unwrap_err();
+    assert!(err.starts_with("exp.yaml:11:3: sweep.samplez: unknown field"), "{err}");
+    let err = with_sweep("  steps: [10, 10]\n").unwrap_err();
+    assert!(err.contains("sweep.steps: lists a value twice"), "{err}");
+    let err = with_sweep("  samples: 10\n  trajectory_samples: 11\n").unwrap_err();
+    assert!(err.contains("sweep.trajectory_samples"), "{err}");
+    let err = parse(&format!("{GOOD}metrics: [fid]\n")).unwrap_err();
+    assert!(err.contains("metrics[0]") && err.contains("`sample_stats`"), "{err}");
+}

@@ -11,6 +11,8 @@ use crate::model::{Architecture, MlpConfig, UnetConfig, UnetSpec};
 use crate::schedule::{BetaSchedule, Schedule};
 use crate::train::TrainSpec;
 
+use super::sweep::{default_metrics, MetricKind, SweepSpec};
+
 /// One experiment file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -30,6 +32,12 @@ pub struct ExperimentConfig {
     /// The forward process.
     #[serde(default)]
     pub schedule: ScheduleSpec,
+    /// The sampler settings to run (τ kind × η × S × clip).
+    #[serde(default)]
+    pub sweep: SweepSpec,
+    /// What to measure at each point.
+    #[serde(default = "default_metrics")]
+    pub metrics: Vec<MetricKind>,
 }
 
 fn default_device() -> String {
@@ -296,6 +304,13 @@ impl ExperimentConfig {
         }
         crate::device::parse(&self.device)?;
         self.schedule.build()?;
+        self.sweep.validate(self.schedule.timesteps)?;
+        if self.metrics.is_empty() {
+            return Err(Error::Invalid {
+                field: "metrics".into(),
+                message: "list at least one of reconstruction, consistency, sample_stats".into(),
+            });
+        }
         self.data.validate()?;
         self.architecture()?;
         if self.model.kind == ModelKind::Oracle && self.data.mixture()?.is_none() {

@@ -1,6 +1,10 @@
 //! Experiments: the YAML file, and wiring data, models and training together.
 
 pub mod config;
+pub mod measure;
+pub mod plan;
+pub mod runner;
+pub mod sweep;
 pub mod training;
 
 pub use config::{ExperimentConfig, ModelKind, ModelSpec, ScheduleSpec};

@@ -160,6 +160,26 @@ impl GaussianMixture {
         exps.into_iter().map(|e| e / z).collect()
     }
 
+    /// The exact probability-flow map x_t ↦ x_0 from noise level ᾱ to the data (the
+    /// limit S → ∞ of DDIM with η = 0, paper Eq. 14), known in closed form for a single
+    /// Gaussian N(μ, diag(s²)): the flow maps quantiles to quantiles, so
+    /// x_0 = μ + s / √(ᾱ s² + 1 − ᾱ) · (x_t − √ᾱ μ) per dimension. `None` for K > 1.
+    pub fn flow_map(&self, x: &[f64], alpha_bar: f64) -> Option<Vec<f64>> {
+        if self.components() != 1 {
+            return None;
+        }
+        let (mu, s) = (&self.means[0], &self.stds[0]);
+        Some(
+            x.iter()
+                .enumerate()
+                .map(|(j, xj)| {
+                    let scale = s[j] / (alpha_bar * s[j] * s[j] + 1.0 - alpha_bar).sqrt();
+                    mu[j] + scale * (xj - alpha_bar.sqrt() * mu[j])
+                })
+                .collect(),
+        )
+    }
+
     /// E[x_0 | x_t] at noise level ᾱ (Tweedie's posterior mean), written into `out`.
     fn posterior_mean(&self, x: &[f64], alpha_bar: f64, out: &mut [f64]) {
         let sa = alpha_bar.sqrt();

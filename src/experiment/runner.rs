@@ -1,0 +1,768 @@
+//! The sweep runner: every point of the plan from the same x_T, in parallel, each saved
+//! on its own as soon as it is done (an interrupted sweep resumes where it stopped),
+//! then the tables, `samples.h5`, `config.yaml` and `manifest.json`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use candle_core::{Device, Tensor};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::classifier::{load_or_train, ClassifierSpec};
+use crate::data::{DataShape, Dataset};
+use crate::error::{Error, Result};
+use crate::metrics::Gaussian;
+use crate::model::EpsModel;
+use crate::progress::Progress;
+use crate::rng::{item_normals, Purpose};
+use crate::sampler::{encode, generate, Eta, PerSampleNoise, SamplerOptions};
+use crate::schedule::{Schedule, Tau};
+use crate::store::h5::{write_samples, H5Meta};
+use crate::store::points::{load_arrays, load_row, save_point, PointStatus};
+use crate::store::table::write_tables;
+use crate::store::{write_atomic, MetricRow, PointArrays, Reconstruction};
+
+use super::config::ExperimentConfig;
+use super::measure::{distance, exact_flow, names, share_reconstruction, FeatureSpace, SampleStats};
+use super::plan::{Plan, Point};
+use super::sweep::{EtaSpec, MetricKind};
+use super::training::fingerprint;
+
+/// How to run a sweep.
+#[derive(Debug, Clone)]
+pub struct SweepOptions {
+    /// The results folder.
+    pub out: PathBuf,
+    /// Redo every point, even those saved by an earlier run of this configuration.
+    pub force: bool,
+    /// Points run at once (1: one after the other, batches still use every core).
+    pub jobs: usize,
+}
+
+/// What a sweep did.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Manifest {
+    /// ddimlab's version.
+    pub ddimlab_version: String,
+    /// The git commit ddimlab was built from (`-dirty` with uncommitted changes).
+    pub git_commit: String,
+    /// The device, in words.
+    pub device: String,
+    /// The experiment seed.
+    pub seed: u64,
+    /// Hash of everything that determines the points' results.
+    pub config_hash: String,
+    /// Unix time the run started and ended, seconds.
+    pub started_unix: u64,
+    /// Unix time the run ended, seconds.
+    pub finished_unix: u64,
+    /// Wall time of this invocation, seconds.
+    pub wall_seconds: f64,
+    /// Σ over points of their wall time (points may overlap when `jobs` > 1).
+    pub point_seconds: f64,
+    /// Σ over points of the time inside model evaluations.
+    pub model_seconds: f64,
+    /// Σ point time outside model evaluations (sampler arithmetic, metrics, saving).
+    pub outside_seconds: f64,
+    /// outside_seconds / point_seconds.
+    pub outside_share: f64,
+    /// Time to compute the consistency references that are not sweep points.
+    pub reference_seconds: f64,
+    /// Time to write the tables and samples.h5.
+    pub store_seconds: f64,
+    /// Held-out accuracy of the feature classifier (image data with labels).
+    pub classifier_accuracy: Option<f64>,
+    /// Points run at once.
+    pub jobs: usize,
+    /// Per point: id, wall time, model time, NFE, diverged, whether it was reused.
+    pub points: Vec<PointTiming>,
+}
+
+/// The timing of one point in the manifest.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PointTiming {
+    /// The point.
+    pub id: String,
+    /// Its wall time, seconds.
+    pub seconds: f64,
+    /// Time inside model evaluations, seconds.
+    pub model_seconds: f64,
+    /// Model evaluations per sample pass.
+    pub nfe: usize,
+    /// NaN/inf produced.
+    pub diverged: bool,
+    /// Saved by an earlier run and not recomputed.
+    pub reused: bool,
+}
+
+/// Times the model evaluations made through it.
+struct Timed<'a> {
+    inner: &'a dyn EpsModel,
+    nanos: AtomicU64,
+}
+
+impl<'a> Timed<'a> {
+    fn new(inner: &'a dyn EpsModel) -> Self {
+        Self {
+            inner,
+            nanos: AtomicU64::new(0),
+        }
+    }
+
+    fn seconds(&self) -> f64 {
+        self.nanos.load(Ordering::Relaxed) as f64 * 1e-9
+    }
+}
+
+impl EpsModel for Timed<'_> {
+    fn eps(&self, x: &Tensor, t: &[usize]) -> Result<Tensor> {
+        let start = Instant::now();
+        let out = self.inner.eps(x, t);
+        self.nanos.fetch_add(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        out
+    }
+}
+
+/// The hash that saved points must carry to be reused: the resolved experiment minus
+/// the sweep axes (adding an S or an η keeps the points already done) and the batch
+/// size (results do not depend on it), plus the checkpoint file's hash when the model
+/// is loaded from one.
+pub fn results_hash(cfg: &ExperimentConfig) -> Result<String> {
+    let mut stripped = cfg.clone();
+    stripped.name.clear();
+    stripped.device.clear();
+    stripped.sweep.steps.clear();
+    stripped.sweep.eta.clear();
+    stripped.sweep.tau.clear();
+    stripped.sweep.clip_x0 = super::sweep::ClipSpec::Each(Vec::new());
+    stripped.sweep.batch_size = 0;
+    let weights = match &cfg.model.checkpoint {
+        Some(p) => {
+            let bytes = std::fs::read(p).map_err(|e| Error::Io {
+                path: p.display().to_string(),
+                message: e.to_string(),
+            })?;
+            fingerprint(&bytes)
+        }
+        None => String::new(),
+    };
+    Ok(fingerprint(&(stripped, weights, env!("CARGO_PKG_VERSION"))))
+}
+
+/// Everything a point needs, shared by all points.
+struct Context<'a> {
+    model: &'a dyn EpsModel,
+    schedule: Schedule,
+    shape: DataShape,
+    device: &'a Device,
+    seed: u64,
+    batch_size: usize,
+    trajectory_samples: usize,
+    latents: Vec<f32>,
+    recon_inputs: Vec<f32>,
+    stats: Option<SampleStats>,
+    mixture: Option<crate::model::oracle::GaussianMixture>,
+}
+
+impl Context<'_> {
+    fn numel(&self) -> usize {
+        self.shape.numel()
+    }
+
+    /// Runs `pass` over `x` (rows of one item each) in batches; the first batch holds
+    /// the first `first_batch` rows when that is non-zero (the trajectory batch).
+    fn batched(
+        &self,
+        x: &[f32],
+        first_batch: usize,
+        on_batch: &(dyn Fn(usize) + Sync),
+        mut pass: impl FnMut(usize, &Tensor) -> Result<(Tensor, Option<Vec<Tensor>>)>,
+    ) -> Result<(Vec<f32>, Option<Vec<f32>>)> {
+        let d = self.numel();
+        let n = x.len() / d;
+        let mut out = Vec::with_capacity(x.len());
+        let mut trajectory = None;
+        let mut first = 0;
+        while first < n {
+            let size = if first == 0 && first_batch > 0 {
+                first_batch
+            } else {
+                self.batch_size
+            }
+            .min(n - first);
+            let xt = Tensor::from_slice(&x[first * d..(first + size) * d], self.shape.batch_dims(size), self.device)?;
+            let (y, states) = pass(first, &xt)?;
+            out.extend(y.flatten_all()?.to_vec1::<f32>()?);
+            if let Some(states) = states {
+                trajectory = Some(Tensor::stack(&states, 0)?.flatten_all()?.to_vec1::<f32>()?);
+            }
+            on_batch(size);
+            first += size;
+        }
+        Ok((out, trajectory))
+    }
+
+    /// x_0 from the shared latents with the point's sampler settings.
+    fn sample(
+        &self,
+        model: &dyn EpsModel,
+        tau: &Tau,
+        eta: Eta,
+        clip_x0: bool,
+        on_batch: &(dyn Fn(usize) + Sync),
+    ) -> Result<(Vec<f32>, Option<Vec<f32>>)> {
+        let m = self.trajectory_samples;
+        self.batched(&self.latents, m, on_batch, |first, x| {
+            let opts = SamplerOptions {
+                eta,
+                clip_x0,
+                record_trajectory: first == 0 && m > 0,
+            };
+            let mut noise = PerSampleNoise::new(self.seed, first, x.dim(0)?);
+            let out = generate(model, &self.schedule, tau, x, &opts, &mut noise)?;
+            Ok((out.x, out.trajectory.map(|t| t.states)))
+        })
+    }
+
+    /// Held-out x_0 → x_T (encode) → x_0 (decode), both over `tau` (paper Table 2).
+    fn reconstruct(
+        &self,
+        model: &dyn EpsModel,
+        tau: &Tau,
+        clip_x0: bool,
+        on_batch: &(dyn Fn(usize) + Sync),
+    ) -> Result<Reconstruction> {
+        let (latents, _) = self.batched(&self.recon_inputs, 0, on_batch, |_, x| {
+            Ok((encode(model, &self.schedule, tau, x, false)?.x, None))
+        })?;
+        let (outputs, _) = self.sample_from(model, &latents, tau, clip_x0, on_batch)?;
+        Ok(Reconstruction {
+            inputs: self.recon_inputs.clone(),
+            latents,
+            outputs,
+        })
+    }
+
+    fn sample_from(
+        &self,
+        model: &dyn EpsModel,
+        latents: &[f32],
+        tau: &Tau,
+        clip_x0: bool,
+        on_batch: &(dyn Fn(usize) + Sync),
+    ) -> Result<(Vec<f32>, Option<Vec<f32>>)> {
+        self.batched(latents, 0, on_batch, |first, x| {
+            let opts = SamplerOptions {
+                eta: Eta::DDIM,
+                clip_x0,
+                record_trajectory: false,
+            };
+            let mut noise = PerSampleNoise::new(self.seed, first, x.dim(0)?);
+            Ok((generate(model, &self.schedule, tau, x, &opts, &mut noise)?.x, None))
+        })
+    }
+
+    /// Runs one point and measures it.
+    fn run_point(
+        &self,
+        p: &Point,
+        consistency: Consistency,
+        on_batch: &(dyn Fn(usize) + Sync),
+        warn: &(dyn Fn(&str) + Sync),
+    ) -> Result<(MetricRow, PointArrays)> {
+        let start = Instant::now();
+        let timed = Timed::new(self.model);
+        let (samples, trajectory) = self.sample(&timed, &p.tau, p.eta.0, p.clip_x0, &|n| {
+            on_batch(n * p.tau.nfe())
+        })?;
+        let reconstruction = if p.owns_reconstruction {
+            Some(self.reconstruct(&timed, &p.tau, p.clip_x0, &|n| on_batch(n * p.tau.nfe()))?)
+        } else {
+            None
+        };
+        let mut metrics = BTreeMap::new();
+        let bad = non_finite(&samples);
+        if bad > 0 {
+            warn(&format!(
+                "warning: point {} diverged ({bad} non-finite values in its samples); its metrics are NaN",
+                p.id
+            ));
+        }
+        if let Some(stats) = &self.stats {
+            if bad == 0 {
+                metrics.extend(stats.measure(&samples)?);
+            } else {
+                metrics.extend(stats.names().into_iter().map(|n| (n.to_string(), f64::NAN)));
+            }
+        }
+        let reference = match consistency {
+            Consistency::Skip => None,
+            Consistency::Itself => Some(samples.as_slice()),
+            Consistency::Against(r) => Some(r),
+        };
+        if let Some(r) = reference {
+            metrics.extend(nan_if_bad(
+                bad,
+                distance(&samples, r, names::CONSISTENCY_MSE, names::CONSISTENCY_PSNR),
+                &[names::CONSISTENCY_MSE, names::CONSISTENCY_PSNR],
+            )?);
+            let top = p.tau.timesteps().last().copied();
+            if let Some(exact) = self
+                .mixture
+                .as_ref()
+                .and_then(|m| exact_flow(m, &self.latents, self.schedule.alpha_bar(top)))
+            {
+                let mse = if bad == 0 {
+                    crate::metrics::mse_unit(&samples, &exact)?
+                } else {
+                    f64::NAN
+                };
+                metrics.insert(names::CONSISTENCY_EXACT_MSE.into(), mse);
+            }
+        }
+        if let Some(rec) = &reconstruction {
+            let bad_rec = non_finite(&rec.outputs);
+            if bad_rec > 0 {
+                warn(&format!(
+                    "warning: point {}: the reconstruction diverged ({bad_rec} non-finite values)",
+                    p.id
+                ));
+            }
+            metrics.extend(nan_if_bad(
+                bad_rec,
+                distance(&rec.outputs, &rec.inputs, names::RECON_MSE, names::RECON_PSNR),
+                &[names::RECON_MSE, names::RECON_PSNR],
+            )?);
+        }
+        let seconds = start.elapsed().as_secs_f64();
+        let row = MetricRow {
+            point_id: p.id.clone(),
+            tau: p.tau.kind().name().into(),
+            eta: p.eta.label(),
+            eta_value: p.eta.0.value().unwrap_or(f64::NAN),
+            steps: p.tau.steps(),
+            nfe: p.tau.nfe(),
+            clip_x0: p.clip_x0,
+            seconds,
+            model_seconds: timed.seconds(),
+            diverged: bad > 0,
+            metrics,
+        };
+        let arrays = PointArrays {
+            item_shape: self.shape.dims(),
+            timesteps: p.tau.timesteps().iter().map(|&t| t as i64).collect(),
+            latents: self.latents.clone(),
+            samples,
+            trajectory,
+            reconstruction,
+        };
+        Ok((row, arrays))
+    }
+}
+
+/// What a point's consistency is measured against.
+enum Consistency<'a> {
+    /// Not measured.
+    Skip,
+    /// The point is the reference (distance 0 by construction).
+    Itself,
+    /// The reference's x_0 from the same latents.
+    Against(&'a [f32]),
+}
+
+fn non_finite(v: &[f32]) -> usize {
+    v.iter().filter(|x| !x.is_finite()).count()
+}
+
+/// The metrics of `value`, or NaN under every name in `keys` when `bad` > 0 (the MSE of
+/// a diverged set is not a number worth keeping, and must not fail the sweep).
+fn nan_if_bad(
+    bad: usize,
+    value: Result<BTreeMap<String, f64>>,
+    keys: &[&str],
+) -> Result<BTreeMap<String, f64>> {
+    if bad > 0 {
+        Ok(keys.iter().map(|k| (k.to_string(), f64::NAN)).collect())
+    } else {
+        value
+    }
+}
+
+/// The id under which the standalone consistency reference of a τ kind is saved.
+fn reference_id(tau: &Tau) -> String {
+    format!("reference_{}_S{}", tau.kind(), tau.steps())
+}
+
+/// The outcome of a sweep.
+#[derive(Debug, Clone)]
+pub struct SweepOutcome {
+    /// The manifest written to `manifest.json`.
+    pub manifest: Manifest,
+    /// The rows written to `metrics.parquet`, in plan order.
+    pub rows: Vec<MetricRow>,
+}
+
+/// Runs the sweep of `cfg` with `model` on `device` (see the module docs).
+pub fn run_sweep(
+    cfg: &ExperimentConfig,
+    model: &dyn EpsModel,
+    data: &Dataset,
+    device: (&Device, &str),
+    opts: &SweepOptions,
+) -> Result<SweepOutcome> {
+    let started = SystemTime::now();
+    let wall = Instant::now();
+    let out = &opts.out;
+    let hash = results_hash(cfg)?;
+    let plan = Plan::new(cfg, data.heldout.len())?;
+    prepare_folder(out, &plan, &hash, opts.force)?;
+
+    let shape = data.shape();
+    let d = shape.numel();
+    let wants = |m: MetricKind| cfg.metrics.contains(&m);
+    let mut progress = Progress::new("sweep", plan.total_evaluations() as u64);
+    let classifier = match (wants(MetricKind::SampleStats), &data.train.labels, shape) {
+        (true, Some(_), DataShape::Image { .. }) => {
+            progress.println("feature classifier: training or loading (FID analogue)");
+            Some(load_or_train(
+                out,
+                data,
+                &ClassifierSpec::default(),
+                cfg.seed,
+                device.0,
+                &mut Progress::hidden(),
+            )?)
+        }
+        _ => None,
+    };
+    let classifier_accuracy = classifier.as_ref().map(|c| c.heldout_accuracy);
+    let stats = if wants(MetricKind::SampleStats) {
+        let features = match classifier {
+            Some(c) => {
+                let feats = c.classifier.features_host(&data.heldout.values)?;
+                let dim = feats.len() / data.heldout.len();
+                Some(FeatureSpace {
+                    reference: Gaussian::fit(&feats, dim)?,
+                    classifier: c.classifier,
+                    classes: 10,
+                })
+            }
+            None => None,
+        };
+        Some(SampleStats::new(
+            data.heldout.values.clone(),
+            d,
+            cfg.sweep.projections,
+            cfg.seed,
+            data.mixture.clone(),
+            features,
+        )?)
+    } else {
+        None
+    };
+    let ctx = Context {
+        model,
+        schedule: cfg.schedule.build()?,
+        shape,
+        device: device.0,
+        seed: cfg.seed,
+        batch_size: cfg.sweep.batch_size,
+        trajectory_samples: cfg.sweep.trajectory_samples,
+        latents: item_normals(cfg.seed, Purpose::Latents, 0, plan.samples, d),
+        recon_inputs: data.heldout.values[..plan.reconstruction_samples * d].to_vec(),
+        stats,
+        mixture: data.mixture.clone(),
+    };
+
+    let progress = Mutex::new(progress);
+    let on_batch = |evals: usize| progress.lock().expect("progress lock").inc(evals as u64);
+    let warn = |line: &str| progress.lock().expect("progress lock").println(line);
+    let mut timings: BTreeMap<String, PointTiming> = BTreeMap::new();
+    let record = |timings: &mut BTreeMap<String, PointTiming>, row: &MetricRow, reused: bool| {
+        timings.insert(
+            row.point_id.clone(),
+            PointTiming {
+                id: row.point_id.clone(),
+                seconds: row.seconds,
+                model_seconds: row.model_seconds,
+                nfe: row.nfe,
+                diverged: row.diverged,
+                reused,
+            },
+        );
+    };
+
+    // 1. Consistency references: standalone ones, then the sweep points that are one.
+    let reference_start = Instant::now();
+    let mut references: BTreeMap<String, Vec<f32>> = BTreeMap::new();
+    for r in plan.references.iter().filter(|r| r.point.is_none()) {
+        let id = reference_id(&r.tau);
+        let samples = match load_row(out, &id, &hash)? {
+            PointStatus::Done(_) => load_arrays(out, &id)?.samples,
+            _ => {
+                let timed = Timed::new(model);
+                let (samples, _) = ctx.sample(&timed, &r.tau, Eta::DDIM, false, &|n| on_batch(n * r.tau.nfe()))?;
+                let p = Point {
+                    id: id.clone(),
+                    tau: r.tau.clone(),
+                    eta: EtaSpec(Eta::DDIM),
+                    clip_x0: false,
+                    owns_reconstruction: false,
+                };
+                let (row, arrays) = reference_row(&ctx, &p, samples, timed.seconds());
+                save_point(out, &hash, &row, &arrays)?;
+                arrays.samples
+            }
+        };
+        references.insert(r.tau.kind().name().into(), samples);
+    }
+    let reference_seconds = reference_start.elapsed().as_secs_f64();
+    let reference_points: Vec<usize> = plan.references.iter().filter_map(|r| r.point).collect();
+    for &i in &reference_points {
+        let p = &plan.points[i];
+        let samples = match load_row(out, &p.id, &hash)? {
+            PointStatus::Done(row) => {
+                record(&mut timings, &row, true);
+                load_arrays(out, &p.id)?.samples
+            }
+            _ => {
+                let (row, arrays) = ctx.run_point(p, Consistency::Itself, &on_batch, &warn)?;
+                save_point(out, &hash, &row, &arrays)?;
+                record(&mut timings, &row, false);
+                arrays.samples
+            }
+        };
+        references.insert(p.tau.kind().name().into(), samples);
+    }
+
+    // 2. The other points, `jobs` at a time.
+    let todo: Vec<&Point> = plan
+        .points
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !reference_points.contains(i))
+        .map(|(_, p)| p)
+        .collect();
+    let run_one = |p: &&Point| -> Result<(MetricRow, bool)> {
+        if let PointStatus::Done(row) = load_row(out, &p.id, &hash)? {
+            on_batch(plan.point_evaluations(p));
+            return Ok((row, true));
+        }
+        let reference = match references.get(p.tau.kind().name()) {
+            Some(r) => Consistency::Against(r),
+            None => Consistency::Skip,
+        };
+        let (row, arrays) = ctx.run_point(p, reference, &on_batch, &warn)?;
+        save_point(out, &hash, &row, &arrays)?;
+        Ok((row, false))
+    };
+    let results: Vec<Result<(MetricRow, bool)>> = if opts.jobs <= 1 {
+        todo.iter().map(run_one).collect()
+    } else {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(opts.jobs)
+            .build()
+            .map_err(|e| Error::Invalid {
+                field: "--jobs".into(),
+                message: e.to_string(),
+            })?
+            .install(|| todo.par_iter().map(run_one).collect())
+    };
+    for r in results {
+        let (row, reused) = r?;
+        record(&mut timings, &row, reused);
+    }
+    let progress = progress.into_inner().expect("progress lock");
+    progress.finish();
+
+    // 3. Tables, samples.h5, config.yaml, manifest.json.
+    let store_start = Instant::now();
+    let (rows, missing) = saved_rows(out, &plan, &hash)?;
+    if !missing.is_empty() {
+        return Err(Error::Io {
+            path: out.join("points").display().to_string(),
+            message: format!("points not saved after the sweep ran: {}", missing.join(", ")),
+        });
+    }
+    write_tables(&rows, out)?;
+    let meta = H5Meta {
+        experiment: cfg.name.clone(),
+        config_yaml: cfg.to_yaml(),
+        seed: cfg.seed,
+        ddimlab_version: env!("CARGO_PKG_VERSION").into(),
+    };
+    write_samples(
+        &out.join("samples.h5"),
+        &meta,
+        rows.iter()
+            .map(|row| Ok((row.clone(), load_arrays(out, &row.point_id)?))),
+    )?;
+    write_atomic(&out.join("config.yaml"), cfg.to_yaml().as_bytes())?;
+    let store_seconds = store_start.elapsed().as_secs_f64();
+
+    let points: Vec<PointTiming> = plan
+        .points
+        .iter()
+        .filter_map(|p| timings.remove(&p.id))
+        .collect();
+    let point_seconds: f64 = points.iter().map(|p| p.seconds).sum();
+    let model_seconds: f64 = points.iter().map(|p| p.model_seconds).sum();
+    let manifest = Manifest {
+        ddimlab_version: env!("CARGO_PKG_VERSION").into(),
+        git_commit: env!("DDIMLAB_GIT_COMMIT").into(),
+        device: device.1.into(),
+        seed: cfg.seed,
+        config_hash: hash,
+        started_unix: unix(started),
+        finished_unix: unix(SystemTime::now()),
+        wall_seconds: wall.elapsed().as_secs_f64(),
+        point_seconds,
+        model_seconds,
+        outside_seconds: point_seconds - model_seconds,
+        outside_share: if point_seconds > 0.0 {
+            (point_seconds - model_seconds) / point_seconds
+        } else {
+            0.0
+        },
+        reference_seconds,
+        store_seconds,
+        classifier_accuracy,
+        jobs: opts.jobs,
+        points,
+    };
+    write_atomic(
+        &out.join("manifest.json"),
+        serde_json::to_string_pretty(&manifest).expect("serialisable").as_bytes(),
+    )?;
+    Ok(SweepOutcome { manifest, rows })
+}
+
+/// The saved row of a standalone reference (kept so a resumed sweep reuses it).
+fn reference_row(ctx: &Context, p: &Point, samples: Vec<f32>, model_seconds: f64) -> (MetricRow, PointArrays) {
+    let row = MetricRow {
+        point_id: p.id.clone(),
+        tau: p.tau.kind().name().into(),
+        eta: p.eta.label(),
+        eta_value: 0.0,
+        steps: p.tau.steps(),
+        nfe: p.tau.nfe(),
+        clip_x0: false,
+        seconds: 0.0,
+        model_seconds,
+        diverged: non_finite(&samples) > 0,
+        metrics: BTreeMap::new(),
+    };
+    let arrays = PointArrays {
+        item_shape: ctx.shape.dims(),
+        timesteps: p.tau.timesteps().iter().map(|&t| t as i64).collect(),
+        latents: Vec::new(),
+        samples,
+        trajectory: None,
+        reconstruction: None,
+    };
+    (row, arrays)
+}
+
+/// Refuses a folder holding points of a different configuration (unless `force`, which
+/// clears the saved points and outputs), and creates it.
+fn prepare_folder(out: &Path, plan: &Plan, hash: &str, force: bool) -> Result<()> {
+    let io = |p: &Path, e: std::io::Error| Error::Io {
+        path: p.display().to_string(),
+        message: e.to_string(),
+    };
+    if force {
+        let points = out.join("points");
+        if points.exists() {
+            std::fs::remove_dir_all(&points).map_err(|e| io(&points, e))?;
+        }
+    } else {
+        let ids = plan
+            .points
+            .iter()
+            .map(|p| p.id.clone())
+            .chain(plan.references.iter().map(|r| reference_id(&r.tau)));
+        for id in ids {
+            if let PointStatus::Stale { hash: theirs } = load_row(out, &id, hash)? {
+                return Err(Error::Config {
+                    message: format!(
+                        "{}: saved point {id} was made by a different configuration (hash {theirs}, this one {hash}); \
+                         rerun with --force to redo the sweep, or use another --out folder",
+                        out.display()
+                    ),
+                });
+            }
+        }
+    }
+    std::fs::create_dir_all(out).map_err(|e| io(out, e))
+}
+
+/// The saved rows of every planned point (plan order), with each (τ, S, clip) group's
+/// reconstruction shared onto all its rows, and the ids of the points not saved (yet).
+pub fn saved_rows(out: &Path, plan: &Plan, hash: &str) -> Result<(Vec<MetricRow>, Vec<String>)> {
+    let mut rows = Vec::with_capacity(plan.points.len());
+    let mut missing = Vec::new();
+    for p in &plan.points {
+        match load_row(out, &p.id, hash)? {
+            PointStatus::Done(row) => rows.push(row),
+            _ => missing.push(p.id.clone()),
+        }
+    }
+    share_reconstruction(&mut rows);
+    Ok((rows, missing))
+}
+
+fn unix(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// Trains the experiment's model if it has a `train:` block and no finished checkpoint,
+/// loads the data and the model, and runs the sweep (what `ddimlab sweep` does).
+pub fn sweep_experiment(cfg: &ExperimentConfig, opts: &SweepOptions) -> Result<SweepOutcome> {
+    let (device, described) = crate::device::resolve(&cfg.device)?;
+    eprintln!("device: {described}");
+    if let Some(train) = cfg.model.train.as_ref().filter(|_| cfg.model.checkpoint.is_none()) {
+        let mut progress = Progress::new("train", train.steps as u64);
+        let outcome =
+            super::training::train_experiment(cfg, &opts.out, false, (&device, &described), None, &mut progress)?;
+        progress.finish();
+        if let super::training::TrainOutcome::Trained(card) = outcome {
+            eprintln!(
+                "trained the model in {:.1} s: held-out loss {:.4}",
+                card.train_seconds, card.heldout_loss
+            );
+        }
+    }
+    let data = cfg.data.load(cfg.seed)?;
+    let model = super::training::load_model(cfg, &opts.out, &device)?;
+    run_sweep(cfg, model.as_ref(), &data, (&device, &described), opts)
+}
+
+/// Seconds of model evaluation the sweep of `cfg` should take on `device`: the plan's
+/// per-sample evaluations times the measured cost of one batched call of an untrained
+/// model of the same architecture (the weights do not change the cost).
+pub fn estimate_seconds(cfg: &ExperimentConfig, plan: &Plan, device: &Device) -> Result<f64> {
+    let model: Box<dyn EpsModel> = match cfg.architecture()? {
+        Some(arch) => Box::new(crate::model::Network::new(&arch, cfg.seed, device)?),
+        None => super::training::load_model(cfg, Path::new("."), device)?,
+    };
+    let shape = cfg.data_shape()?;
+    let n = cfg.sweep.batch_size.min(plan.samples);
+    let x = Tensor::from_vec(
+        item_normals(cfg.seed, Purpose::Latents, 0, n, shape.numel()),
+        shape.batch_dims(n),
+        device,
+    )?;
+    let t = vec![cfg.schedule.timesteps / 2; n];
+    model.eps(&x, &t)?; // warm-up
+    let reps = 3;
+    let start = Instant::now();
+    for _ in 0..reps {
+        model.eps(&x, &t)?;
+    }
+    let per_sample = start.elapsed().as_secs_f64() / (reps * n) as f64;
+    Ok(per_sample * plan.total_evaluations() as f64)
+}

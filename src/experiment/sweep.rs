@@ -1,0 +1,278 @@
+//! The `sweep:` and `metrics:` blocks of an experiment: which sampler settings to run
+//! (τ kind × η × S, paper Tables 1–2) and what to measure at each.
+
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::error::{Error, Result};
+use crate::sampler::Eta;
+use crate::schedule::TauKind;
+
+/// One η of the sweep as written in YAML: a number in [0, 1] or `sigma_hat`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EtaSpec(pub Eta);
+
+impl EtaSpec {
+    /// The label used in tables, file names and HDF5 attributes ("0.0", "sigma_hat").
+    pub fn label(&self) -> String {
+        self.0.to_string()
+    }
+}
+
+impl fmt::Display for EtaSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl Serialize for EtaSpec {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        match self.0 {
+            Eta::Value(v) => s.serialize_f64(v),
+            Eta::SigmaHat => s.serialize_str("sigma_hat"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for EtaSpec {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Number(f64),
+            Name(String),
+        }
+        match Raw::deserialize(d).map_err(|_| {
+            serde::de::Error::custom("expected a number in [0, 1] or the string `sigma_hat`")
+        })? {
+            Raw::Number(v) => Eta::new(v)
+                .map(EtaSpec)
+                .map_err(|_| serde::de::Error::custom(format!("eta {v} is outside [0, 1] (or use `sigma_hat`)"))),
+            Raw::Name(s) if s == "sigma_hat" => Ok(EtaSpec(Eta::SigmaHat)),
+            Raw::Name(s) => Err(serde::de::Error::custom(format!(
+                "unknown eta {s:?}: expected a number in [0, 1] or `sigma_hat`"
+            ))),
+        }
+    }
+}
+
+/// What a sweep measures at each point.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MetricKind {
+    /// Held-out x_0 → encode with S steps → decode with S steps (paper Table 2).
+    Reconstruction,
+    /// x_0 at S steps vs x_0 of the reference run from the same x_T (paper §5.3).
+    Consistency,
+    /// Generated vs held-out data: Fréchet, MMD², sliced Wasserstein, and per data kind
+    /// classifier-feature Fréchet, label coverage or mixture mass error (Table 1's role).
+    SampleStats,
+}
+
+/// `clip_x0`: one setting, or a list of settings to ablate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ClipSpec {
+    /// One setting for every point.
+    One(bool),
+    /// Every listed setting is a sweep axis.
+    Each(Vec<bool>),
+}
+
+impl ClipSpec {
+    /// The settings swept, in order, without repeats.
+    pub fn values(&self) -> Vec<bool> {
+        match self {
+            ClipSpec::One(b) => vec![*b],
+            ClipSpec::Each(v) => {
+                let mut out = Vec::new();
+                for b in v {
+                    if !out.contains(b) {
+                        out.push(*b);
+                    }
+                }
+                out
+            }
+        }
+    }
+}
+
+/// The `sweep:` block.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SweepSpec {
+    /// S values (1 ≤ S ≤ T).
+    #[serde(default = "default_steps")]
+    pub steps: Vec<usize>,
+    /// η values: numbers in [0, 1] and/or `sigma_hat`.
+    #[serde(default = "default_eta")]
+    pub eta: Vec<EtaSpec>,
+    /// τ kinds: linear | quadratic | trailing.
+    #[serde(default = "default_tau")]
+    pub tau: Vec<TauKind>,
+    /// Clip x̂_0 to [−1, 1]: a bool, or a list to ablate.
+    #[serde(default = "default_clip")]
+    pub clip_x0: ClipSpec,
+    /// Samples generated per point (all points share the same x_T).
+    #[serde(default = "default_samples")]
+    pub samples: usize,
+    /// Samples per model call.
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+    /// Held-out points encoded and decoded for the reconstruction error
+    /// (default: all held-out points, at most `samples`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reconstruction_samples: Option<usize>,
+    /// S of the consistency reference (linear τ, η = 0); default: the largest swept S.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference_steps: Option<usize>,
+    /// Samples whose whole trajectory is stored in samples.h5 (0: none).
+    #[serde(default)]
+    pub trajectory_samples: usize,
+    /// Random directions of the sliced Wasserstein distance.
+    #[serde(default = "default_projections")]
+    pub projections: usize,
+}
+
+fn default_steps() -> Vec<usize> {
+    vec![10, 20, 50, 100, 1000]
+}
+fn default_eta() -> Vec<EtaSpec> {
+    [0.0, 0.2, 0.5, 1.0]
+        .into_iter()
+        .map(|v| EtaSpec(Eta::Value(v)))
+        .chain([EtaSpec(Eta::SigmaHat)])
+        .collect()
+}
+fn default_tau() -> Vec<TauKind> {
+    vec![TauKind::Linear, TauKind::Quadratic]
+}
+fn default_clip() -> ClipSpec {
+    ClipSpec::One(false)
+}
+fn default_samples() -> usize {
+    2000
+}
+fn default_batch_size() -> usize {
+    500
+}
+fn default_projections() -> usize {
+    128
+}
+
+/// The default `metrics:` list: all three families.
+pub fn default_metrics() -> Vec<MetricKind> {
+    vec![
+        MetricKind::Reconstruction,
+        MetricKind::Consistency,
+        MetricKind::SampleStats,
+    ]
+}
+
+impl Default for SweepSpec {
+    fn default() -> Self {
+        Self {
+            steps: default_steps(),
+            eta: default_eta(),
+            tau: default_tau(),
+            clip_x0: default_clip(),
+            samples: default_samples(),
+            batch_size: default_batch_size(),
+            reconstruction_samples: None,
+            reference_steps: None,
+            trajectory_samples: 0,
+            projections: default_projections(),
+        }
+    }
+}
+
+fn invalid(field: &str, message: String) -> Error {
+    Error::Invalid {
+        field: format!("sweep.{field}"),
+        message,
+    }
+}
+
+impl SweepSpec {
+    /// Checks every value against the forward process of `timesteps` steps.
+    pub fn validate(&self, timesteps: usize) -> Result<()> {
+        if self.steps.is_empty() || self.eta.is_empty() || self.tau.is_empty() {
+            let field = if self.steps.is_empty() {
+                "steps"
+            } else if self.eta.is_empty() {
+                "eta"
+            } else {
+                "tau"
+            };
+            return Err(invalid(field, "must list at least one value".into()));
+        }
+        for (i, &s) in self.steps.iter().enumerate() {
+            if s == 0 || s > timesteps {
+                return Err(invalid(
+                    &format!("steps[{i}]"),
+                    format!("S = {s} is outside the allowed range 1..={timesteps} (schedule.timesteps)"),
+                ));
+            }
+        }
+        for (field, list_len, distinct) in [
+            ("steps", self.steps.len(), dedup_len(&self.steps)),
+            ("tau", self.tau.len(), dedup_len(&self.tau)),
+            (
+                "eta",
+                self.eta.len(),
+                dedup_len(&self.eta.iter().map(EtaSpec::label).collect::<Vec<_>>()),
+            ),
+        ] {
+            if distinct != list_len {
+                return Err(invalid(field, "lists a value twice".into()));
+            }
+        }
+        if self.clip_x0.values().is_empty() {
+            return Err(invalid("clip_x0", "must be true, false or a non-empty list of them".into()));
+        }
+        for (field, v) in [
+            ("samples", self.samples),
+            ("batch_size", self.batch_size),
+            ("projections", self.projections),
+        ] {
+            if v == 0 {
+                return Err(invalid(field, "must be at least 1".into()));
+            }
+        }
+        if self.samples < 2 {
+            return Err(invalid("samples", "must be at least 2 (sample statistics fit covariances)".into()));
+        }
+        if self.reconstruction_samples == Some(0) {
+            return Err(invalid("reconstruction_samples", "must be at least 1".into()));
+        }
+        if let Some(s) = self.reference_steps {
+            if s == 0 || s > timesteps {
+                return Err(invalid(
+                    "reference_steps",
+                    format!("S = {s} is outside the allowed range 1..={timesteps} (schedule.timesteps)"),
+                ));
+            }
+        }
+        if self.trajectory_samples > self.samples {
+            return Err(invalid(
+                "trajectory_samples",
+                format!("{} is more than sweep.samples = {}", self.trajectory_samples, self.samples),
+            ));
+        }
+        Ok(())
+    }
+
+    /// S of the consistency reference.
+    pub fn reference_steps(&self) -> usize {
+        self.reference_steps
+            .unwrap_or_else(|| self.steps.iter().copied().max().unwrap_or(1))
+    }
+}
+
+fn dedup_len<T: PartialEq>(v: &[T]) -> usize {
+    v.iter()
+        .enumerate()
+        .filter(|(i, x)| !v[..*i].contains(x))
+        .count()
+}

@@ -1,0 +1,391 @@
+//! `ddimlab report DIR`: `report.md`, `tables/*.csv` and `figures/*` from a results
+//! folder (also run at the end of every sweep). Works on a partial sweep: it reports
+//! the points that are saved and lists the ones that are missing.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use polars::prelude::*;
+
+use super::figures::{image_grid, line_chart, scatter_panels, Series};
+use super::findings::findings;
+use super::tables::{
+    ablation, clips, eta_by_steps, eta_label, etas, find, present, steps, taus, taus_by_steps, timing, MetricInfo,
+    Table, CONSISTENCY, CONSISTENCY_EXACT, RECON, SAMPLE_QUALITY,
+};
+use crate::data::DataShape;
+use crate::error::{Error, Result};
+use crate::experiment::plan::Plan;
+use crate::experiment::runner::{results_hash, saved_rows, Manifest};
+use crate::experiment::ExperimentConfig;
+use crate::store::points::load_arrays;
+use crate::store::{write_atomic, MetricRow};
+
+/// What `report` wrote.
+#[derive(Debug, Clone)]
+pub struct ReportSummary {
+    /// The Markdown report.
+    pub path: PathBuf,
+    /// Points reported.
+    pub points: usize,
+    /// Planned points with no saved result.
+    pub missing: Vec<String>,
+    /// Figures written (stems; each as .png and .svg).
+    pub figures: Vec<PathBuf>,
+    /// Tables written as CSV.
+    pub tables: Vec<PathBuf>,
+}
+
+fn io(path: &Path, e: impl std::fmt::Display) -> Error {
+    Error::Io {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    }
+}
+
+/// Writes a table as CSV through polars: a label column, then one column per header.
+fn write_csv(table: &Table, path: &Path) -> Result<()> {
+    let header = if table.row_header.is_empty() {
+        "row"
+    } else {
+        table.row_header.as_str()
+    };
+    let mut columns: Vec<Column> = vec![Column::new(
+        header.into(),
+        table.rows.iter().map(|r| r.0.clone()).collect::<Vec<_>>(),
+    )];
+    for (j, name) in table.columns.iter().enumerate() {
+        let values: Vec<Option<f64>> = table.rows.iter().map(|r| r.1[j]).collect();
+        columns.push(Column::new(name.as_str().into(), values));
+    }
+    let mut df = DataFrame::new(columns).map_err(|e| io(path, e))?;
+    let mut bytes = Vec::new();
+    CsvWriter::new(&mut bytes).finish(&mut df).map_err(|e| io(path, e))?;
+    write_atomic(path, &bytes)
+}
+
+/// Builds the report of the results folder `dir`.
+pub fn report(dir: &Path) -> Result<ReportSummary> {
+    let cfg = ExperimentConfig::load(&dir.join("config.yaml"))?;
+    let manifest: Option<Manifest> = std::fs::read_to_string(dir.join("manifest.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok());
+    let hash = match &manifest {
+        Some(m) => m.config_hash.clone(),
+        None => results_hash(&cfg)?,
+    };
+    let data = cfg.data.load(cfg.seed)?;
+    let plan = Plan::new(&cfg, data.heldout.len())?;
+    let (rows, missing) = saved_rows(dir, &plan, &hash)?;
+    if rows.is_empty() {
+        return Err(Error::Io {
+            path: dir.join("points").display().to_string(),
+            message: "no saved sweep point to report on: run `ddimlab sweep` first".into(),
+        });
+    }
+    let (figures_dir, tables_dir) = (dir.join("figures"), dir.join("tables"));
+    for d in [&figures_dir, &tables_dir] {
+        std::fs::create_dir_all(d).map_err(|e| io(d, e))?;
+    }
+
+    let mut md = String::new();
+    let _ = writeln!(md, "# {}: DDIM steps vs quality\n", cfg.name);
+    let _ = writeln!(
+        md,
+        "Data `{}`, model `{}`, {} samples per point from the same x_T (seed {}), schedule {} with T = {}.",
+        serde_json::to_value(cfg.data.kind)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default(),
+        serde_json::to_value(cfg.model.kind)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default(),
+        plan.samples,
+        cfg.seed,
+        cfg.schedule.kind.name(),
+        cfg.schedule.timesteps
+    );
+    if let Some(m) = &manifest {
+        let _ = writeln!(
+            md,
+            "Run on {} (ddimlab {}, commit {}): {:.1} s wall, {:.1} s in model evaluations, {:.1} % of point \
+             time outside them.{}",
+            m.device,
+            m.ddimlab_version,
+            m.git_commit,
+            m.wall_seconds,
+            m.model_seconds,
+            100.0 * m.outside_share,
+            m.classifier_accuracy
+                .map(|a| format!(" Feature classifier held-out accuracy: {:.1} %.", 100.0 * a))
+                .unwrap_or_default()
+        );
+    }
+    let _ = writeln!(
+        md,
+        "\nSample statistics compare generated samples with the {} held-out points; lower is better \
+         everywhere except PSNR. **Bold**: best cell of its column. †: NFE < S (the quadratic τ repeats \
+         timesteps at this S; repeats are dropped).\n",
+        data.heldout.len()
+    );
+    if !missing.is_empty() {
+        let _ = writeln!(
+            md,
+            "**Incomplete sweep: {} of {} points missing** ({}). Run `ddimlab sweep` again to finish it.\n",
+            missing.len(),
+            plan.points.len(),
+            missing.join(", ")
+        );
+    }
+
+    let _ = writeln!(md, "## What this run shows\n");
+    for f in findings(&rows) {
+        let _ = writeln!(md, "- {f}");
+    }
+
+    let clip_values = clips(&rows);
+    let mut tables: Vec<Table> = Vec::new();
+    let _ = writeln!(md, "\n## Sample quality (Table 1 layout)\n");
+    for &clip in &clip_values {
+        for tau in taus(&rows) {
+            for m in present(&rows, &SAMPLE_QUALITY) {
+                push_table(&mut md, &mut tables, eta_by_steps(&rows, &m, &tau, clip));
+            }
+        }
+    }
+    let first_eta = etas(&rows).into_iter().next().unwrap_or_default();
+    if !present(&rows, &[RECON]).is_empty() {
+        let _ = writeln!(md, "## Reconstruction error (Table 2 layout)\n");
+        let _ = writeln!(
+            md,
+            "Held-out x_0 encoded to x_T and decoded back with the same S (η = 0 both ways).\n"
+        );
+        for &clip in &clip_values {
+            push_table(&mut md, &mut tables, taus_by_steps(&rows, &RECON, &first_eta, clip));
+        }
+    }
+    let consistency = present(&rows, &[CONSISTENCY, CONSISTENCY_EXACT]);
+    if !consistency.is_empty() {
+        let _ = writeln!(md, "## Consistency (paper §5.3)\n");
+        let _ = writeln!(
+            md,
+            "Distance between x_0 at S steps and x_0 of the reference run (η = 0, S = {}) from the same x_T.\n",
+            cfg.sweep.reference_steps()
+        );
+        for &clip in &clip_values {
+            for tau in taus(&rows) {
+                for m in &consistency {
+                    push_table(&mut md, &mut tables, eta_by_steps(&rows, m, &tau, clip));
+                }
+            }
+        }
+    }
+    let ablations = ablation_tables(&rows, &first_eta);
+    if !ablations.is_empty() {
+        let _ = writeln!(md, "## Ablations\n");
+        for t in ablations {
+            push_table(&mut md, &mut tables, t);
+        }
+    }
+
+    let figures = draw_figures(dir, &data, &rows, &figures_dir)?;
+    let _ = writeln!(md, "## Figures\n");
+    for f in &figures {
+        let name = f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let _ = writeln!(md, "![{name}](figures/{name}.png)\n");
+    }
+    let _ = writeln!(md, "## Timing\n");
+    push_table(&mut md, &mut tables, timing(&rows));
+
+    let mut table_paths = Vec::new();
+    for t in &tables {
+        let path = tables_dir.join(format!("{}.csv", t.name));
+        write_csv(t, &path)?;
+        table_paths.push(path);
+    }
+    let path = dir.join("report.md");
+    write_atomic(&path, md.as_bytes())?;
+    Ok(ReportSummary {
+        path,
+        points: rows.len(),
+        missing,
+        figures,
+        tables: table_paths,
+    })
+}
+
+fn push_table(md: &mut String, tables: &mut Vec<Table>, t: Table) {
+    let _ = writeln!(md, "### {}\n\n{}", t.title, t.markdown());
+    tables.push(t);
+}
+
+/// τ kinds against each other, and clipping on vs off, for every metric (baseline: the first).
+fn ablation_tables(rows: &[MetricRow], eta: &str) -> Vec<Table> {
+    let metrics: Vec<MetricInfo> = present(rows, &SAMPLE_QUALITY)
+        .into_iter()
+        .chain(present(rows, &[RECON]))
+        .collect();
+    let (taus, clips) = (taus(rows), clips(rows));
+    let mut out = Vec::new();
+    if taus.len() > 1 {
+        let settings: Vec<(String, String, bool)> = taus.iter().map(|t| (format!("{t} τ"), t.clone(), clips[0])).collect();
+        out.extend(metrics.iter().map(|m| ablation(rows, m, eta, &settings)));
+    }
+    if clips.len() > 1 {
+        for tau in &taus {
+            let settings: Vec<(String, String, bool)> = clips
+                .iter()
+                .map(|&c| (format!("{tau} τ, clip {}", if c { "on" } else { "off" }), tau.clone(), c))
+                .collect();
+            out.extend(metrics.iter().map(|m| ablation(rows, m, eta, &settings)));
+        }
+    }
+    out
+}
+
+/// Per-η series of `metric` vs S for one τ kind.
+fn series_by_eta(rows: &[MetricRow], metric: &MetricInfo, tau: &str, clip: bool) -> Vec<Series> {
+    etas(rows)
+        .iter()
+        .map(|eta| Series {
+            label: eta_label(eta),
+            points: steps(rows)
+                .into_iter()
+                .filter_map(|s| Some((s as f64, find(rows, tau, eta, s, clip)?.metrics.get(metric.name).copied()?)))
+                .collect(),
+        })
+        .collect()
+}
+
+fn draw_figures(
+    dir: &Path,
+    data: &crate::data::Dataset,
+    rows: &[MetricRow],
+    out: &Path,
+) -> Result<Vec<PathBuf>> {
+    let mut figures = Vec::new();
+    let clip = rows[0].clip_x0;
+    for tau in taus(rows) {
+        for m in present(rows, &SAMPLE_QUALITY) {
+            let stem = out.join(format!("{}_{tau}", m.name));
+            line_chart(
+                &stem,
+                &format!("{} — {tau} τ", m.label),
+                "S (sampling steps)",
+                m.name,
+                &series_by_eta(rows, &m, &tau, clip),
+                true,
+                false,
+            )?;
+            figures.push(stem);
+        }
+        for m in present(rows, &[CONSISTENCY, CONSISTENCY_EXACT]) {
+            let stem = out.join(format!("{}_{tau}", m.name));
+            line_chart(
+                &stem,
+                &format!("Consistency — {tau} τ"),
+                "S (sampling steps)",
+                m.label,
+                &series_by_eta(rows, &m, &tau, clip),
+                true,
+                true,
+            )?;
+            figures.push(stem);
+        }
+    }
+    if !present(rows, &[RECON]).is_empty() {
+        let eta = etas(rows).into_iter().next().unwrap_or_default();
+        let series: Vec<Series> = taus(rows)
+            .iter()
+            .map(|tau| Series {
+                label: format!("{tau} τ"),
+                points: steps(rows)
+                    .into_iter()
+                    .filter_map(|s| Some((s as f64, find(rows, tau, &eta, s, clip)?.metrics.get(RECON.name).copied()?)))
+                    .collect(),
+            })
+            .collect();
+        let stem = out.join("recon_mse");
+        line_chart(
+            &stem,
+            "Reconstruction error vs S (encode, then decode)",
+            "S (sampling steps)",
+            RECON.label,
+            &series,
+            true,
+            true,
+        )?;
+        figures.push(stem);
+    }
+    figures.extend(sample_figures(dir, data, rows, out)?);
+    Ok(figures)
+}
+
+/// Samples from the same x_T for every (η, S): image grids, or scatter plots over the data.
+fn sample_figures(
+    dir: &Path,
+    data: &crate::data::Dataset,
+    rows: &[MetricRow],
+    out: &Path,
+) -> Result<Vec<PathBuf>> {
+    let clip = rows[0].clip_x0;
+    let mut figures = Vec::new();
+    for tau in taus(rows) {
+        let stem = out.join(format!("samples_{tau}"));
+        match data.shape() {
+            DataShape::Image { height, width, .. } => {
+                const PER_ROW: usize = 10;
+                let mut grid = Vec::new();
+                for eta in etas(rows) {
+                    for s in steps(rows) {
+                        let Some(r) = find(rows, &tau, &eta, s, clip) else {
+                            continue;
+                        };
+                        let a = load_arrays(dir, &r.point_id)?;
+                        let n = height * width;
+                        let images = a.samples.chunks(n).take(PER_ROW).map(<[f32]>::to_vec).collect();
+                        grid.push((format!("{}, S = {s}", eta_label(&eta)), images));
+                    }
+                }
+                image_grid(
+                    &stem,
+                    &format!("Samples from the same x_T — {tau} τ"),
+                    &grid,
+                    height,
+                    width,
+                    &[],
+                )?;
+            }
+            DataShape::Vector(2) => {
+                let background: Vec<(f64, f64)> = data
+                    .heldout
+                    .values
+                    .chunks(2)
+                    .map(|p| (p[0] as f64, p[1] as f64))
+                    .collect();
+                let mut panels = Vec::new();
+                for eta in etas(rows) {
+                    for s in steps(rows) {
+                        let Some(r) = find(rows, &tau, &eta, s, clip) else {
+                            continue;
+                        };
+                        let a = load_arrays(dir, &r.point_id)?;
+                        let pts = a.samples.chunks(2).take(1000).map(|p| (p[0] as f64, p[1] as f64)).collect();
+                        panels.push((format!("{}, S = {s}", eta_label(&eta)), pts));
+                    }
+                }
+                scatter_panels(
+                    &stem,
+                    &format!("Samples (colour) over held-out data (grey) — {tau} τ"),
+                    &background,
+                    &panels,
+                    steps(rows).len(),
+                )?;
+            }
+            DataShape::Vector(_) => continue,
+        }
+        figures.push(stem);
+    }
+    Ok(figures)
+}

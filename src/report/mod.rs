@@ -1,0 +1,9 @@
+//! Reports: paper-layout Markdown tables, CSV tables and plotters figures of a results
+//! folder. Reads files only; knows nothing of sampling.
+
+mod build;
+pub mod figures;
+pub mod findings;
+pub mod tables;
+
+pub use build::{report, ReportSummary};

@@ -1,0 +1,191 @@
+//! Reports: table layout and values, derived findings, figures as valid PNG/SVG, and a
+//! partial sweep that reports what it has and names what is missing.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use candle_core::{Device, Tensor};
+use ddimlab::experiment::runner::{run_sweep, SweepOptions};
+use ddimlab::experiment::ExperimentConfig;
+use ddimlab::model::{EpsModel, MixtureOracle};
+use ddimlab::report::findings::findings;
+use ddimlab::report::tables::{eta_by_steps, loglog_slope, SAMPLE_QUALITY};
+use ddimlab::report::report;
+use ddimlab::store::MetricRow;
+use polars::prelude::*;
+
+fn row(tau: &str, eta: &str, steps: usize, nfe: usize, metrics: &[(&str, f64)]) -> MetricRow {
+    MetricRow {
+        point_id: format!("{tau}_{eta}_S{steps}"),
+        tau: tau.into(),
+        eta: eta.into(),
+        eta_value: eta.parse().unwrap_or(f64::NAN),
+        steps,
+        nfe,
+        clip_x0: false,
+        seconds: 1.0,
+        model_seconds: 0.9,
+        diverged: false,
+        metrics: metrics.iter().map(|(k, v)| (k.to_string(), *v)).collect::<BTreeMap<_, _>>(),
+    }
+}
+
+/// fd = a / S for η = 0 and 2a / S + η for the others; recon = 1 / S².
+fn synthetic() -> Vec<MetricRow> {
+    let mut rows = Vec::new();
+    for tau in ["linear", "quadratic"] {
+        for eta in ["0.0", "1.0", "sigma_hat"] {
+            for s in [10, 20, 40] {
+                let e = if eta == "0.0" { 0.0 } else { 1.0 };
+                let fd = if eta == "0.0" { 1.0 / s as f64 } else { 2.0 / s as f64 + e };
+                let nfe = if tau == "quadratic" && s == 40 { 29 } else { s };
+                let recon = 1.0 / (s * s) as f64;
+                rows.push(row(tau, eta, s, nfe, &[("fd", fd), ("recon_mse", recon)]));
+            }
+        }
+    }
+    rows
+}
+
+#[test]
+fn table1_layout_has_eta_rows_step_columns_bold_best_and_daggers() {
+    let rows = synthetic();
+    let fd = SAMPLE_QUALITY.iter().find(|m| m.name == "fd").unwrap();
+    let t = eta_by_steps(&rows, fd, "quadratic", false);
+    assert_eq!(t.columns, ["S = 10", "S = 20", "S = 40"]);
+    let labels: Vec<&str> = t.rows.iter().map(|r| r.0.as_str()).collect();
+    assert_eq!(labels, ["η = 0.0", "η = 1.0", "σ̂"]);
+    assert_eq!(t.rows[1].1[0], Some(1.2));
+    let md = t.markdown();
+    let lines: Vec<&str> = md.lines().collect();
+    assert_eq!(lines.len(), 2 + 3);
+    assert!(lines[2].starts_with("| η = 0.0 | **0.1000** | **0.05000** | **0.02500** †"), "{md}");
+    assert!(lines[3].contains("| 1.200 |") && !lines[3].contains("**"), "{md}");
+}
+
+#[test]
+fn findings_are_derived_from_the_numbers() {
+    let rows = synthetic();
+    let f = findings(&rows).join("\n");
+    assert!(f.contains("linear τ, fd: η = 0 is the best η at every S ≤ 50 (3 of 3)"), "{f}");
+    assert!(f.contains("At S = 10, η = 0 beats η = 1.0 on 2 of 2"), "{f}");
+    // recon = 1/S²: slope −2, ×0.25 per doubling.
+    assert!(f.contains("fitted MSE ∝ S^-2.00, i.e. ×0.25 per doubling"), "{f}");
+    // Flip one cell: the statement must change.
+    let mut worse = rows.clone();
+    worse
+        .iter_mut()
+        .find(|r| r.tau == "linear" && r.eta == "0.0" && r.steps == 20)
+        .unwrap()
+        .metrics
+        .insert("fd".into(), 99.0);
+    let f = findings(&worse).join("\n");
+    assert!(f.contains("linear τ, fd: η = 0 is the best η at 2 of 3 S ≤ 50; best elsewhere: η = 1.0 at S = 20"), "{f}");
+    assert!((loglog_slope(&[(1.0, 1.0), (2.0, 0.5), (4.0, 0.25)]).unwrap() + 1.0).abs() < 1e-12);
+}
+
+fn workdir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ddimlab-report-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// (width, height) from a PNG's IHDR chunk.
+fn png_size(path: &Path) -> (u32, u32) {
+    let b = std::fs::read(path).unwrap();
+    assert_eq!(&b[..8], b"\x89PNG\r\n\x1a\n", "{}", path.display());
+    assert_eq!(&b[12..16], b"IHDR");
+    let be = |i: usize| u32::from_be_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+    (be(16), be(20))
+}
+
+fn check_figure(stem: &Path) {
+    let (w, h) = png_size(&stem.with_extension("png"));
+    assert!(w >= 400 && h >= 300, "{}: {w}×{h}", stem.display());
+    let svg = std::fs::read_to_string(stem.with_extension("svg")).unwrap();
+    assert!(svg.contains("<svg") && svg.contains(&format!("width=\"{w}\"")), "{}", stem.display());
+}
+
+fn sweep(cfg: &ExperimentConfig, model: &dyn EpsModel, out: &Path) {
+    let data = cfg.data.load(cfg.seed).unwrap();
+    let opts = SweepOptions {
+        out: out.to_path_buf(),
+        force: false,
+        jobs: 1,
+    };
+    run_sweep(cfg, model, &data, (&Device::Cpu, "cpu"), &opts).unwrap();
+}
+
+#[test]
+fn a_mixture_sweep_reports_tables_figures_and_missing_points() {
+    let cfg = ExperimentConfig::parse(
+        "name: r\nseed: 1\ndevice: cpu\ndata:\n  kind: grid25\n  n_train: 10\n  n_heldout: 400\nmodel:\n  kind: oracle\n\
+         sweep:\n  steps: [5, 10, 40]\n  eta: [0.0, 1.0, sigma_hat]\n  tau: [linear, quadratic]\n  samples: 300\n",
+        Path::new("r.yaml"),
+    )
+    .unwrap();
+    let data = cfg.data.load(cfg.seed).unwrap();
+    let model = MixtureOracle::new(data.mixture.clone().unwrap(), cfg.schedule.build().unwrap());
+    let out = workdir("gmm");
+    sweep(&cfg, &model, &out);
+    let summary = report(&out).unwrap();
+    assert_eq!((summary.points, summary.missing.len()), (18, 0));
+    let md = std::fs::read_to_string(&summary.path).unwrap();
+    for heading in ["## What this run shows", "## Sample quality (Table 1 layout)", "## Reconstruction error", "## Consistency", "## Ablations", "## Timing"] {
+        assert!(md.contains(heading), "{heading}");
+    }
+    // The CSV of a Table-1 table equals the metrics table's numbers.
+    let csv = CsvReadOptions::default()
+        .try_into_reader_with_file_path(Some(out.join("tables/fd_linear.csv")))
+        .unwrap()
+        .finish()
+        .unwrap();
+    assert_eq!(csv.shape(), (3, 4));
+    let pq = ParquetReader::new(std::fs::File::open(out.join("metrics.parquet")).unwrap())
+        .finish()
+        .unwrap();
+    let ids = pq.column("point_id").unwrap().str().unwrap().clone();
+    let fd = pq.column("fd").unwrap().f64().unwrap().clone();
+    let at = |id: &str| (0..pq.height()).find(|&i| ids.get(i) == Some(id)).map(|i| fd.get(i).unwrap()).unwrap();
+    let col = csv.column("S = 10").unwrap().f64().unwrap().clone();
+    assert_eq!(col.get(2).unwrap(), at("linear_sigma_hat_S10"));
+    assert_eq!(col.get(0).unwrap(), at("linear_eta0.0_S10"));
+    for stem in &summary.figures {
+        check_figure(stem);
+    }
+    assert!(summary.figures.iter().any(|f| f.ends_with("samples_linear")));
+
+    // Lose two points: the report still works and names them.
+    for id in ["quadratic_eta1.0_S40", "linear_sigma_hat_S5"] {
+        std::fs::remove_file(out.join("points").join(format!("{id}.json"))).unwrap();
+    }
+    let summary = report(&out).unwrap();
+    assert_eq!(summary.missing, ["linear_sigma_hat_S5", "quadratic_eta1.0_S40"]);
+    let md = std::fs::read_to_string(&summary.path).unwrap();
+    assert!(md.contains("2 of 18 points missing"), "{md}");
+}
+
+/// ε = x·c(t): a cheap stand-in with image-shaped data.
+struct Shrink;
+
+impl EpsModel for Shrink {
+    fn eps(&self, x: &Tensor, _t: &[usize]) -> ddimlab::Result<Tensor> {
+        Ok((x * 0.5)?)
+    }
+}
+
+#[test]
+fn an_image_sweep_draws_sample_grids() {
+    let cfg = ExperimentConfig::parse(
+        "name: img\nseed: 1\ndevice: cpu\ndata:\n  kind: digits\nmodel:\n  kind: mlp\n  train:\n    steps: 1\n\
+         sweep:\n  steps: [5, 10]\n  eta: [0.0, 1.0]\n  tau: [linear]\n  samples: 40\nmetrics: [reconstruction, consistency]\n",
+        Path::new("img.yaml"),
+    )
+    .unwrap();
+    let out = workdir("img");
+    sweep(&cfg, &Shrink, &out);
+    let summary = report(&out).unwrap();
+    let grid = summary.figures.iter().find(|f| f.ends_with("samples_linear")).unwrap();
+    check_figure(grid);
+}

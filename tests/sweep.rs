@@ -1,0 +1,287 @@
+//! `ddimlab sweep` end to end: the plan, the runner's files against the sampler's own
+//! results, resume after a real kill, stale-config refusal, and diverging points.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use candle_core::{Device, Tensor};
+use ddimlab::experiment::plan::Plan;
+use ddimlab::experiment::runner::{run_sweep, SweepOptions};
+use ddimlab::experiment::ExperimentConfig;
+use ddimlab::model::{EpsModel, MixtureOracle};
+use ddimlab::rng::{item_normals, Purpose};
+use ddimlab::sampler::{generate, Eta, PerSampleNoise, SamplerOptions};
+use ddimlab::schedule::{Tau, TauKind};
+use polars::prelude::*;
+
+fn workdir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ddimlab-sweep-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A 2-D three-component oracle experiment with the given sweep block.
+fn yaml(sweep: &str, samples: usize) -> String {
+    format!(
+        "name: tiny\nseed: 3\ndevice: cpu\ndata:\n  kind: gaussian_mixture\n  weights: [0.3, 0.2, 0.5]\n  \
+         means: [[-0.6, -0.4], [0.6, -0.4], [0.0, 0.5]]\n  std: 0.1\n  n_train: 10\n  n_heldout: 300\n\
+         model:\n  kind: oracle\nsweep:\n{sweep}  samples: {samples}\n  batch_size: 64\n  trajectory_samples: 4\n"
+    )
+}
+
+fn config(text: &str) -> ExperimentConfig {
+    ExperimentConfig::parse(text, Path::new("test.yaml")).unwrap()
+}
+
+fn sweep_lib(cfg: &ExperimentConfig, out: &Path) -> ddimlab::experiment::runner::SweepOutcome {
+    let data = cfg.data.load(cfg.seed).unwrap();
+    let model = MixtureOracle::new(data.mixture.clone().unwrap(), cfg.schedule.build().unwrap());
+    let opts = SweepOptions {
+        out: out.to_path_buf(),
+        force: false,
+        jobs: 2,
+    };
+    run_sweep(cfg, &model, &data, (&Device::Cpu, "cpu"), &opts).unwrap()
+}
+
+#[test]
+fn plan_expands_every_axis_with_stable_ids() {
+    let cfg = config(&yaml(
+        "  steps: [5, 10]\n  eta: [0.0, 1.0, sigma_hat]\n  tau: [linear, quadratic]\n  clip_x0: [false, true]\n",
+        20,
+    ));
+    let plan = Plan::new(&cfg, 300).unwrap();
+    assert_eq!(plan.points.len(), 2 * 3 * 2 * 2);
+    let ids: Vec<&str> = plan.points.iter().map(|p| p.id.as_str()).collect();
+    for id in ["linear_eta0.0_S5", "quadratic_sigma_hat_S10_clip", "linear_eta1.0_S10"] {
+        assert!(ids.contains(&id), "{id} in {ids:?}");
+    }
+    // Reconstruction is η-free: one owner per (tau, S, clip), the first η.
+    let owners = plan.points.iter().filter(|p| p.owns_reconstruction).count();
+    assert_eq!(owners, 2 * 2 * 2);
+    assert!(plan
+        .points
+        .iter()
+        .filter(|p| p.owns_reconstruction)
+        .all(|p| p.eta.0 == Eta::DDIM));
+    // References: one per tau kind at the largest S, reusing the sweep point.
+    assert_eq!(plan.references.len(), 2);
+    for r in &plan.references {
+        let p = &plan.points[r.point.unwrap()];
+        assert_eq!((p.tau.steps(), p.eta.0, p.clip_x0), (10, Eta::DDIM, false));
+    }
+    let evals: usize = plan.points.iter().map(|p| plan.point_evaluations(p)).sum();
+    assert_eq!(plan.total_evaluations(), evals);
+}
+
+#[test]
+fn outputs_match_the_sampler_run_directly() {
+    let cfg = config(&yaml(
+        "  steps: [4, 9]\n  eta: [0.0, 0.5, sigma_hat]\n  tau: [linear, trailing]\n",
+        150,
+    ));
+    let out = workdir("files");
+    let outcome = sweep_lib(&cfg, &out);
+    assert_eq!(outcome.rows.len(), 12);
+
+    // Recompute one stochastic point with the sampler itself: same x_T, same noise.
+    let data = cfg.data.load(cfg.seed).unwrap();
+    let schedule = cfg.schedule.build().unwrap();
+    let model = MixtureOracle::new(data.mixture.clone().unwrap(), schedule.clone());
+    let latents = item_normals(cfg.seed, Purpose::Latents, 0, 150, 2);
+    let x_t = Tensor::from_vec(latents.clone(), (150, 2), &Device::Cpu).unwrap();
+    let tau = Tau::new(TauKind::Trailing, 9, 1000).unwrap();
+    let opts = SamplerOptions {
+        eta: Eta::Value(0.5),
+        ..SamplerOptions::default()
+    };
+    let direct = generate(&model, &schedule, &tau, &x_t, &opts, &mut PerSampleNoise::new(3, 0, 150)).unwrap();
+    let direct: Vec<f32> = direct.x.flatten_all().unwrap().to_vec1().unwrap();
+
+    // HDF5: schema of DESIGN.md, values equal the direct run (batches of 64 vs one of 150).
+    let file = hdf5::File::open(out.join("samples.h5")).unwrap();
+    let g = file.group("points/trailing_eta0.5_S9").unwrap();
+    let samples = g.dataset("samples").unwrap();
+    assert_eq!(samples.shape(), vec![150, 2]);
+    let got: Vec<f32> = samples.read_raw().unwrap();
+    for (a, b) in got.iter().zip(&direct) {
+        assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+    }
+    let lat: Vec<f32> = g.dataset("latents").unwrap().read_raw().unwrap();
+    assert_eq!(lat, latents);
+    let ts: Vec<i64> = g.attr("timesteps").unwrap().read_raw().unwrap();
+    assert_eq!(ts, tau.timesteps().iter().map(|&t| t as i64).collect::<Vec<_>>());
+    assert_eq!(g.dataset("trajectory").unwrap().shape(), vec![10, 4, 2]);
+    let rec = file.group("reconstruction/linear_eta0.0_S9").unwrap();
+    assert_eq!(rec.dataset("inputs").unwrap().shape(), vec![150, 2]);
+
+    // Parquet and CSV: one row per point, the same numbers as the runner returned.
+    let pq = ParquetReader::new(std::fs::File::open(out.join("metrics.parquet")).unwrap())
+        .finish()
+        .unwrap();
+    let csv = CsvReadOptions::default()
+        .with_has_header(true)
+        .try_into_reader_with_file_path(Some(out.join("metrics.csv")))
+        .unwrap()
+        .finish()
+        .unwrap();
+    for df in [&pq, &csv] {
+        assert_eq!(df.height(), 12);
+        for col in ["tau", "eta", "eta_value", "steps", "nfe", "seconds", "fd", "mmd2", "swd", "mass_error"] {
+            assert!(df.column(col).is_ok(), "column {col}");
+        }
+    }
+    let ids = pq.column("point_id").unwrap().str().unwrap().clone();
+    let fd = pq.column("fd").unwrap().f64().unwrap().clone();
+    let recon = pq.column("recon_mse").unwrap().f64().unwrap().clone();
+    for (i, row) in outcome.rows.iter().enumerate() {
+        assert_eq!(ids.get(i).unwrap(), row.point_id);
+        assert_eq!(fd.get(i).unwrap(), row.metrics["fd"]);
+        // reconstruction is η-free: every row of a (tau, S) carries the owner's value
+        assert!(recon.get(i).unwrap().is_finite(), "{}", row.point_id);
+    }
+    // The η = 0 reference is its own consistency reference; η > 0 is not consistent.
+    let consistency = |id: &str| outcome.rows.iter().find(|r| r.point_id == id).unwrap().metrics["consistency_mse"];
+    assert_eq!(consistency("linear_eta0.0_S9"), 0.0);
+    assert!(consistency("linear_eta0.0_S4") > 0.0);
+    assert!(consistency("linear_sigma_hat_S9") > consistency("linear_eta0.0_S4"));
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["points"].as_array().unwrap().len(), 12);
+    assert!(manifest["model_seconds"].as_f64().unwrap() > 0.0);
+    assert!(out.join("config.yaml").exists());
+}
+
+#[test]
+fn results_do_not_depend_on_batch_size_and_stale_points_are_refused() {
+    let sweep = "  steps: [5]\n  eta: [1.0]\n  tau: [linear]\n";
+    let out = workdir("batch");
+    let a = sweep_lib(&config(&yaml(sweep, 100)), &out.join("a"));
+    let b = sweep_lib(&config(&yaml(sweep, 100).replace("batch_size: 64", "batch_size: 7")), &out.join("b"));
+    assert_eq!(a.rows[0].metrics["fd"], b.rows[0].metrics["fd"]);
+    assert_eq!(a.manifest.config_hash, b.manifest.config_hash);
+    // A different seed must not mix with the saved points.
+    let other = config(&yaml(sweep, 100).replace("seed: 3", "seed: 4"));
+    let data = other.data.load(other.seed).unwrap();
+    let model = MixtureOracle::new(data.mixture.clone().unwrap(), other.schedule.build().unwrap());
+    let mut opts = SweepOptions {
+        out: out.join("a"),
+        force: false,
+        jobs: 1,
+    };
+    let err = run_sweep(&other, &model, &data, (&Device::Cpu, "cpu"), &opts)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("different configuration") && err.contains("--force"), "{err}");
+    opts.force = true;
+    let redone = run_sweep(&other, &model, &data, (&Device::Cpu, "cpu"), &opts).unwrap();
+    assert_ne!(redone.rows[0].metrics["fd"], a.rows[0].metrics["fd"]);
+}
+
+/// ε that is NaN at t = 500 and exact elsewhere: only τ that visit 500 diverge.
+struct NanAt500(MixtureOracle);
+
+impl EpsModel for NanAt500 {
+    fn eps(&self, x: &Tensor, t: &[usize]) -> ddimlab::Result<Tensor> {
+        let e = self.0.eps(x, t)?;
+        Ok(if t[0] == 500 { (e * f64::NAN)? } else { e })
+    }
+}
+
+#[test]
+fn a_diverging_point_is_recorded_and_the_sweep_goes_on() {
+    let cfg = config(&yaml("  steps: [2, 3]\n  eta: [0.0]\n  tau: [linear]\n", 50));
+    let data = cfg.data.load(cfg.seed).unwrap();
+    let model = NanAt500(MixtureOracle::new(data.mixture.clone().unwrap(), cfg.schedule.build().unwrap()));
+    let opts = SweepOptions {
+        out: workdir("nan"),
+        force: false,
+        jobs: 1,
+    };
+    let outcome = run_sweep(&cfg, &model, &data, (&Device::Cpu, "cpu"), &opts).unwrap();
+    let s2 = &outcome.rows[0]; // tau {0, 500}
+    let s3 = &outcome.rows[1]; // tau {0, 333, 666}
+    assert!(s2.diverged && s2.metrics["fd"].is_nan() && s2.metrics["recon_mse"].is_nan());
+    assert!(!s3.diverged && s3.metrics["fd"].is_finite());
+}
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_ddimlab"))
+}
+
+/// Rows of metrics.parquet without the timing columns, as text (for equality).
+fn table_without_times(dir: &Path) -> String {
+    let df = ParquetReader::new(std::fs::File::open(dir.join("metrics.parquet")).unwrap())
+        .finish()
+        .unwrap();
+    let df = df.drop_many(["seconds", "model_seconds"]);
+    format!("{:?}", df)
+}
+
+#[test]
+fn a_killed_sweep_resumes_to_the_same_results() {
+    let dir = workdir("kill");
+    let exp = dir.join("exp.yaml");
+    std::fs::write(
+        &exp,
+        yaml("  steps: [10, 50, 200, 1000]\n  eta: [0.0, 0.5]\n  tau: [linear, quadratic]\n", 400),
+    )
+    .unwrap();
+    let (killed, whole) = (dir.join("killed"), dir.join("whole"));
+    let mut child = bin()
+        .args(["sweep", exp.to_str().unwrap(), "--out", killed.to_str().unwrap()])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill it (SIGKILL, a real signal) once some but not all points are saved.
+    let start = Instant::now();
+    let saved = |d: &Path| {
+        std::fs::read_dir(d.join("points")).map_or(0, |r| {
+            r.filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "json"))
+                .count()
+        })
+    };
+    while saved(&killed) < 3 {
+        assert!(start.elapsed() < Duration::from_secs(120), "no point saved in 2 minutes");
+        assert!(child.try_wait().unwrap().is_none(), "sweep finished before it could be killed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let done_before = saved(&killed);
+    assert!(done_before < 16 && !killed.join("metrics.parquet").exists());
+
+    let resumed = bin()
+        .args(["sweep", exp.to_str().unwrap(), "--out", killed.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(resumed.status.success(), "{}", String::from_utf8_lossy(&resumed.stderr));
+    let log = String::from_utf8_lossy(&resumed.stderr);
+    assert!(log.contains("reused from an earlier run"), "{log}");
+    let whole_run = bin()
+        .args(["sweep", exp.to_str().unwrap(), "--out", whole.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(whole_run.status.success());
+    assert_eq!(table_without_times(&killed), table_without_times(&whole));
+    let read = |d: &Path| -> Vec<f32> {
+        hdf5::File::open(d.join("samples.h5"))
+            .unwrap()
+            .dataset("points/quadratic_eta0.5_S200/samples")
+            .unwrap()
+            .read_raw()
+            .unwrap()
+    };
+    assert_eq!(read(&killed), read(&whole));
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(killed.join("manifest.json")).unwrap()).unwrap();
+    let reused = manifest["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["reused"].as_bool().unwrap())
+        .count();
+    assert_eq!(reused, done_before, "every point saved before the kill is reused");
+}
