@@ -7,7 +7,8 @@
 //! Pure math lives in [`schedule`] (β, ᾱ and the τ subsequences of §4.2), [`sampler`]
 //! (the generalized step of Eq. 12 with σ_t(η) of Eq. 16, the paper's σ̂, and DDIM
 //! inversion) and [`model`] (the [`model::EpsModel`] trait and the exact
-//! Gaussian-mixture oracle). None of it touches files.
+//! Gaussian-mixture oracle). None of it touches files; [`store`] does the I/O (per-point
+//! files, the metrics tables, `samples.h5`) and knows nothing of sampling.
 
 pub mod data;
 pub mod device;
@@ -18,6 +19,7 @@ pub mod progress;
 pub mod rng;
 pub mod sampler;
 pub mod schedule;
+pub mod store;
 pub mod train;
 
 pub use error::{Error, Result};

@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::model::checkpoint::{load_into, named_tensors, read, save_atomic};
 use crate::model::{Architecture, EpsModel, MixtureOracle, Network};
 use crate::progress::Progress;
+use crate::store::write_atomic;
 use crate::train::{eval_loss, TrainSpec, Trainer};
 
 /// The JSON sidecar of a trained checkpoint.
@@ -98,19 +99,6 @@ fn io_err(path: &Path, e: impl std::fmt::Display) -> Error {
         path: path.display().to_string(),
         message: e.to_string(),
     }
-}
-
-/// Writes `text` to `path` atomically (temporary file, then rename).
-pub fn write_atomic(path: &Path, text: &[u8]) -> Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
-    }
-    let tmp = path.with_extension(format!(
-        "{}.partial",
-        path.extension().and_then(|e| e.to_str()).unwrap_or("tmp")
-    ));
-    std::fs::write(&tmp, text).map_err(|e| io_err(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| io_err(path, e))
 }
 
 /// The finished card under `paths`, when there is one whose fingerprint is `want`.

@@ -1,0 +1,53 @@
+#!/usr/bin/env python3
+"""Read a ddimlab results folder from Python (an example, and documentation of the layout).
+
+    pip install polars h5py numpy
+    python scripts/read_results.py results/gmm2d
+
+metrics.parquet (same content as metrics.csv): one row per sweep point, columns
+point_id, tau, eta (as written in the YAML, e.g. "0.2" or "sigma_hat"), eta_value
+(NaN for sigma_hat), steps (S asked for), nfe (model evaluations actually made),
+clip_x0, seconds, model_seconds, diverged, then one float column per metric
+(null where a point has no such metric).
+
+samples.h5: root attributes experiment, config (the YAML as run), seed,
+ddimlab_version; /points/<point_id>/ with attributes tau, eta, steps, nfe,
+timesteps and float32 datasets latents [n, ...], samples [n, ...] and optional
+trajectory [len(timesteps) + 1, m, ...]; /reconstruction/<point_id>/ with
+inputs, latents and outputs [r, ...].
+"""
+
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import polars as pl
+
+
+def main(folder: Path) -> None:
+    metrics = pl.read_parquet(folder / "metrics.parquet")
+    print(metrics)
+
+    with h5py.File(folder / "samples.h5", "r") as f:
+        print(f"experiment {f.attrs['experiment']!r}, seed {f.attrs['seed']}, "
+              f"ddimlab {f.attrs['ddimlab_version']}")
+        print("config:\n" + f.attrs["config"])
+        for point_id, g in f["points"].items():
+            samples = g["samples"][()]  # numpy float32 array [n, ...]
+            line = (f"{point_id}: tau={g.attrs['tau']} eta={g.attrs['eta']} steps={g.attrs['steps']} "
+                    f"nfe={g.attrs['nfe']} timesteps={g.attrs['timesteps'].tolist()} "
+                    f"samples {samples.shape} mean {samples.mean():.4f}")
+            if "trajectory" in g:
+                line += f", trajectory {g['trajectory'].shape}"
+            if point_id in f["reconstruction"]:
+                r = f["reconstruction"][point_id]
+                err = np.mean((r["outputs"][()] - r["inputs"][()]) ** 2)
+                line += f", reconstruction MSE {err:.3g} over {r['inputs'].shape[0]} items"
+            print(line)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit("usage: read_results.py RESULTS_FOLDER")
+    main(Path(sys.argv[1]))
