@@ -9,6 +9,7 @@
 //! inversion) and [`model`] (the [`model::EpsModel`] trait and the exact
 //! Gaussian-mixture oracle). None of it touches files.
 
+pub mod classifier;
 pub mod data;
 pub mod device;
 pub mod error;
