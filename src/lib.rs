@@ -10,6 +10,7 @@
 //! Gaussian-mixture oracle). None of it touches files; [`store`] does the I/O (per-point
 //! files, the metrics tables, `samples.h5`) and knows nothing of sampling.
 
+pub mod classifier;
 pub mod data;
 pub mod device;
 pub mod error;

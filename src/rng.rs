@@ -26,6 +26,8 @@ pub enum Purpose {
     SamplerNoise = 7,
     /// Timesteps and noise of loss evaluations.
     Evaluation = 8,
+    /// Initialisation and minibatches of the feature classifier (FID analogue).
+    Classifier = 9,
 }
 
 /// The random stream of `seed` for `purpose`.
