@@ -7,12 +7,14 @@
 //! Pure math lives in [`schedule`] (β, ᾱ and the τ subsequences of §4.2), [`sampler`]
 //! (the generalized step of Eq. 12 with σ_t(η) of Eq. 16, the paper's σ̂, and DDIM
 //! inversion) and [`model`] (the [`model::EpsModel`] trait and the exact
-//! Gaussian-mixture oracle). None of it touches files.
+//! Gaussian-mixture oracle), and [`metrics`] (reconstruction error, Fréchet distance,
+//! MMD², sliced Wasserstein, mode and class coverage). None of it touches files.
 
 pub mod data;
 pub mod device;
 pub mod error;
 pub mod experiment;
+pub mod metrics;
 pub mod model;
 pub mod progress;
 pub mod rng;
