@@ -98,14 +98,14 @@ impl SampleStats {
         );
         if let Some(mix) = &self.mixture {
             let masses = component_masses(samples, self.d, mix)?;
-            m.insert(names::MASS_ERROR.into(), mass_error(&masses, mix.weights()));
+            m.insert(names::MASS_ERROR.into(), mass_error(&masses, mix.weights())?);
         }
         if let Some(f) = &self.features {
             let feats = f.classifier.features_host(samples)?;
             let dim = f.reference.mean.len();
             m.insert(names::FD_CLASSIFIER.into(), frechet(&Gaussian::fit(&feats, dim)?, &f.reference)?);
             let labels = f.classifier.predict(samples)?;
-            m.insert(names::LABEL_TV.into(), tv_to_uniform(&histogram(&labels, f.classes)));
+            m.insert(names::LABEL_TV.into(), tv_to_uniform(&histogram(&labels, f.classes)?));
         }
         Ok(m)
     }

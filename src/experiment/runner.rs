@@ -22,7 +22,7 @@ use crate::rng::{item_normals, Purpose};
 use crate::sampler::{encode, generate, Eta, PerSampleNoise, SamplerOptions};
 use crate::schedule::{Schedule, Tau};
 use crate::store::h5::{write_samples, H5Meta};
-use crate::store::points::{load_arrays, load_row, save_point, PointStatus};
+use crate::store::points::{load_arrays, point_status, save_point, PointStatus};
 use crate::store::table::write_tables;
 use crate::store::{write_atomic, MetricRow, PointArrays, Reconstruction};
 
@@ -501,7 +501,7 @@ pub fn run_sweep(
     let mut references: BTreeMap<String, Vec<f32>> = BTreeMap::new();
     for r in plan.references.iter().filter(|r| r.point.is_none()) {
         let id = reference_id(&r.tau);
-        let samples = match load_row(out, &id, &hash)? {
+        let samples = match point_status(out, &id, &hash)? {
             PointStatus::Done(_) => load_arrays(out, &id)?.samples,
             _ => {
                 let timed = Timed::new(model);
@@ -524,7 +524,7 @@ pub fn run_sweep(
     let reference_points: Vec<usize> = plan.references.iter().filter_map(|r| r.point).collect();
     for &i in &reference_points {
         let p = &plan.points[i];
-        let samples = match load_row(out, &p.id, &hash)? {
+        let samples = match point_status(out, &p.id, &hash)? {
             PointStatus::Done(row) => {
                 record(&mut timings, &row, true);
                 load_arrays(out, &p.id)?.samples
@@ -548,7 +548,7 @@ pub fn run_sweep(
         .map(|(_, p)| p)
         .collect();
     let run_one = |p: &&Point| -> Result<(MetricRow, bool)> {
-        if let PointStatus::Done(row) = load_row(out, &p.id, &hash)? {
+        if let PointStatus::Done(row) = point_status(out, &p.id, &hash)? {
             on_batch(plan.point_evaluations(p));
             return Ok((row, true));
         }
@@ -686,7 +686,7 @@ fn prepare_folder(out: &Path, plan: &Plan, hash: &str, force: bool) -> Result<()
             .map(|p| p.id.clone())
             .chain(plan.references.iter().map(|r| reference_id(&r.tau)));
         for id in ids {
-            if let PointStatus::Stale { hash: theirs } = load_row(out, &id, hash)? {
+            if let PointStatus::Stale { hash: theirs } = point_status(out, &id, hash)? {
                 return Err(Error::Config {
                     message: format!(
                         "{}: saved point {id} was made by a different configuration (hash {theirs}, this one {hash}); \
@@ -706,7 +706,7 @@ pub fn saved_rows(out: &Path, plan: &Plan, hash: &str) -> Result<(Vec<MetricRow>
     let mut rows = Vec::with_capacity(plan.points.len());
     let mut missing = Vec::new();
     for p in &plan.points {
-        match load_row(out, &p.id, hash)? {
+        match point_status(out, &p.id, hash)? {
             PointStatus::Done(row) => rows.push(row),
             _ => missing.push(p.id.clone()),
         }

@@ -1,0 +1,55 @@
+//! Sample-quality metrics (pure math in f64; no files, no progress bars).
+//!
+//! Every function takes samples as a flat row-major `&[f32]` of n rows × `d` columns and
+//! reports bad input (ragged rows, too few samples, NaN or infinity) as an [`Error`].
+//!
+//! - [`reconstruction`]: per-dimension MSE on the [0, 1] scale and PSNR, as in the DDIM
+//!   paper's Table 2 (reconstruction from x_T) and for the §5.3 consistency of trajectories.
+//! - [`distribution`]: Fréchet distance between fitted Gaussians (Heusel et al. 2017),
+//!   unbiased MMD² (Gretton et al. 2012) and sliced Wasserstein-2 (Bonneel et al. 2015).
+//! - [`mixture`]: component masses of samples under a known Gaussian mixture.
+//! - [`labels`]: class histograms and their total variation to uniform.
+
+pub mod distribution;
+pub mod labels;
+pub mod mixture;
+pub mod reconstruction;
+
+pub use distribution::{frechet, frechet_distance, mmd2_unbiased, sliced_wasserstein, Gaussian, Mmd};
+pub use labels::{histogram, tv_to_uniform};
+pub use mixture::{component_masses, mass_error};
+pub use reconstruction::{mse_unit, per_row_mse_unit, psnr};
+
+use crate::error::{Error, Result};
+
+/// The number of rows of `x` (n × `d`, row-major), after checking that `d ≥ 1`, that `x`
+/// holds whole rows, at least `min_rows` of them, and only finite values.
+pub(crate) fn rows(x: &[f32], d: usize, what: &str, min_rows: usize) -> Result<usize> {
+    if d == 0 {
+        return Err(Error::Invalid {
+            field: "d".into(),
+            message: "the dimension must be at least 1".into(),
+        });
+    }
+    if x.len() % d != 0 {
+        return Err(Error::Shape(format!(
+            "{what} has {} values, not a whole number of rows of d = {d}",
+            x.len()
+        )));
+    }
+    let n = x.len() / d;
+    if n < min_rows {
+        return Err(Error::Invalid {
+            field: what.into(),
+            message: format!("{n} sample(s), at least {min_rows} needed"),
+        });
+    }
+    let count = x.iter().filter(|v| !v.is_finite()).count();
+    if count > 0 {
+        return Err(Error::NonFinite {
+            what: what.into(),
+            count,
+        });
+    }
+    Ok(n)
+}
