@@ -53,7 +53,10 @@ pub fn item_normals(seed: u64, purpose: Purpose, first: usize, n: usize, per: us
     let mut out = Vec::with_capacity(n * per);
     for i in first..first + n {
         let mut rng = stream_at(seed, purpose, i as u64);
-        out.extend((0..per).map(|_| StandardNormal.sample(&mut rng) as f32));
+        out.extend((0..per).map(|_| {
+            let v: f64 = StandardNormal.sample(&mut rng);
+            v as f32
+        }));
     }
     out
 }

@@ -424,7 +424,7 @@ pub fn run_sweep(
     let shape = data.shape();
     let d = shape.numel();
     let wants = |m: MetricKind| cfg.metrics.contains(&m);
-    let mut progress = Progress::new("sweep", plan.total_evaluations() as u64);
+    let progress = Progress::new("sweep", plan.total_evaluations() as u64);
     let classifier = match (wants(MetricKind::SampleStats), &data.train.labels, shape) {
         (true, Some(_), DataShape::Image { .. }) => {
             progress.println("feature classifier: training or loading (FID analogue)");

@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use polars::prelude::*;
+use polars::prelude::{Column, CsvWriter, DataFrame, SerWriter};
 
 use super::figures::{image_grid, line_chart, scatter_panels, Series};
 use super::findings::findings;
@@ -58,7 +58,7 @@ fn write_csv(table: &Table, path: &Path) -> Result<()> {
         let values: Vec<Option<f64>> = table.rows.iter().map(|r| r.1[j]).collect();
         columns.push(Column::new(name.as_str().into(), values));
     }
-    let mut df = DataFrame::new(columns).map_err(|e| io(path, e))?;
+    let mut df = DataFrame::new(table.rows.len(), columns).map_err(|e| io(path, e))?;
     let mut bytes = Vec::new();
     CsvWriter::new(&mut bytes).finish(&mut df).map_err(|e| io(path, e))?;
     write_atomic(path, &bytes)
