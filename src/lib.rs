@@ -15,6 +15,7 @@ pub mod error;
 pub mod experiment;
 pub mod model;
 pub mod progress;
+pub mod report;
 pub mod rng;
 pub mod sampler;
 pub mod schedule;
