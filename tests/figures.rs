@@ -200,7 +200,7 @@ fn image_grid_size_follows_the_layout_formula() {
         .iter()
         .map(|eta| (format!("η = {eta:.1}"), (0..4).map(digit).collect()))
         .collect();
-    let columns: Vec<String> = steps.iter().map(|s| format!("S = {s}")).collect();
+    let columns: Vec<String> = steps.iter().map(|s| format!("S={s}")).collect();
     image_grid(&stem, "Same x_T", &rows, 8, 8, &columns).unwrap();
 
     // Short labels: label column at its minimum; 8×8 images scaled ×8 = 64 px, wider than
@@ -209,9 +209,9 @@ fn image_grid_size_follows_the_layout_formula() {
     assert_eq!(GRID_TARGET_CELL, cell);
     let width = 2 * GRID_MARGIN + GRID_MIN_LABEL_WIDTH + c * cell + (c - 1) * GRID_GAP;
     let height = 2 * GRID_MARGIN + GRID_TITLE_BAND + GRID_COLUMN_LABEL_BAND + r * cell + (r - 1) * GRID_GAP;
-    assert_eq!((width, height), (426, 312));
+    assert_eq!((width, height), (426, 314));
     check_outputs(&stem, (width, height), "Same x_T");
-    check_svg(&with_ext(&stem, "svg"), (width, height), "S = 100");
+    check_svg(&with_ext(&stem, "svg"), (width, height), "S=100");
 
     // No column labels: no label band. 16×16 images scale ×4 = 64 px as well; a short row
     // counts as many columns as the longest.

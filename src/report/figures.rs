@@ -25,14 +25,15 @@ static FONT_BYTES: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
 /// The family name under which the bundled font is registered.
 const FONT: &str = "sans-serif";
 
-/// Title size in pixels.
-const TITLE_PX: f64 = 28.0;
-/// Axis description size in pixels.
-const AXIS_PX: f64 = 20.0;
-/// Tick label, legend and row/column label size in pixels.
-const LABEL_PX: f64 = 16.0;
-/// Smallest size used anywhere (panel tick labels, notes).
-const SMALL_PX: f64 = 14.0;
+// Font sizes are plotters sizes: the glyph box height in the PNG; the SVG gets `size / 1.24`
+// as its `font-size`, so the smallest size, 18, is a 14.5 px font there.
+
+/// Title size.
+const TITLE_PX: f64 = 30.0;
+/// Axis description size.
+const AXIS_PX: f64 = 22.0;
+/// Tick label, legend, row/column label and note size; the smallest size used.
+const LABEL_PX: f64 = 18.0;
 
 /// Line chart size.
 const LINE_CHART_SIZE: (u32, u32) = (900, 600);
@@ -42,7 +43,7 @@ pub const GRID_MARGIN: u32 = 16;
 /// Image grid: height of the title band.
 pub const GRID_TITLE_BAND: u32 = 48;
 /// Image grid: height of the column label band (only when a column label is non-empty).
-pub const GRID_COLUMN_LABEL_BAND: u32 = 28;
+pub const GRID_COLUMN_LABEL_BAND: u32 = 30;
 /// Image grid: gap between neighbouring images, horizontally and vertically.
 pub const GRID_GAP: u32 = 6;
 /// Image grid: smallest width of the row label column.
@@ -241,10 +242,10 @@ fn text_size(text: &str, size: f64) -> Result<(u32, u32)> {
     })
 }
 
-/// The largest size ≤ `preferred` (and ≥ `SMALL_PX`) at which `text` fits into `max_width`.
+/// The largest size ≤ `preferred` (and ≥ `LABEL_PX`) at which `text` fits into `max_width`.
 fn fitting_size(text: &str, preferred: f64, max_width: u32) -> f64 {
     let mut size = preferred;
-    while size > SMALL_PX && text_size(text, size).is_ok_and(|(w, _)| w > max_width) {
+    while size > LABEL_PX && text_size(text, size).is_ok_and(|(w, _)| w > max_width) {
         size -= 1.0;
     }
     size
@@ -389,10 +390,10 @@ impl Ticks {
             .iter()
             .map(|&v| {
                 let v = if v.abs() < step * 1e-9 { 0.0 } else { v };
-                let text = if big {
-                    format!("{v:.1e}")
-                } else {
-                    format!("{v:.decimals$}")
+                let text = match (v == 0.0, big) {
+                    (true, _) => "0".to_string(),
+                    (false, true) => format!("{v:.1e}"),
+                    (false, false) => format!("{v:.decimals$}"),
                 };
                 (v, text)
             })
@@ -496,6 +497,8 @@ fn format_power(v: f64) -> String {
         } else {
             s
         }
+    } else if (v - v.round()).abs() < 1e-9 {
+        format!("1e{}", v.round() as i64)
     } else {
         format!("{x:.0e}")
     }
@@ -622,7 +625,7 @@ impl Figure for LineChart<'_> {
 
         // The legend box, aligned with the top of the plot.
         if !labels.is_empty() {
-            let row_h = 26;
+            let row_h = 28;
             let (_, legend_h) = legend_area.dim_in_pixel();
             let fits = ((legend_h as i32 - 40) / row_h).max(1) as usize;
             let shown = if labels.len() > fits { fits - 1 } else { labels.len() };
@@ -857,15 +860,15 @@ impl Figure for ScatterPanels<'_> {
             let mut chart = ChartBuilder::on(&panel)
                 .caption(caption, font(LABEL_PX))
                 .margin(6)
-                .x_label_area_size(26)
-                .y_label_area_size(44)
+                .x_label_area_size(30)
+                .y_label_area_size(52)
                 .build_cartesian_2d(
                     Axis::new(self.x_range.clone(), Ticks::linear(&self.x_range, 4)),
                     Axis::new(self.y_range.clone(), Ticks::linear(&self.y_range, 4)),
                 )?;
             chart
                 .configure_mesh()
-                .label_style(font(SMALL_PX))
+                .label_style(font(LABEL_PX))
                 .bold_line_style(RGBColor(230, 230, 230))
                 .draw()?;
             chart.draw_series(
@@ -880,10 +883,13 @@ impl Figure for ScatterPanels<'_> {
                     .iter()
                     .map(|&p| Circle::new(p, 2, sample_colour.mix(0.8).filled())),
             )?;
+            let area = chart.plotting_area().strip_coord_spec();
+            if visible.is_empty() && off_axis == 0 {
+                draw_no_data(&area)?;
+            }
             if off_axis > 0 {
-                let area = chart.plotting_area().strip_coord_spec();
                 let (w, _) = area.dim_in_pixel();
-                let style = font(SMALL_PX)
+                let style = font(LABEL_PX)
                     .color(&RGBColor(180, 40, 40))
                     .pos(Pos::new(HPos::Right, VPos::Top));
                 area.draw(&Text::new(format!("{off_axis} off-axis"), (w as i32 - 4, 4), style))?;
