@@ -13,31 +13,66 @@ use ddimlab::schedule::Schedule;
 use ddimlab::train::{TrainSpec, Trainer};
 
 fn mlp_digits() -> Architecture {
-    let shape = DataShape::Image { channels: 1, height: 8, width: 8 };
-    Architecture::Mlp { shape, config: MlpConfig { hidden: 256, blocks: 3, time_dim: 128, layer_norm: true } }
+    let shape = DataShape::Image {
+        channels: 1,
+        height: 8,
+        width: 8,
+    };
+    Architecture::Mlp {
+        shape,
+        config: MlpConfig {
+            hidden: 256,
+            blocks: 3,
+            time_dim: 128,
+            layer_norm: true,
+        },
+    }
 }
 
 fn unet_digits() -> Architecture {
-    let shape = DataShape::Image { channels: 1, height: 8, width: 8 };
-    let spec = UnetSpec { base_channels: 32, channel_mult: vec![1, 2], norm_groups: 8, ..Default::default() };
-    Architecture::Unet { config: UnetConfig::from_spec(&spec, shape).unwrap() }
+    let shape = DataShape::Image {
+        channels: 1,
+        height: 8,
+        width: 8,
+    };
+    let spec = UnetSpec {
+        base_channels: 32,
+        channel_mult: vec![1, 2],
+        norm_groups: 8,
+        ..Default::default()
+    };
+    Architecture::Unet {
+        config: UnetConfig::from_spec(&spec, shape).unwrap(),
+    }
 }
 
 /// Training samples per second over `steps` steps at `batch`.
 fn train_rate(arch: &Architecture, batch: usize, steps: usize) -> (f64, usize) {
     let data = DataSpec::of_kind(DataKind::Digits).load(0).unwrap();
     let net = Network::new(arch, 0, &Device::Cpu).unwrap();
-    let spec = TrainSpec { steps, batch_size: batch, ..Default::default() };
+    let spec = TrainSpec {
+        steps,
+        batch_size: batch,
+        ..Default::default()
+    };
     let schedule = Schedule::ddpm_linear();
-    let report = Trainer { net: &net, data: &data.train, schedule: &schedule, spec: &spec, seed: 0 }
-        .run(None, None, &mut Progress::hidden())
-        .unwrap();
+    let report = Trainer {
+        net: &net,
+        data: &data.train,
+        schedule: &schedule,
+        spec: &spec,
+        seed: 0,
+    }
+    .run(None, None, &mut Progress::hidden())
+    .unwrap();
     ((steps * batch) as f64 / report.seconds, net.parameter_count())
 }
 
 /// Seconds per model evaluation of a batch of `n`.
 fn eval_seconds(model: &dyn EpsModel, shape: &[usize], reps: usize) -> f64 {
-    let x = SeededNoise::new(0).standard_normal(shape, &Device::Cpu, DType::F32).unwrap();
+    let x = SeededNoise::new(0)
+        .standard_normal(shape, &Device::Cpu, DType::F32)
+        .unwrap();
     let t = vec![500; shape[0]];
     model.eps(&x, &t).unwrap();
     let start = Instant::now();
@@ -51,12 +86,29 @@ fn main() {
     let mut out = String::new();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     writeln!(out, "# ddimlab benchmarks\n").unwrap();
-    writeln!(out, "CPU only (`make bench`), {cores} cores, ddimlab {}.\n", env!("CARGO_PKG_VERSION")).unwrap();
+    writeln!(
+        out,
+        "CPU only (`make bench`), {cores} cores, ddimlab {}.\n",
+        env!("CARGO_PKG_VERSION")
+    )
+    .unwrap();
     writeln!(out, "## Training throughput (digits 8×8, L_simple, AdamW + EMA)\n").unwrap();
-    writeln!(out, "| model | parameters | batch | samples/s | steps/s |\n| --- | ---: | ---: | ---: | ---: |").unwrap();
-    for (name, arch, batch, steps) in [("mlp 256×3", mlp_digits(), 256, 200), ("unet 32×[1,2]", unet_digits(), 64, 30)] {
+    writeln!(
+        out,
+        "| model | parameters | batch | samples/s | steps/s |\n| --- | ---: | ---: | ---: | ---: |"
+    )
+    .unwrap();
+    for (name, arch, batch, steps) in [
+        ("mlp 256×3", mlp_digits(), 256, 200),
+        ("unet 32×[1,2]", unet_digits(), 64, 30),
+    ] {
         let (rate, params) = train_rate(&arch, batch, steps);
-        writeln!(out, "| {name} | {params} | {batch} | {rate:.0} | {:.1} |", rate / batch as f64).unwrap();
+        writeln!(
+            out,
+            "| {name} | {params} | {batch} | {rate:.0} | {:.1} |",
+            rate / batch as f64
+        )
+        .unwrap();
     }
     writeln!(out, "\n## Cost of one model evaluation (NFE), batch of 500\n").unwrap();
     writeln!(out, "| model | ms / NFE | µs / sample |\n| --- | ---: | ---: |").unwrap();
