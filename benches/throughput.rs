@@ -1,5 +1,8 @@
 //! Throughput of training and of model evaluations on this machine, written as a
 //! Markdown table to `results/benchmarks.md` (and printed). Run with `make bench`.
+//!
+//! `cargo bench --bench throughput -- NAME…` runs only the sections whose names
+//! (`training`, `nfe`, `cifar10`) are given, and prints them without writing the file.
 
 use std::fmt::Write as _;
 use std::time::Instant;
@@ -82,16 +85,30 @@ fn eval_seconds(model: &dyn EpsModel, shape: &[usize], reps: usize) -> f64 {
     start.elapsed().as_secs_f64() / reps as f64
 }
 
-fn main() {
-    let mut out = String::new();
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    writeln!(out, "# ddimlab benchmarks\n").unwrap();
-    writeln!(
-        out,
-        "CPU only (`make bench`), {cores} cores, ddimlab {}.\n",
-        env!("CARGO_PKG_VERSION")
-    )
-    .unwrap();
+/// The `config.json` of Ho et al.'s CIFAR-10 model in diffusers format
+/// (`google/ddpm-cifar10-32`): 35.7 M parameters, attention at 16×16.
+const DDPM_CIFAR10_CONFIG: &str = r#"{
+  "_class_name": "UNet2DModel",
+  "act_fn": "silu",
+  "attention_head_dim": null,
+  "block_out_channels": [128, 256, 256, 256],
+  "center_input_sample": false,
+  "down_block_types": ["DownBlock2D", "AttnDownBlock2D", "DownBlock2D", "DownBlock2D"],
+  "downsample_padding": 0,
+  "flip_sin_to_cos": false,
+  "freq_shift": 1,
+  "in_channels": 3,
+  "layers_per_block": 2,
+  "mid_block_scale_factor": 1,
+  "norm_eps": 1e-06,
+  "norm_num_groups": 32,
+  "out_channels": 3,
+  "sample_size": 32,
+  "time_embedding_type": "positional",
+  "up_block_types": ["UpBlock2D", "UpBlock2D", "AttnUpBlock2D", "UpBlock2D"]
+}"#;
+
+fn training(out: &mut String) {
     writeln!(out, "## Training throughput (digits 8×8, L_simple, AdamW + EMA)\n").unwrap();
     writeln!(
         out,
@@ -110,7 +127,10 @@ fn main() {
         )
         .unwrap();
     }
-    writeln!(out, "\n## Cost of one model evaluation (NFE), batch of 500\n").unwrap();
+}
+
+fn nfe(out: &mut String) {
+    writeln!(out, "## Cost of one model evaluation (NFE), batch of 500\n").unwrap();
     writeln!(out, "| model | ms / NFE | µs / sample |\n| --- | ---: | ---: |").unwrap();
     let mlp = Network::new(&mlp_digits(), 0, &Device::Cpu).unwrap();
     let unet = Network::new(&unet_digits(), 0, &Device::Cpu).unwrap();
@@ -133,8 +153,47 @@ fn main() {
         let s = eval_seconds(model, &shape, reps);
         writeln!(out, "| {name} | {:.2} | {:.2} |", s * 1e3, s * 1e6 / 500.0).unwrap();
     }
+}
+
+/// The full-size CIFAR-10 DDPM U-Net (random weights: the cost does not depend on them).
+fn cifar10(out: &mut String) {
+    let config = UnetConfig::from_diffusers(DDPM_CIFAR10_CONFIG).unwrap();
+    let net = Network::new(&Architecture::Unet { config }, 0, &Device::Cpu).unwrap();
+    writeln!(
+        out,
+        "## CIFAR-10 DDPM U-Net (google/ddpm-cifar10-32 architecture, {:.1} M parameters, random weights)\n",
+        net.parameter_count() as f64 / 1e6
+    )
+    .unwrap();
+    writeln!(out, "| batch | ms / NFE | ms / sample |\n| ---: | ---: | ---: |").unwrap();
+    for (batch, reps) in [(1, 3), (8, 2)] {
+        let s = eval_seconds(&net, &[batch, 3, 32, 32], reps);
+        writeln!(out, "| {batch} | {:.0} | {:.0} |", s * 1e3, s * 1e3 / batch as f64).unwrap();
+    }
+}
+
+fn main() {
+    let only: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let mut out = String::new();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    writeln!(out, "# ddimlab benchmarks\n").unwrap();
+    writeln!(
+        out,
+        "CPU only (`make bench`), {cores} cores, ddimlab {}.",
+        env!("CARGO_PKG_VERSION")
+    )
+    .unwrap();
+    let sections: [(&str, fn(&mut String)); 3] = [("training", training), ("nfe", nfe), ("cifar10", cifar10)];
+    for (name, section) in sections {
+        if only.is_empty() || only.iter().any(|o| o == name) {
+            out.push('\n');
+            section(&mut out);
+        }
+    }
     print!("{out}");
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("results/benchmarks.md");
-    std::fs::write(&path, out).unwrap();
-    eprintln!("wrote {}", path.display());
+    if only.is_empty() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("results/benchmarks.md");
+        std::fs::write(&path, out).unwrap();
+        eprintln!("wrote {}", path.display());
+    }
 }
