@@ -172,6 +172,9 @@ fn cifar10(out: &mut String) {
     }
 }
 
+/// A benchmark section: appends its Markdown to the report.
+type Section = fn(&mut String);
+
 fn main() {
     let only: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
     let mut out = String::new();
@@ -183,7 +186,7 @@ fn main() {
         env!("CARGO_PKG_VERSION")
     )
     .unwrap();
-    let sections: [(&str, fn(&mut String)); 3] = [("training", training), ("nfe", nfe), ("cifar10", cifar10)];
+    let sections: [(&str, Section); 3] = [("training", training), ("nfe", nfe), ("cifar10", cifar10)];
     for (name, section) in sections {
         if only.is_empty() || only.iter().any(|o| o == name) {
             out.push('\n');

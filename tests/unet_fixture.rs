@@ -208,7 +208,7 @@ fn unsupported_configs_are_refused_by_name() {
         ("add_attention", json!(false), "false"),
         ("mid_block_type", json!(null), "null"),
         ("downsample_type", json!("resnet"), "resnet"),
-        ("mid_block_scale_factor", json!(1.4142), "1.4142"),
+        ("mid_block_scale_factor", json!(2.0), "2.0"),
         ("attention_head_dim", json!(3), "3"),
         ("norm_num_groups", json!(3), "3"),
         ("time_embedding_dim", json!(64), "64"),
@@ -258,4 +258,12 @@ fn missing_folder_or_files_say_what_to_download() {
     assert!(msg.contains(&gone.join(WEIGHTS_FILE).display().to_string()), "{msg}");
     assert!(msg.contains("google/ddpm-cifar10-32"), "{msg}");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn configs_saved_before_downsample_padding_keep_symmetric_padding() {
+    let mut value = serde_json::to_value(UnetConfig::from_diffusers(r#"{"sample_size": 8}"#).unwrap()).unwrap();
+    value.as_object_mut().unwrap().remove("downsample_padding");
+    let old: UnetConfig = serde_json::from_value(value).unwrap();
+    assert_eq!(old.downsample_padding, 1);
 }
