@@ -6,6 +6,7 @@
 //! trained, saved and loaded ([`checkpoint`]).
 
 pub mod checkpoint;
+pub mod diffusers;
 pub mod mlp;
 pub mod oracle;
 pub mod time;
@@ -18,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::data::DataShape;
 use crate::error::Result;
 
+pub use diffusers::load_diffusers;
 pub use mlp::{Mlp, MlpConfig};
 pub use oracle::{GaussianMixture, MixtureOracle};
 pub use unet::{Unet, UnetConfig, UnetSpec};

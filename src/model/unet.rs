@@ -94,6 +94,14 @@ pub struct UnetConfig {
     pub flip_sin_to_cos: bool,
     /// Frequency shift of the time embedding (DDPM: 1).
     pub freq_shift: f64,
+    /// Padding of the stride-2 downsampling convolutions: 1 pads every side, 0 pads
+    /// only the right and bottom (TensorFlow's `SAME`, as in the DDPM checkpoints).
+    #[serde(default = "default_downsample_padding")]
+    pub downsample_padding: usize,
+}
+
+fn default_downsample_padding() -> usize {
+    1
 }
 
 impl UnetConfig {
@@ -161,10 +169,11 @@ impl UnetConfig {
             attention_head_dim: spec.attention_head_dim,
             flip_sin_to_cos: false,
             freq_shift: 1.0,
+            downsample_padding: default_downsample_padding(),
         })
     }
 
-    fn has_attention(kind: &str) -> Result<bool> {
+    pub(crate) fn has_attention(kind: &str) -> Result<bool> {
         match kind {
             "DownBlock2D" | "UpBlock2D" => Ok(false),
             "AttnDownBlock2D" | "AttnUpBlock2D" => Ok(true),
@@ -178,14 +187,14 @@ impl UnetConfig {
     }
 }
 
-fn conv3(cin: usize, cout: usize, stride: usize, vb: VarBuilder) -> Result<Conv2d> {
+/// A 3×3 convolution that keeps the spatial size.
+fn conv3(cin: usize, cout: usize, vb: VarBuilder) -> Result<Conv2d> {
     Ok(conv2d(
         cin,
         cout,
         3,
         Conv2dConfig {
             padding: 1,
-            stride,
             ..Default::default()
         },
         vb,
@@ -210,10 +219,10 @@ impl ResnetBlock {
             .transpose()?;
         Ok(Self {
             norm1: group_norm(c.norm_num_groups, cin, c.norm_eps, vb.pp("norm1"))?,
-            conv1: conv3(cin, cout, 1, vb.pp("conv1"))?,
+            conv1: conv3(cin, cout, vb.pp("conv1"))?,
             time_emb_proj: linear(temb, cout, vb.pp("time_emb_proj"))?,
             norm2: group_norm(c.norm_num_groups, cout, c.norm_eps, vb.pp("norm2"))?,
-            conv2: conv3(cout, cout, 1, vb.pp("conv2"))?,
+            conv2: conv3(cout, cout, vb.pp("conv2"))?,
             conv_shortcut: shortcut,
         })
     }
@@ -281,12 +290,55 @@ impl AttentionBlock {
     }
 }
 
+/// diffusers' `Downsample2D` / `Upsample2D` with a convolution.
+#[derive(Debug, Clone)]
+enum Resample {
+    /// Stride-2 3×3 convolution; `pad_end`: zero-pad right and bottom by one first
+    /// (`downsample_padding = 0`), the convolution itself unpadded.
+    Down { conv: Conv2d, pad_end: bool },
+    /// Nearest-neighbour ×2, then a 3×3 convolution.
+    Up(Conv2d),
+}
+
+impl Resample {
+    fn down(channels: usize, padding: usize, vb: VarBuilder) -> Result<Self> {
+        let conv = conv2d(
+            channels,
+            channels,
+            3,
+            Conv2dConfig {
+                padding,
+                stride: 2,
+                ..Default::default()
+            },
+            vb,
+        )?;
+        Ok(Self::Down {
+            conv,
+            pad_end: padding == 0,
+        })
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        match self {
+            Self::Down { conv, pad_end: true } => {
+                Ok(conv.forward(&x.pad_with_zeros(2, 0, 1)?.pad_with_zeros(3, 0, 1)?)?)
+            }
+            Self::Down { conv, pad_end: false } => Ok(conv.forward(x)?),
+            Self::Up(conv) => {
+                let (_, _, h, w) = x.dims4()?;
+                Ok(conv.forward(&x.upsample_nearest2d(h * 2, w * 2)?)?)
+            }
+        }
+    }
+}
+
 /// One level: ResNet blocks (each optionally followed by attention) and a resampler.
 #[derive(Debug, Clone)]
 struct Level {
     resnets: Vec<ResnetBlock>,
     attentions: Vec<AttentionBlock>,
-    resample: Option<Conv2d>,
+    resample: Option<Resample>,
 }
 
 impl Level {
@@ -353,7 +405,11 @@ impl Unet {
                 }
             }
             if i + 1 < levels {
-                level.resample = Some(conv3(out_ch, out_ch, 2, vb.pp("downsamplers.0.conv"))?);
+                level.resample = Some(Resample::down(
+                    out_ch,
+                    c.downsample_padding,
+                    vb.pp("downsamplers.0.conv"),
+                )?);
             }
             down.push(level);
         }
@@ -396,7 +452,7 @@ impl Unet {
                 }
             }
             if i + 1 < levels {
-                level.resample = Some(conv3(out_ch, out_ch, 1, vb.pp("upsamplers.0.conv"))?);
+                level.resample = Some(Resample::Up(conv3(out_ch, out_ch, vb.pp("upsamplers.0.conv"))?));
             }
             up.push(level);
         }
@@ -404,12 +460,12 @@ impl Unet {
             config: c.clone(),
             time1: linear(ch[0], temb, vb.pp("time_embedding.linear_1"))?,
             time2: linear(temb, temb, vb.pp("time_embedding.linear_2"))?,
-            conv_in: conv3(c.in_channels, ch[0], 1, vb.pp("conv_in"))?,
+            conv_in: conv3(c.in_channels, ch[0], vb.pp("conv_in"))?,
             down,
             mid,
             up,
             conv_norm_out: group_norm(c.norm_num_groups, ch[0], c.norm_eps, vb.pp("conv_norm_out"))?,
-            conv_out: conv3(ch[0], c.out_channels, 1, vb.pp("conv_out"))?,
+            conv_out: conv3(ch[0], c.out_channels, vb.pp("conv_out"))?,
         })
     }
 
@@ -437,8 +493,8 @@ impl Unet {
                 h = level.apply(i, &h, &temb)?;
                 skips.push(h.clone());
             }
-            if let Some(conv) = &level.resample {
-                h = conv.forward(&h)?;
+            if let Some(resample) = &level.resample {
+                h = resample.forward(&h)?;
                 skips.push(h.clone());
             }
         }
@@ -452,9 +508,8 @@ impl Unet {
                     .ok_or_else(|| Error::Shape("U-Net skip stack underflow".into()))?;
                 h = level.apply(i, &Tensor::cat(&[&h, &skip], 1)?, &temb)?;
             }
-            if let Some(conv) = &level.resample {
-                let (_, _, hh, ww) = h.dims4()?;
-                h = conv.forward(&h.upsample_nearest2d(hh * 2, ww * 2)?)?;
+            if let Some(resample) = &level.resample {
+                h = resample.forward(&h)?;
             }
         }
         Ok(self.conv_out.forward(&self.conv_norm_out.forward(&h)?.silu()?)?)
