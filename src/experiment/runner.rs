@@ -206,21 +206,24 @@ impl Context<'_> {
         Ok((out, trajectory))
     }
 
-    /// x_0 from the shared latents with the point's sampler settings.
+    /// x_0 from `latents` (rows; sample i of the sweep is row i) with the given sampler
+    /// settings, recording the trajectory of the first `record` rows.
+    #[allow(clippy::too_many_arguments)]
     fn sample(
         &self,
         model: &dyn EpsModel,
+        latents: &[f32],
         tau: &Tau,
         eta: Eta,
         clip_x0: bool,
+        record: usize,
         on_batch: &(dyn Fn(usize) + Sync),
     ) -> Result<(Vec<f32>, Option<Vec<f32>>)> {
-        let m = self.trajectory_samples;
-        self.batched(&self.latents, m, on_batch, |first, x| {
+        self.batched(latents, record, on_batch, |first, x| {
             let opts = SamplerOptions {
                 eta,
                 clip_x0,
-                record_trajectory: first == 0 && m > 0,
+                record_trajectory: first == 0 && record > 0,
             };
             let mut noise = PerSampleNoise::new(self.seed, first, x.dim(0)?);
             let out = generate(model, &self.schedule, tau, x, &opts, &mut noise)?;
@@ -239,30 +242,17 @@ impl Context<'_> {
         let (latents, _) = self.batched(&self.recon_inputs, 0, on_batch, |_, x| {
             Ok((encode(model, &self.schedule, tau, x, false)?.x, None))
         })?;
-        let (outputs, _) = self.sample_from(model, &latents, tau, clip_x0, on_batch)?;
+        // A diverged encoding cannot be decoded (the sampler refuses NaN input): its
+        // outputs are NaN, and the point records the divergence.
+        let outputs = if non_finite(&latents) > 0 {
+            vec![f32::NAN; latents.len()]
+        } else {
+            self.sample(model, &latents, tau, Eta::DDIM, clip_x0, 0, on_batch)?.0
+        };
         Ok(Reconstruction {
             inputs: self.recon_inputs.clone(),
             latents,
             outputs,
-        })
-    }
-
-    fn sample_from(
-        &self,
-        model: &dyn EpsModel,
-        latents: &[f32],
-        tau: &Tau,
-        clip_x0: bool,
-        on_batch: &(dyn Fn(usize) + Sync),
-    ) -> Result<(Vec<f32>, Option<Vec<f32>>)> {
-        self.batched(latents, 0, on_batch, |first, x| {
-            let opts = SamplerOptions {
-                eta: Eta::DDIM,
-                clip_x0,
-                record_trajectory: false,
-            };
-            let mut noise = PerSampleNoise::new(self.seed, first, x.dim(0)?);
-            Ok((generate(model, &self.schedule, tau, x, &opts, &mut noise)?.x, None))
         })
     }
 
@@ -276,11 +266,18 @@ impl Context<'_> {
     ) -> Result<(MetricRow, PointArrays)> {
         let start = Instant::now();
         let timed = Timed::new(self.model);
-        let (samples, trajectory) = self.sample(&timed, &p.tau, p.eta.0, p.clip_x0, &|n| {
-            on_batch(n * p.tau.nfe())
-        })?;
+        let per_pass = |n| on_batch(n * p.tau.nfe());
+        let (samples, trajectory) = self.sample(
+            &timed,
+            &self.latents,
+            &p.tau,
+            p.eta.0,
+            p.clip_x0,
+            self.trajectory_samples,
+            &per_pass,
+        )?;
         let reconstruction = if p.owns_reconstruction {
-            Some(self.reconstruct(&timed, &p.tau, p.clip_x0, &|n| on_batch(n * p.tau.nfe()))?)
+            Some(self.reconstruct(&timed, &p.tau, p.clip_x0, &per_pass)?)
         } else {
             None
         };
@@ -505,7 +502,8 @@ pub fn run_sweep(
             PointStatus::Done(_) => load_arrays(out, &id)?.samples,
             _ => {
                 let timed = Timed::new(model);
-                let (samples, _) = ctx.sample(&timed, &r.tau, Eta::DDIM, false, &|n| on_batch(n * r.tau.nfe()))?;
+                let per_pass = |n| on_batch(n * r.tau.nfe());
+                let (samples, _) = ctx.sample(&timed, &ctx.latents, &r.tau, Eta::DDIM, false, 0, &per_pass)?;
                 let p = Point {
                     id: id.clone(),
                     tau: r.tau.clone(),
@@ -659,7 +657,7 @@ fn reference_row(ctx: &Context, p: &Point, samples: Vec<f32>, model_seconds: f64
     let arrays = PointArrays {
         item_shape: ctx.shape.dims(),
         timesteps: p.tau.timesteps().iter().map(|&t| t as i64).collect(),
-        latents: Vec::new(),
+        latents: ctx.latents.clone(),
         samples,
         trajectory: None,
         reconstruction: None,
