@@ -43,7 +43,7 @@ def main(folder: Path) -> None:
             if point_id in f["reconstruction"]:
                 r = f["reconstruction"][point_id]
                 err = np.mean((r["outputs"][()] - r["inputs"][()]) ** 2)
-                line += f", reconstruction MSE {err:.3g} over {r['inputs'].shape[0]} items"
+                line += f", reconstruction MSE ([-1, 1] scale) {err:.3g} over {r['inputs'].shape[0]} items"
             print(line)
 
 

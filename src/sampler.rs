@@ -328,6 +328,29 @@ fn check_input(schedule: &Schedule, tau: &Tau, x: &Tensor, what: &str) -> Result
     Ok(())
 }
 
+/// Spherical linear interpolation between two latents (paper §5.4, after White 2016):
+/// slerp(a, b; α) = sin((1−α)θ)/sin θ · a + sin(αθ)/sin θ · b with θ the angle between
+/// them, which keeps interpolants at the norm typical of Gaussian x_T (a straight line
+/// would pass through low-norm latents the model never saw). Nearly parallel latents
+/// fall back to the straight line.
+pub fn slerp(a: &[f32], b: &[f32], alpha: f64) -> Vec<f32> {
+    let dot: f64 = a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum();
+    let norm = |v: &[f32]| v.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+    let theta = (dot / (norm(a) * norm(b))).clamp(-1.0, 1.0).acos();
+    let (wa, wb) = if theta.sin().abs() < 1e-6 {
+        (1.0 - alpha, alpha)
+    } else {
+        (
+            ((1.0 - alpha) * theta).sin() / theta.sin(),
+            (alpha * theta).sin() / theta.sin(),
+        )
+    };
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (wa * *x as f64 + wb * *y as f64) as f32)
+        .collect()
+}
+
 /// The number of NaN or infinite entries of `x`.
 pub fn count_non_finite(x: &Tensor) -> Result<usize> {
     let v = x.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?;
@@ -368,6 +391,19 @@ mod tests {
             let msg = Eta::new(bad).unwrap_err().to_string();
             assert!(msg.contains("[0, 1]"), "{msg}");
         }
+    }
+
+    #[test]
+    fn slerp_ends_at_its_inputs_and_keeps_the_norm_of_orthogonal_unit_vectors() {
+        let (a, b) = ([1.0f32, 0.0], [0.0f32, 1.0]);
+        assert_eq!(slerp(&a, &b, 0.0), a.to_vec());
+        let end = slerp(&a, &b, 1.0);
+        assert!((end[0]).abs() < 1e-7 && (end[1] - 1.0).abs() < 1e-7);
+        let mid = slerp(&a, &b, 0.5);
+        let h = std::f32::consts::FRAC_1_SQRT_2;
+        assert!((mid[0] - h).abs() < 1e-6 && (mid[1] - h).abs() < 1e-6, "{mid:?}");
+        // Parallel inputs: the straight line.
+        assert_eq!(slerp(&a, &[2.0, 0.0], 0.5), vec![1.5, 0.0]);
     }
 
     #[test]

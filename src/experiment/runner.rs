@@ -19,7 +19,7 @@ use crate::metrics::Gaussian;
 use crate::model::EpsModel;
 use crate::progress::Progress;
 use crate::rng::{item_normals, Purpose};
-use crate::sampler::{encode, generate, Eta, PerSampleNoise, SamplerOptions};
+use crate::sampler::{encode, generate, slerp, Eta, PerSampleNoise, SamplerOptions};
 use crate::schedule::{Schedule, Tau};
 use crate::store::h5::{write_samples, H5Meta};
 use crate::store::points::{load_arrays, point_status, save_point, PointStatus};
@@ -361,6 +361,65 @@ impl Context<'_> {
     }
 }
 
+/// The id under which the latent interpolation grid of image data is saved.
+pub const INTERPOLATION_ID: &str = "interpolation";
+/// Latent pairs of the interpolation grid.
+const INTERPOLATION_PAIRS: usize = 4;
+/// Interpolation points per pair (α = 0, 1/8, …, 1).
+pub const INTERPOLATION_POINTS: usize = 9;
+/// S of the interpolation decode (linear τ, η = 0), as in paper §5.4's figures.
+const INTERPOLATION_STEPS: usize = 50;
+
+impl Context<'_> {
+    /// Decodes slerp interpolations between pairs of the sweep's latents with DDIM
+    /// (η = 0, linear τ, S = 50; paper §5.4): `latents` holds the interpolated x_T and
+    /// `samples` the decoded images, pair by pair, `INTERPOLATION_POINTS` per pair.
+    fn interpolate(&self, samples: usize) -> Result<(MetricRow, PointArrays)> {
+        let start = Instant::now();
+        let d = self.numel();
+        let pairs = INTERPOLATION_PAIRS.min(samples / 2);
+        let mut latents = Vec::with_capacity(pairs * INTERPOLATION_POINTS * d);
+        for k in 0..pairs {
+            let (a, b) = (
+                &self.latents[2 * k * d..(2 * k + 1) * d],
+                &self.latents[(2 * k + 1) * d..(2 * k + 2) * d],
+            );
+            for j in 0..INTERPOLATION_POINTS {
+                latents.extend(slerp(a, b, j as f64 / (INTERPOLATION_POINTS - 1) as f64));
+            }
+        }
+        let tau = Tau::new(
+            crate::schedule::TauKind::Linear,
+            INTERPOLATION_STEPS.min(self.schedule.timesteps()),
+            self.schedule.timesteps(),
+        )?;
+        let timed = Timed::new(self.model);
+        let (decoded, _) = self.sample(&timed, &latents, &tau, Eta::DDIM, false, 0, &|_| {})?;
+        let row = MetricRow {
+            point_id: INTERPOLATION_ID.into(),
+            tau: tau.kind().name().into(),
+            eta: EtaSpec(Eta::DDIM).label(),
+            eta_value: 0.0,
+            steps: tau.steps(),
+            nfe: tau.nfe(),
+            clip_x0: false,
+            seconds: start.elapsed().as_secs_f64(),
+            model_seconds: timed.seconds(),
+            diverged: non_finite(&decoded) > 0,
+            metrics: BTreeMap::new(),
+        };
+        let arrays = PointArrays {
+            item_shape: self.shape.dims(),
+            timesteps: tau.timesteps().iter().map(|&t| t as i64).collect(),
+            latents,
+            samples: decoded,
+            trajectory: None,
+            reconstruction: None,
+        };
+        Ok((row, arrays))
+    }
+}
+
 /// What a point's consistency is measured against.
 enum Consistency<'a> {
     /// Not measured.
@@ -573,6 +632,10 @@ pub fn run_sweep(
     for r in results {
         let (row, reused) = r?;
         record(&mut timings, &row, reused);
+    }
+    if matches!(shape, DataShape::Image { .. }) && !matches!(point_status(out, INTERPOLATION_ID, &hash)?, PointStatus::Done(_)) {
+        let (row, arrays) = ctx.interpolate(plan.samples)?;
+        save_point(out, &hash, &row, &arrays)?;
     }
     let progress = progress.into_inner().expect("progress lock");
     progress.finish();

@@ -16,7 +16,7 @@ use super::tables::{
 use crate::data::DataShape;
 use crate::error::{Error, Result};
 use crate::experiment::plan::Plan;
-use crate::experiment::runner::{results_hash, saved_rows, Manifest};
+use crate::experiment::runner::{results_hash, saved_rows, Manifest, INTERPOLATION_ID, INTERPOLATION_POINTS};
 use crate::experiment::ExperimentConfig;
 use crate::store::points::load_arrays;
 use crate::store::{write_atomic, MetricRow};
@@ -244,12 +244,21 @@ fn ablation_tables(rows: &[MetricRow], eta: &str) -> Vec<Table> {
     out
 }
 
+/// The η label in figures: the font has no combining circumflex, so σ̂ is spelled out.
+fn plot_label(eta: &str) -> String {
+    if eta == "sigma_hat" {
+        "σ-hat".into()
+    } else {
+        eta_label(eta)
+    }
+}
+
 /// Per-η series of `metric` vs S for one τ kind.
 fn series_by_eta(rows: &[MetricRow], metric: &MetricInfo, tau: &str, clip: bool) -> Vec<Series> {
     etas(rows)
         .iter()
         .map(|eta| Series {
-            label: eta_label(eta),
+            label: plot_label(eta),
             points: steps(rows)
                 .into_iter()
                 .filter_map(|s| Some((s as f64, find(rows, tau, eta, s, clip)?.metrics.get(metric.name).copied()?)))
@@ -322,6 +331,35 @@ fn draw_figures(
     Ok(figures)
 }
 
+/// The slerp interpolation grid saved by the sweep (paper §5.4): one row per latent pair.
+fn interpolation_figure(dir: &Path, out: &Path, height: usize, width: usize) -> Result<PathBuf> {
+    let a = load_arrays(dir, INTERPOLATION_ID)?;
+    let n = height * width;
+    let images: Vec<Vec<f32>> = a.samples.chunks(n).map(<[f32]>::to_vec).collect();
+    let per_row = INTERPOLATION_POINTS.min(images.len().max(1));
+    let rows: Vec<(String, Vec<Vec<f32>>)> = images
+        .chunks(per_row)
+        .enumerate()
+        .map(|(k, imgs)| (format!("x_T pair {}", k + 1), imgs.to_vec()))
+        .collect();
+    let columns: Vec<String> = (0..per_row)
+        .map(|j| format!("α = {:.3}", j as f64 / (per_row.max(2) - 1) as f64))
+        .collect();
+    let stem = out.join("interpolation");
+    image_grid(
+        &stem,
+        &format!(
+            "Slerp between two x_T, decoded with DDIM (η = 0, S = {})",
+            a.timesteps.len()
+        ),
+        &rows,
+        height,
+        width,
+        &columns,
+    )?;
+    Ok(stem)
+}
+
 /// Samples from the same x_T for every (η, S): image grids, or scatter plots over the data.
 fn sample_figures(
     dir: &Path,
@@ -345,7 +383,7 @@ fn sample_figures(
                         let a = load_arrays(dir, &r.point_id)?;
                         let n = height * width;
                         let images = a.samples.chunks(n).take(PER_ROW).map(<[f32]>::to_vec).collect();
-                        grid.push((format!("{}, S = {s}", eta_label(&eta)), images));
+                        grid.push((format!("{}, S = {s}", plot_label(&eta)), images));
                     }
                 }
                 image_grid(
@@ -356,6 +394,9 @@ fn sample_figures(
                     width,
                     &[],
                 )?;
+                if tau == taus(rows)[0] && dir.join("points").join(format!("{INTERPOLATION_ID}.json")).exists() {
+                    figures.push(interpolation_figure(dir, out, height, width)?);
+                }
             }
             DataShape::Vector(2) => {
                 let background: Vec<(f64, f64)> = data
@@ -372,7 +413,7 @@ fn sample_figures(
                         };
                         let a = load_arrays(dir, &r.point_id)?;
                         let pts = a.samples.chunks(2).take(1000).map(|p| (p[0] as f64, p[1] as f64)).collect();
-                        panels.push((format!("{}, S = {s}", eta_label(&eta)), pts));
+                        panels.push((format!("{}, S = {s}", plot_label(&eta)), pts));
                     }
                 }
                 scatter_panels(
