@@ -8,7 +8,10 @@ CARGO ?= cargo
 # Debian packages the crate links against (hdf5-metno needs the system HDF5).
 APT_PACKAGES := libhdf5-dev pkg-config
 
-.PHONY: setup build test fmt clippy bench
+.PHONY: setup build test fmt clippy bench sweep
+
+# The experiments `make sweep` runs (override: make sweep EXP=experiments/other.yaml).
+EXP ?= experiments/gmm2d.yaml experiments/digits.yaml
 
 ## setup: install the missing apt packages (idempotent; nothing happens when all are present)
 setup:
@@ -42,3 +45,7 @@ clippy:
 ## bench: training and model-evaluation throughput -> results/benchmarks.md
 bench: setup
 	$(CARGO) bench --bench throughput
+
+## sweep: build, train where needed, run the sweeps of $(EXP) and write their reports under results/
+sweep: setup
+	@scripts/sweep.sh "$(CARGO)" $(EXP)

@@ -360,6 +360,28 @@ fn interpolation_figure(dir: &Path, out: &Path, height: usize, width: usize) -> 
     Ok(stem)
 }
 
+/// The first `values` sample values of every (η, S) point of one τ kind, labelled, in
+/// sweep order (points that are missing are skipped).
+fn labelled_samples(
+    dir: &Path,
+    rows: &[MetricRow],
+    tau: &str,
+    clip: bool,
+    values: usize,
+) -> Result<Vec<(String, Vec<f32>)>> {
+    let mut out = Vec::new();
+    for eta in etas(rows) {
+        for s in steps(rows) {
+            if let Some(r) = find(rows, tau, &eta, s, clip) {
+                let mut samples = load_arrays(dir, &r.point_id)?.samples;
+                samples.truncate(values);
+                out.push((format!("{}, S = {s}", plot_label(&eta)), samples));
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Samples from the same x_T for every (η, S): image grids, or scatter plots over the data.
 fn sample_figures(
     dir: &Path,
@@ -373,19 +395,11 @@ fn sample_figures(
         let stem = out.join(format!("samples_{tau}"));
         match data.shape() {
             DataShape::Image { height, width, .. } => {
-                const PER_ROW: usize = 10;
-                let mut grid = Vec::new();
-                for eta in etas(rows) {
-                    for s in steps(rows) {
-                        let Some(r) = find(rows, &tau, &eta, s, clip) else {
-                            continue;
-                        };
-                        let a = load_arrays(dir, &r.point_id)?;
-                        let n = height * width;
-                        let images = a.samples.chunks(n).take(PER_ROW).map(<[f32]>::to_vec).collect();
-                        grid.push((format!("{}, S = {s}", plot_label(&eta)), images));
-                    }
-                }
+                let n = height * width;
+                let grid: Vec<(String, Vec<Vec<f32>>)> = labelled_samples(dir, rows, &tau, clip, 10 * n)?
+                    .into_iter()
+                    .map(|(label, x)| (label, x.chunks(n).map(<[f32]>::to_vec).collect()))
+                    .collect();
                 image_grid(
                     &stem,
                     &format!("Samples from the same x_T — {tau} τ"),
@@ -405,17 +419,10 @@ fn sample_figures(
                     .chunks(2)
                     .map(|p| (p[0] as f64, p[1] as f64))
                     .collect();
-                let mut panels = Vec::new();
-                for eta in etas(rows) {
-                    for s in steps(rows) {
-                        let Some(r) = find(rows, &tau, &eta, s, clip) else {
-                            continue;
-                        };
-                        let a = load_arrays(dir, &r.point_id)?;
-                        let pts = a.samples.chunks(2).take(1000).map(|p| (p[0] as f64, p[1] as f64)).collect();
-                        panels.push((format!("{}, S = {s}", plot_label(&eta)), pts));
-                    }
-                }
+                let panels: Vec<(String, Vec<(f64, f64)>)> = labelled_samples(dir, rows, &tau, clip, 2000)?
+                    .into_iter()
+                    .map(|(label, x)| (label, x.chunks(2).map(|p| (p[0] as f64, p[1] as f64)).collect()))
+                    .collect();
                 scatter_panels(
                     &stem,
                     &format!("Samples (colour) over held-out data (grey) — {tau} τ"),

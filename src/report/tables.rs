@@ -216,28 +216,43 @@ fn clip_suffix(clip: bool, clips: &[bool]) -> (&'static str, &'static str) {
     }
 }
 
-/// Table 1 layout for one metric and τ kind: rows η, columns S.
-pub fn eta_by_steps(rows: &[MetricRow], metric: &MetricInfo, tau: &str, clip: bool) -> Table {
-    let (title_clip, name_clip) = clip_suffix(clip, &clips(rows));
+/// Rows of `metric` over the sweep's S values, one per (label, τ, η), with † marks.
+fn over_steps(
+    rows: &[MetricRow],
+    metric: &MetricInfo,
+    specs: Vec<(String, String, String)>,
+    clip: bool,
+) -> (Vec<(String, Vec<Option<f64>>)>, Vec<Vec<bool>>) {
     let steps = steps(rows);
     let mut table_rows = Vec::new();
     let mut marked = Vec::new();
-    for eta in etas(rows) {
-        let cells: Vec<Option<&MetricRow>> = steps.iter().map(|&s| find(rows, tau, &eta, s, clip)).collect();
+    for (label, tau, eta) in specs {
+        let cells: Vec<Option<&MetricRow>> = steps.iter().map(|&s| find(rows, &tau, &eta, s, clip)).collect();
         marked.push(cells.iter().map(|c| c.is_some_and(|r| r.nfe != r.steps)).collect());
         table_rows.push((
-            eta_label(&eta),
+            label,
             cells
                 .iter()
                 .map(|c| c.and_then(|r| r.metrics.get(metric.name).copied()))
                 .collect(),
         ));
     }
+    (table_rows, marked)
+}
+
+/// Table 1 layout for one metric and τ kind: rows η, columns S.
+pub fn eta_by_steps(rows: &[MetricRow], metric: &MetricInfo, tau: &str, clip: bool) -> Table {
+    let (title_clip, name_clip) = clip_suffix(clip, &clips(rows));
+    let specs = etas(rows)
+        .into_iter()
+        .map(|eta| (eta_label(&eta), tau.to_string(), eta))
+        .collect();
+    let (table_rows, marked) = over_steps(rows, metric, specs, clip);
     Table {
         name: format!("{}_{tau}{name_clip}", metric.name),
         title: format!("{} — {tau} τ{title_clip}", metric.label),
         row_header: "".into(),
-        columns: s_columns(&steps),
+        columns: s_columns(&steps(rows)),
         rows: table_rows,
         marked,
         best: Some(metric.lower_better),
@@ -247,25 +262,16 @@ pub fn eta_by_steps(rows: &[MetricRow], metric: &MetricInfo, tau: &str, clip: bo
 /// Table 2 layout: rows τ kind, columns S (reconstruction is η-free).
 pub fn taus_by_steps(rows: &[MetricRow], metric: &MetricInfo, eta: &str, clip: bool) -> Table {
     let (title_clip, name_clip) = clip_suffix(clip, &clips(rows));
-    let steps = steps(rows);
-    let mut table_rows = Vec::new();
-    let mut marked = Vec::new();
-    for tau in taus(rows) {
-        let cells: Vec<Option<&MetricRow>> = steps.iter().map(|&s| find(rows, &tau, eta, s, clip)).collect();
-        marked.push(cells.iter().map(|c| c.is_some_and(|r| r.nfe != r.steps)).collect());
-        table_rows.push((
-            format!("{tau} τ"),
-            cells
-                .iter()
-                .map(|c| c.and_then(|r| r.metrics.get(metric.name).copied()))
-                .collect(),
-        ));
-    }
+    let specs = taus(rows)
+        .into_iter()
+        .map(|tau| (format!("{tau} τ"), tau, eta.to_string()))
+        .collect();
+    let (table_rows, marked) = over_steps(rows, metric, specs, clip);
     Table {
         name: format!("{}_by_tau{name_clip}", metric.name),
         title: format!("{}{title_clip}", metric.label),
         row_header: "".into(),
-        columns: s_columns(&steps),
+        columns: s_columns(&steps(rows)),
         rows: table_rows,
         marked,
         best: Some(metric.lower_better),

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# `make sweep`: train where needed, run each experiment's sweep and report, then print
+# the time every part took. Usage: CARGO_TARGET_DIR=... scripts/sweep.sh CARGO EXPERIMENT.yaml...
+set -euo pipefail
+cargo=$1
+shift
+bin=${CARGO_TARGET_DIR:-target}/release/ddimlab
+parts=()
+timed() { # label, command...
+  local label=$1 start
+  shift
+  start=$(date +%s%N)
+  "$@"
+  local ms=$((($(date +%s%N) - start) / 1000000))
+  parts+=("$(printf '%-40s %6d.%d s' "$label" $((ms / 1000)) $((ms % 1000 / 100)))")
+}
+timed "build (release)" "$cargo" build --release
+for exp in "$@"; do
+  name=$(basename "$exp" .yaml)
+  if grep -qE '^\s+train:' "$exp"; then
+    timed "$name: train (reused when finished)" "$bin" train "$exp"
+  fi
+  timed "$name: sweep + report" "$bin" sweep "$exp"
+done
+echo
+echo "make sweep: time per part"
+printf '  %s\n' "${parts[@]}"
