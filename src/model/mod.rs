@@ -102,10 +102,14 @@ impl Network {
 }
 
 impl EpsModel for Network {
+    /// ε without an autograd graph: the weights are training variables, so candle would
+    /// otherwise link every sampler state to all the activations before it (a 1000-step
+    /// pass would keep 1000 forward passes alive).
     fn eps(&self, x: &Tensor, t: &[usize]) -> Result<Tensor> {
-        match &self.model {
+        let eps = match &self.model {
             NetworkModel::Mlp(m) => m.eps(x, t),
             NetworkModel::Unet(u) => u.eps(x, t),
-        }
+        }?;
+        Ok(eps.detach())
     }
 }

@@ -170,7 +170,8 @@ pub fn report(dir: &Path) -> Result<ReportSummary> {
         let _ = writeln!(md, "## Consistency (paper §5.3)\n");
         let _ = writeln!(
             md,
-            "Distance between x_0 at S steps and x_0 of the reference run (η = 0, S = {}) from the same x_T.\n",
+            "Distance between x_0 at S steps and x_0 of the reference run (η = 0, S = {}) from the same x_T \
+             (0 for the reference itself, which log-scale figures leave out).\n",
             cfg.sweep.reference_steps()
         );
         for &clip in &clip_values {
@@ -295,7 +296,11 @@ fn draw_figures(
                 &stem,
                 &format!("Consistency — {tau} τ"),
                 "S (sampling steps)",
-                m.label,
+                if m.name == CONSISTENCY.name {
+                    "MSE to the reference x_0"
+                } else {
+                    "MSE to the exact flow x_0"
+                },
                 &series_by_eta(rows, &m, &tau, clip),
                 true,
                 true,
