@@ -6,6 +6,7 @@ use std::fmt;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::{Error, Result};
+pub use crate::store::export::ExportFormat;
 use crate::sampler::Eta;
 use crate::schedule::TauKind;
 
@@ -133,6 +134,9 @@ pub struct SweepSpec {
     /// Random directions of the sliced Wasserstein distance.
     #[serde(default = "default_projections")]
     pub projections: usize,
+    /// Sample files to write per point under `exports/` (image data only; default none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub export: Vec<ExportFormat>,
 }
 
 fn default_steps() -> Vec<usize> {
@@ -183,6 +187,7 @@ impl Default for SweepSpec {
             reference_steps: None,
             trajectory_samples: 0,
             projections: default_projections(),
+            export: Vec::new(),
         }
     }
 }
@@ -218,6 +223,7 @@ impl SweepSpec {
         for (field, list_len, distinct) in [
             ("steps", self.steps.len(), dedup_len(&self.steps)),
             ("tau", self.tau.len(), dedup_len(&self.tau)),
+            ("export", self.export.len(), dedup_len(&self.export)),
             (
                 "eta",
                 self.eta.len(),
