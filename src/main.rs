@@ -4,9 +4,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use ddimlab::experiment::training::{train_experiment, TrainOutcome};
 use ddimlab::experiment::plan::Plan;
 use ddimlab::experiment::runner::{estimate_seconds, sweep_experiment, SweepOptions};
+use ddimlab::experiment::training::{train_experiment, TrainOutcome};
 use ddimlab::experiment::ExperimentConfig;
 use ddimlab::progress::Progress;
 

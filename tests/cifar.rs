@@ -45,7 +45,9 @@ fn a_tiny_cifar_sweep_runs_from_a_diffusers_folder_and_exports_samples() {
         std::fs::copy(fixture.join(file), checkpoint.join(file)).unwrap();
     }
     let data = dir.join("test.npz");
-    let images = Array4::from_shape_fn((12, 8, 8, 3), |(i, y, x, c)| ((i * 29 + y * 13 + x * 7 + c * 60) % 256) as u8);
+    let images = Array4::from_shape_fn((12, 8, 8, 3), |(i, y, x, c)| {
+        ((i * 29 + y * 13 + x * 7 + c * 60) % 256) as u8
+    });
     let mut npz = NpzWriter::new(std::fs::File::create(&data).unwrap());
     npz.add_array("arr_0", &images).unwrap();
     npz.finish().unwrap();
@@ -72,16 +74,15 @@ fn a_tiny_cifar_sweep_runs_from_a_diffusers_folder_and_exports_samples() {
     for steps in [2, 4] {
         for eta in ["0.0", "1.0"] {
             let id = format!("quadratic_eta{eta}_S{steps}");
-            let samples: Vec<f32> = h5
-                .dataset(&format!("points/{id}/samples"))
-                .unwrap()
-                .read_raw()
-                .unwrap();
+            let samples: Vec<f32> = h5.dataset(&format!("points/{id}/samples")).unwrap().read_raw().unwrap();
             let mut npz = NpzReader::new(std::fs::File::open(out.join(format!("exports/{id}.npz"))).unwrap()).unwrap();
             let arr: ArrayD<u8> = npz.by_name("arr_0").unwrap();
             assert_eq!(arr.shape(), &[16, 8, 8, 3], "{id}");
             let first = samples[0]; // sample 0, channel 0, pixel (0, 0)
-            assert_eq!(arr[[0, 0, 0, 0]], ((first + 1.0) * 127.5).round().clamp(0.0, 255.0) as u8);
+            assert_eq!(
+                arr[[0, 0, 0, 0]],
+                ((first + 1.0) * 127.5).round().clamp(0.0, 255.0) as u8
+            );
             assert!(out.join(format!("exports/{id}.png")).is_file(), "{id}");
         }
     }
@@ -99,10 +100,15 @@ fn a_missing_checkpoint_folder_stops_sweep_and_validate_with_the_download_comman
         assert!(!run.status.success(), "{command}: {stderr}");
         assert!(stderr.contains(&missing.display().to_string()), "{command}: {stderr}");
         assert!(
-            stderr.contains("huggingface-cli download google/ddpm-cifar10-32 config.json diffusion_pytorch_model.safetensors"),
+            stderr.contains(
+                "huggingface-cli download google/ddpm-cifar10-32 config.json diffusion_pytorch_model.safetensors"
+            ),
             "{command}: {stderr}"
         );
-        assert!(!stderr.contains("nothing-here"), "{command} read the data first: {stderr}");
+        assert!(
+            !stderr.contains("nothing-here"),
+            "{command} read the data first: {stderr}"
+        );
     }
     assert!(!dir.join("results").exists());
 }

@@ -89,7 +89,12 @@ fn png_folders_and_npz_files_load_as_heldout_images() {
     write_npz(
         &nchw,
         "x",
-        &images.clone().permuted_axes([0, 3, 1, 2]).as_standard_layout().to_owned().into_dyn(),
+        &images
+            .clone()
+            .permuted_axes([0, 3, 1, 2])
+            .as_standard_layout()
+            .to_owned()
+            .into_dyn(),
     );
     let three = DataSpec {
         n_heldout: Some(3),

@@ -44,7 +44,10 @@ impl ImageFormat {
 /// in file-name order, or an `.npz` — as NCHW values in [−1, 1], with their count.
 pub fn load(path: &Path, format: ImageFormat, limit: Option<usize>) -> Result<(Vec<f32>, usize)> {
     let (pixels, n) = if !path.exists() {
-        return Err(io_err(path, "not found (data.path: a folder of .png files or an .npz file)"));
+        return Err(io_err(
+            path,
+            "not found (data.path: a folder of .png files or an .npz file)",
+        ));
     } else if path.is_dir() {
         read_png_folder(path, format, limit)?
     } else if path.extension().is_some_and(|e| e == "npz") {
@@ -125,20 +128,22 @@ fn read_npz(path: &Path, format: ImageFormat, limit: Option<usize>) -> Result<(V
     let nchw = match *array.shape() {
         [_, h, w, ch] if (h, w, ch) == (s, s, c) => array.permuted_axes(IxDyn(&[0, 3, 1, 2])),
         [_, ch, h, w] if (ch, h, w) == (c, s, s) => array,
-        ref shape => {
-            return Err(io_err(
-                path,
-                format!(
-                    "array {name:?} has shape {shape:?}; expected [n, {s}, {s}, {c}] (NHWC) or [n, {c}, {s}, {s}] (NCHW) \
+        ref shape => return Err(io_err(
+            path,
+            format!(
+                "array {name:?} has shape {shape:?}; expected [n, {s}, {s}, {c}] (NHWC) or [n, {c}, {s}, {s}] (NCHW) \
                      (data.image_size, data.channels)"
-                ),
-            ))
-        }
+            ),
+        )),
     };
     let n = nchw.shape()[0].min(limit.unwrap_or(usize::MAX));
     if n == 0 {
         return Err(io_err(path, format!("array {name:?} holds no images")));
     }
-    let pixels = nchw.slice_axis(ndarray::Axis(0), (0..n).into()).iter().copied().collect();
+    let pixels = nchw
+        .slice_axis(ndarray::Axis(0), (0..n).into())
+        .iter()
+        .copied()
+        .collect();
     Ok((pixels, n))
 }

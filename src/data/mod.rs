@@ -332,7 +332,10 @@ impl DataSpec {
             return Err(invalid("image_size", "must be at least 1"));
         }
         if ![1, 3].contains(&f.channels) {
-            return Err(invalid("channels", format!("{}: must be 1 (grey) or 3 (RGB)", f.channels)));
+            return Err(invalid(
+                "channels",
+                format!("{}: must be 1 (grey) or 3 (RGB)", f.channels),
+            ));
         }
         if self.n_heldout == Some(0) {
             return Err(invalid("n_heldout", "must be at least 1"));

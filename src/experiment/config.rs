@@ -136,7 +136,7 @@ impl ModelSpec {
     pub fn diffusers_dir(&self) -> Option<&Path> {
         self.checkpoint
             .as_deref()
-            .filter(|p| !p.extension().is_some_and(|e| e == "safetensors"))
+            .filter(|p| p.extension().is_none_or(|e| e != "safetensors"))
     }
 
     /// The trainable architecture for data of `shape` (`None` for the oracle and for a

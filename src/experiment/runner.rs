@@ -124,7 +124,8 @@ impl EpsModel for Timed<'_> {
     fn eps(&self, x: &Tensor, t: &[usize]) -> Result<Tensor> {
         let start = Instant::now();
         let out = self.inner.eps(x, t);
-        self.nanos.fetch_add(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        self.nanos
+            .fetch_add(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
         out
     }
 }
@@ -212,7 +213,11 @@ impl Context<'_> {
                 self.batch_size
             }
             .min(n - first);
-            let xt = Tensor::from_slice(&x[first * d..(first + size) * d], self.shape.batch_dims(size), self.device)?;
+            let xt = Tensor::from_slice(
+                &x[first * d..(first + size) * d],
+                self.shape.batch_dims(size),
+                self.device,
+            )?;
             let (y, states) = pass(first, &xt)?;
             out.extend(y.flatten_all()?.to_vec1::<f32>()?);
             if let Some(states) = states {
@@ -454,11 +459,7 @@ fn non_finite(v: &[f32]) -> usize {
 
 /// The metrics of `value`, or NaN under every name in `keys` when `bad` > 0 (the MSE of
 /// a diverged set is not a number worth keeping, and must not fail the sweep).
-fn nan_if_bad(
-    bad: usize,
-    value: Result<BTreeMap<String, f64>>,
-    keys: &[&str],
-) -> Result<BTreeMap<String, f64>> {
+fn nan_if_bad(bad: usize, value: Result<BTreeMap<String, f64>>, keys: &[&str]) -> Result<BTreeMap<String, f64>> {
     if bad > 0 {
         Ok(keys.iter().map(|k| (k.to_string(), f64::NAN)).collect())
     } else {
@@ -651,7 +652,9 @@ pub fn run_sweep(
         let (row, reused) = r?;
         record(&mut timings, &row, reused);
     }
-    if matches!(shape, DataShape::Image { .. }) && !matches!(point_status(out, INTERPOLATION_ID, &hash)?, PointStatus::Done(_)) {
+    if matches!(shape, DataShape::Image { .. })
+        && !matches!(point_status(out, INTERPOLATION_ID, &hash)?, PointStatus::Done(_))
+    {
         let (row, arrays) = ctx.interpolate(plan.samples)?;
         save_point(out, &hash, &row, &arrays)?;
     }
@@ -687,11 +690,7 @@ pub fn run_sweep(
     write_atomic(&out.join("config.yaml"), cfg.to_yaml().as_bytes())?;
     let store_seconds = store_start.elapsed().as_secs_f64();
 
-    let points: Vec<PointTiming> = plan
-        .points
-        .iter()
-        .filter_map(|p| timings.remove(&p.id))
-        .collect();
+    let points: Vec<PointTiming> = plan.points.iter().filter_map(|p| timings.remove(&p.id)).collect();
     let point_seconds: f64 = points.iter().map(|p| p.seconds).sum();
     let model_seconds: f64 = points.iter().map(|p| p.model_seconds).sum();
     let manifest = Manifest {
@@ -719,7 +718,9 @@ pub fn run_sweep(
     };
     write_atomic(
         &out.join("manifest.json"),
-        serde_json::to_string_pretty(&manifest).expect("serialisable").as_bytes(),
+        serde_json::to_string_pretty(&manifest)
+            .expect("serialisable")
+            .as_bytes(),
     )?;
     Ok(SweepOutcome { manifest, rows })
 }

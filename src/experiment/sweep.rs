@@ -6,9 +6,9 @@ use std::fmt;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::{Error, Result};
-pub use crate::store::export::ExportFormat;
 use crate::sampler::Eta;
 use crate::schedule::TauKind;
+pub use crate::store::export::ExportFormat;
 
 /// One η of the sweep as written in YAML: a number in [0, 1] or `sigma_hat`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -44,9 +44,9 @@ impl<'de> Deserialize<'de> for EtaSpec {
             Number(f64),
             Name(String),
         }
-        match Raw::deserialize(d).map_err(|_| {
-            serde::de::Error::custom("expected a number in [0, 1] or the string `sigma_hat`")
-        })? {
+        match Raw::deserialize(d)
+            .map_err(|_| serde::de::Error::custom("expected a number in [0, 1] or the string `sigma_hat`"))?
+        {
             Raw::Number(v) => Eta::new(v)
                 .map(EtaSpec)
                 .map_err(|_| serde::de::Error::custom(format!("eta {v} is outside [0, 1] (or use `sigma_hat`)"))),
@@ -235,7 +235,10 @@ impl SweepSpec {
             }
         }
         if self.clip_x0.values().is_empty() {
-            return Err(invalid("clip_x0", "must be true, false or a non-empty list of them".into()));
+            return Err(invalid(
+                "clip_x0",
+                "must be true, false or a non-empty list of them".into(),
+            ));
         }
         for (field, v) in [
             ("samples", self.samples),
@@ -247,7 +250,10 @@ impl SweepSpec {
             }
         }
         if self.samples < 2 {
-            return Err(invalid("samples", "must be at least 2 (sample statistics fit covariances)".into()));
+            return Err(invalid(
+                "samples",
+                "must be at least 2 (sample statistics fit covariances)".into(),
+            ));
         }
         if self.reconstruction_samples == Some(0) {
             return Err(invalid("reconstruction_samples", "must be at least 1".into()));
@@ -263,7 +269,10 @@ impl SweepSpec {
         if self.trajectory_samples > self.samples {
             return Err(invalid(
                 "trajectory_samples",
-                format!("{} is more than sweep.samples = {}", self.trajectory_samples, self.samples),
+                format!(
+                    "{} is more than sweep.samples = {}",
+                    self.trajectory_samples, self.samples
+                ),
             ));
         }
         Ok(())
@@ -277,8 +286,5 @@ impl SweepSpec {
 }
 
 fn dedup_len<T: PartialEq>(v: &[T]) -> usize {
-    v.iter()
-        .enumerate()
-        .filter(|(i, x)| !v[..*i].contains(x))
-        .count()
+    v.iter().enumerate().filter(|(i, x)| !v[..*i].contains(x)).count()
 }

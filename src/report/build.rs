@@ -192,7 +192,10 @@ pub fn report(dir: &Path) -> Result<ReportSummary> {
     let figures = draw_figures(dir, &data, &rows, &figures_dir)?;
     let _ = writeln!(md, "## Figures\n");
     for f in &figures {
-        let name = f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = f
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let _ = writeln!(md, "![{name}](figures/{name}.png)\n");
     }
     let _ = writeln!(md, "## Timing\n");
@@ -229,14 +232,21 @@ fn ablation_tables(rows: &[MetricRow], eta: &str) -> Vec<Table> {
     let (taus, clips) = (taus(rows), clips(rows));
     let mut out = Vec::new();
     if taus.len() > 1 {
-        let settings: Vec<(String, String, bool)> = taus.iter().map(|t| (format!("{t} τ"), t.clone(), clips[0])).collect();
+        let settings: Vec<(String, String, bool)> =
+            taus.iter().map(|t| (format!("{t} τ"), t.clone(), clips[0])).collect();
         out.extend(metrics.iter().map(|m| ablation(rows, m, eta, &settings)));
     }
     if clips.len() > 1 {
         for tau in &taus {
             let settings: Vec<(String, String, bool)> = clips
                 .iter()
-                .map(|&c| (format!("{tau} τ, clip {}", if c { "on" } else { "off" }), tau.clone(), c))
+                .map(|&c| {
+                    (
+                        format!("{tau} τ, clip {}", if c { "on" } else { "off" }),
+                        tau.clone(),
+                        c,
+                    )
+                })
                 .collect();
             out.extend(metrics.iter().map(|m| ablation(rows, m, eta, &settings)));
         }
@@ -261,18 +271,18 @@ fn series_by_eta(rows: &[MetricRow], metric: &MetricInfo, tau: &str, clip: bool)
             label: plot_label(eta),
             points: steps(rows)
                 .into_iter()
-                .filter_map(|s| Some((s as f64, find(rows, tau, eta, s, clip)?.metrics.get(metric.name).copied()?)))
+                .filter_map(|s| {
+                    Some((
+                        s as f64,
+                        find(rows, tau, eta, s, clip)?.metrics.get(metric.name).copied()?,
+                    ))
+                })
                 .collect(),
         })
         .collect()
 }
 
-fn draw_figures(
-    dir: &Path,
-    data: &crate::data::Dataset,
-    rows: &[MetricRow],
-    out: &Path,
-) -> Result<Vec<PathBuf>> {
+fn draw_figures(dir: &Path, data: &crate::data::Dataset, rows: &[MetricRow], out: &Path) -> Result<Vec<PathBuf>> {
     let mut figures = Vec::new();
     let clip = rows[0].clip_x0;
     for tau in taus(rows) {
@@ -311,7 +321,12 @@ fn draw_figures(
                 label: format!("{tau} τ"),
                 points: steps(rows)
                     .into_iter()
-                    .filter_map(|s| Some((s as f64, find(rows, tau, &eta, s, clip)?.metrics.get(RECON.name).copied()?)))
+                    .filter_map(|s| {
+                        Some((
+                            s as f64,
+                            find(rows, tau, &eta, s, clip)?.metrics.get(RECON.name).copied()?,
+                        ))
+                    })
                     .collect(),
             })
             .collect();
@@ -361,12 +376,7 @@ fn interpolation_figure(dir: &Path, out: &Path, height: usize, width: usize) -> 
 }
 
 /// Samples from the same x_T for every (η, S): image grids, or scatter plots over the data.
-fn sample_figures(
-    dir: &Path,
-    data: &crate::data::Dataset,
-    rows: &[MetricRow],
-    out: &Path,
-) -> Result<Vec<PathBuf>> {
+fn sample_figures(dir: &Path, data: &crate::data::Dataset, rows: &[MetricRow], out: &Path) -> Result<Vec<PathBuf>> {
     let clip = rows[0].clip_x0;
     let mut figures = Vec::new();
     for tau in taus(rows) {
@@ -412,7 +422,12 @@ fn sample_figures(
                             continue;
                         };
                         let a = load_arrays(dir, &r.point_id)?;
-                        let pts = a.samples.chunks(2).take(1000).map(|p| (p[0] as f64, p[1] as f64)).collect();
+                        let pts = a
+                            .samples
+                            .chunks(2)
+                            .take(1000)
+                            .map(|p| (p[0] as f64, p[1] as f64))
+                            .collect();
                         panels.push((format!("{}, S = {s}", plot_label(&eta)), pts));
                     }
                 }
