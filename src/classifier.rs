@@ -27,10 +27,10 @@ use sha2::{Digest, Sha256};
 use crate::data::{DataShape, Dataset, Split};
 use crate::error::{Error, Result};
 use crate::experiment::training::fingerprint;
-use crate::store::write_atomic;
 use crate::model::checkpoint::{load_into, named_tensors, read, save_atomic, SeededInit};
 use crate::progress::Progress;
 use crate::rng::{stream, stream_at, Purpose};
+use crate::store::write_atomic;
 use crate::train::AdamW;
 
 /// Rows per forward pass in [`Classifier::predict`] and [`Classifier::features_host`].

@@ -4,9 +4,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use ddimlab::experiment::training::{train_experiment, TrainOutcome};
 use ddimlab::experiment::plan::Plan;
 use ddimlab::experiment::runner::{estimate_seconds, sweep_experiment, SweepOptions};
+use ddimlab::experiment::training::{train_experiment, TrainOutcome};
 use ddimlab::experiment::ExperimentConfig;
 use ddimlab::progress::Progress;
 
@@ -24,6 +24,9 @@ enum Command {
     Validate {
         /// The experiment YAML.
         file: PathBuf,
+        /// Model checkpoint overriding `model.checkpoint` (a diffusers folder or a .safetensors file).
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
     },
     /// Run the experiment's sweep into <out> (training its model first if needed).
     Sweep {
@@ -38,6 +41,9 @@ enum Command {
         /// Points run at once (default: 1; batches already use every core).
         #[arg(long, default_value_t = 1)]
         jobs: usize,
+        /// Model checkpoint overriding `model.checkpoint` (a diffusers folder or a .safetensors file).
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
     },
     /// Write report.md, tables/*.csv and figures/* of a results folder (a sweep does this at its end).
     Report {
@@ -64,10 +70,20 @@ fn out_dir(cfg: &ExperimentConfig, out: Option<PathBuf>) -> PathBuf {
     out.unwrap_or_else(|| Path::new("results").join(&cfg.name))
 }
 
+/// The experiment of `file`, with `model.checkpoint` replaced by `checkpoint` when given.
+fn load(file: &Path, checkpoint: Option<PathBuf>) -> anyhow::Result<ExperimentConfig> {
+    let mut cfg = ExperimentConfig::load(file)?;
+    if let Some(dir) = checkpoint {
+        cfg.override_checkpoint(dir)?;
+    }
+    Ok(cfg)
+}
+
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Validate { file } => {
-            let cfg = ExperimentConfig::load(&file)?;
+        Command::Validate { file, checkpoint } => {
+            let cfg = load(&file, checkpoint)?;
+            cfg.check_checkpoint()?;
             println!("{}: ok", file.display());
             print!("{}", cfg.to_yaml());
             let heldout = cfg.data.sizes()?.1;
@@ -82,8 +98,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 plan.total_evaluations()
             );
         }
-        Command::Sweep { file, out, force, jobs } => {
-            let cfg = ExperimentConfig::load(&file)?;
+        Command::Sweep {
+            file,
+            out,
+            force,
+            jobs,
+            checkpoint,
+        } => {
+            let cfg = load(&file, checkpoint)?;
             let opts = SweepOptions {
                 out: out_dir(&cfg, out),
                 force,

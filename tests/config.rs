@@ -148,3 +148,60 @@ fn bad_sweep_values_name_line_field_and_allowed_values() {
     let err = parse(&format!("{GOOD}metrics: [fid]\n")).unwrap_err();
     assert!(err.contains("metrics[0]") && err.contains("`sample_stats`"), "{err}");
 }
+
+const CIFAR: &str = "\
+name: cifar
+data:
+  kind: images
+  path: data/test.npz
+model:
+  kind: unet
+  checkpoint: checkpoints/ddpm-cifar10-32
+sweep:
+  export: [npz, png]
+";
+
+#[test]
+fn a_diffusers_folder_parses_without_its_files_and_refuses_architecture_keys() {
+    let cfg = parse(CIFAR).unwrap();
+    assert!(cfg.architecture().unwrap().is_none());
+    assert_eq!(
+        cfg.model.diffusers_dir(),
+        Some(Path::new("checkpoints/ddpm-cifar10-32"))
+    );
+    let err = cfg.check_checkpoint().unwrap_err().to_string();
+    assert!(
+        err.starts_with("checkpoints/ddpm-cifar10-32: diffusers model folder not found"),
+        "{err}"
+    );
+    assert_eq!(parse(&cfg.to_yaml()).unwrap(), cfg);
+
+    let err = parse(&CIFAR.replace("  kind: unet\n", "  kind: unet\n  base_channels: 64\n")).unwrap_err();
+    assert!(
+        err.starts_with("exp.yaml:7:3: model.base_channels: not allowed with a diffusers checkpoint folder"),
+        "{err}"
+    );
+    assert!(err.contains("checkpoints/ddpm-cifar10-32/config.json"), "{err}");
+    let err = parse(&CIFAR.replace("  kind: unet\n", "  kind: mlp\n")).unwrap_err();
+    assert!(err.contains("model.checkpoint") && err.contains("kind unet"), "{err}");
+}
+
+#[test]
+fn images_cannot_train_and_vector_data_cannot_export() {
+    let train = CIFAR.replace(
+        "  checkpoint: checkpoints/ddpm-cifar10-32\n",
+        "  train:\n    steps: 10\n",
+    );
+    let err = parse(&train).unwrap_err();
+    assert!(
+        err.contains("model.train: data kind images has no training split"),
+        "{err}"
+    );
+    let err = parse(&format!("{GOOD}sweep:\n  export: [npz]\n")).unwrap_err();
+    assert!(
+        err.starts_with("exp.yaml:11:3: sweep.export: exports are images"),
+        "{err}"
+    );
+    let err = parse(&CIFAR.replace("  path: data/test.npz\n", "")).unwrap_err();
+    assert!(err.contains("data.path: required for images"), "{err}");
+}

@@ -9,8 +9,8 @@ use ddimlab::experiment::runner::{run_sweep, SweepOptions};
 use ddimlab::experiment::ExperimentConfig;
 use ddimlab::model::{EpsModel, MixtureOracle};
 use ddimlab::report::findings::findings;
-use ddimlab::report::tables::{eta_by_steps, loglog_slope, SAMPLE_QUALITY};
 use ddimlab::report::report;
+use ddimlab::report::tables::{eta_by_steps, loglog_slope, SAMPLE_QUALITY};
 use ddimlab::store::MetricRow;
 use polars::prelude::*;
 
@@ -26,7 +26,10 @@ fn row(tau: &str, eta: &str, steps: usize, nfe: usize, metrics: &[(&str, f64)]) 
         seconds: 1.0,
         model_seconds: 0.9,
         diverged: false,
-        metrics: metrics.iter().map(|(k, v)| (k.to_string(), *v)).collect::<BTreeMap<_, _>>(),
+        metrics: metrics
+            .iter()
+            .map(|(k, v)| (k.to_string(), *v))
+            .collect::<BTreeMap<_, _>>(),
     }
 }
 
@@ -37,7 +40,11 @@ fn synthetic() -> Vec<MetricRow> {
         for eta in ["0.0", "1.0", "sigma_hat"] {
             for s in [10, 20, 40] {
                 let e = if eta == "0.0" { 0.0 } else { 1.0 };
-                let fd = if eta == "0.0" { 1.0 / s as f64 } else { 2.0 / s as f64 + e };
+                let fd = if eta == "0.0" {
+                    1.0 / s as f64
+                } else {
+                    2.0 / s as f64 + e
+                };
                 let nfe = if tau == "quadratic" && s == 40 { 29 } else { s };
                 let recon = 1.0 / (s * s) as f64;
                 rows.push(row(tau, eta, s, nfe, &[("fd", fd), ("recon_mse", recon)]));
@@ -59,7 +66,10 @@ fn table1_layout_has_eta_rows_step_columns_bold_best_and_daggers() {
     let md = t.markdown();
     let lines: Vec<&str> = md.lines().collect();
     assert_eq!(lines.len(), 2 + 3);
-    assert!(lines[2].starts_with("| η = 0.0 | **0.1000** | **0.05000** | **0.02500** †"), "{md}");
+    assert!(
+        lines[2].starts_with("| η = 0.0 | **0.1000** | **0.05000** | **0.02500** †"),
+        "{md}"
+    );
     assert!(lines[3].contains("| 1.200 |") && !lines[3].contains("**"), "{md}");
 }
 
@@ -67,7 +77,10 @@ fn table1_layout_has_eta_rows_step_columns_bold_best_and_daggers() {
 fn findings_are_derived_from_the_numbers() {
     let rows = synthetic();
     let f = findings(&rows).join("\n");
-    assert!(f.contains("linear τ, fd: η = 0 is the best η at every S ≤ 50 (3 of 3)"), "{f}");
+    assert!(
+        f.contains("linear τ, fd: η = 0 is the best η at every S ≤ 50 (3 of 3)"),
+        "{f}"
+    );
     assert!(f.contains("At S = 10, η = 0 beats η = 1.0 on 2 of 2"), "{f}");
     // recon = 1/S²: slope −2, ×0.25 per doubling.
     assert!(f.contains("fitted MSE ∝ S^-2.00, i.e. ×0.25 per doubling"), "{f}");
@@ -80,7 +93,10 @@ fn findings_are_derived_from_the_numbers() {
         .metrics
         .insert("fd".into(), 99.0);
     let f = findings(&worse).join("\n");
-    assert!(f.contains("linear τ, fd: η = 0 is the best η at 2 of 3 S ≤ 50; best elsewhere: η = 1.0 at S = 20"), "{f}");
+    assert!(
+        f.contains("linear τ, fd: η = 0 is the best η at 2 of 3 S ≤ 50; best elsewhere: η = 1.0 at S = 20"),
+        "{f}"
+    );
     assert!((loglog_slope(&[(1.0, 1.0), (2.0, 0.5), (4.0, 0.25)]).unwrap() + 1.0).abs() < 1e-12);
 }
 
@@ -104,7 +120,11 @@ fn check_figure(stem: &Path) {
     let (w, h) = png_size(&stem.with_extension("png"));
     assert!(w >= 400 && h >= 300, "{}: {w}×{h}", stem.display());
     let svg = std::fs::read_to_string(stem.with_extension("svg")).unwrap();
-    assert!(svg.contains("<svg") && svg.contains(&format!("width=\"{w}\"")), "{}", stem.display());
+    assert!(
+        svg.contains("<svg") && svg.contains(&format!("width=\"{w}\"")),
+        "{}",
+        stem.display()
+    );
 }
 
 fn sweep(cfg: &ExperimentConfig, model: &dyn EpsModel, out: &Path) {
@@ -132,7 +152,14 @@ fn a_mixture_sweep_reports_tables_figures_and_missing_points() {
     let summary = report(&out).unwrap();
     assert_eq!((summary.points, summary.missing.len()), (18, 0));
     let md = std::fs::read_to_string(&summary.path).unwrap();
-    for heading in ["## What this run shows", "## Sample quality (Table 1 layout)", "## Reconstruction error", "## Consistency", "## Ablations", "## Timing"] {
+    for heading in [
+        "## What this run shows",
+        "## Sample quality (Table 1 layout)",
+        "## Reconstruction error",
+        "## Consistency",
+        "## Ablations",
+        "## Timing",
+    ] {
         assert!(md.contains(heading), "{heading}");
     }
     // The CSV of a Table-1 table equals the metrics table's numbers.
@@ -147,7 +174,12 @@ fn a_mixture_sweep_reports_tables_figures_and_missing_points() {
         .unwrap();
     let ids = pq.column("point_id").unwrap().str().unwrap().clone();
     let fd = pq.column("fd").unwrap().f64().unwrap().clone();
-    let at = |id: &str| (0..pq.height()).find(|&i| ids.get(i) == Some(id)).map(|i| fd.get(i).unwrap()).unwrap();
+    let at = |id: &str| {
+        (0..pq.height())
+            .find(|&i| ids.get(i) == Some(id))
+            .map(|i| fd.get(i).unwrap())
+            .unwrap()
+    };
     let col = csv.column("S = 10").unwrap().f64().unwrap().clone();
     assert_eq!(col.get(2).unwrap(), at("linear_sigma_hat_S10"));
     assert_eq!(col.get(0).unwrap(), at("linear_eta0.0_S10"));

@@ -97,7 +97,15 @@ fn outputs_match_the_sampler_run_directly() {
         eta: Eta::Value(0.5),
         ..SamplerOptions::default()
     };
-    let direct = generate(&model, &schedule, &tau, &x_t, &opts, &mut PerSampleNoise::new(3, 0, 150)).unwrap();
+    let direct = generate(
+        &model,
+        &schedule,
+        &tau,
+        &x_t,
+        &opts,
+        &mut PerSampleNoise::new(3, 0, 150),
+    )
+    .unwrap();
     let direct: Vec<f32> = direct.x.flatten_all().unwrap().to_vec1().unwrap();
 
     // HDF5: schema of DESIGN.md, values equal the direct run (batches of 64 vs one of 150).
@@ -129,7 +137,18 @@ fn outputs_match_the_sampler_run_directly() {
         .unwrap();
     for df in [&pq, &csv] {
         assert_eq!(df.height(), 12);
-        for col in ["tau", "eta", "eta_value", "steps", "nfe", "seconds", "fd", "mmd2", "swd", "mass_error"] {
+        for col in [
+            "tau",
+            "eta",
+            "eta_value",
+            "steps",
+            "nfe",
+            "seconds",
+            "fd",
+            "mmd2",
+            "swd",
+            "mass_error",
+        ] {
             assert!(df.column(col).is_ok(), "column {col}");
         }
     }
@@ -159,7 +178,10 @@ fn results_do_not_depend_on_batch_size_and_stale_points_are_refused() {
     let sweep = "  steps: [5]\n  eta: [1.0]\n  tau: [linear]\n";
     let out = workdir("batch");
     let a = sweep_lib(&config(&yaml(sweep, 100)), &out.join("a"));
-    let b = sweep_lib(&config(&yaml(sweep, 100).replace("batch_size: 64", "batch_size: 7")), &out.join("b"));
+    let b = sweep_lib(
+        &config(&yaml(sweep, 100).replace("batch_size: 64", "batch_size: 7")),
+        &out.join("b"),
+    );
     assert_eq!(a.rows[0].metrics["fd"], b.rows[0].metrics["fd"]);
     assert_eq!(a.manifest.config_hash, b.manifest.config_hash);
     // A different seed must not mix with the saved points.
@@ -174,7 +196,10 @@ fn results_do_not_depend_on_batch_size_and_stale_points_are_refused() {
     let err = run_sweep(&other, &model, &data, (&Device::Cpu, "cpu"), &opts)
         .unwrap_err()
         .to_string();
-    assert!(err.contains("different configuration") && err.contains("--force"), "{err}");
+    assert!(
+        err.contains("different configuration") && err.contains("--force"),
+        "{err}"
+    );
     opts.force = true;
     let redone = run_sweep(&other, &model, &data, (&Device::Cpu, "cpu"), &opts).unwrap();
     assert_ne!(redone.rows[0].metrics["fd"], a.rows[0].metrics["fd"]);
@@ -194,7 +219,10 @@ impl EpsModel for NanAt500 {
 fn a_diverging_point_is_recorded_and_the_sweep_goes_on() {
     let cfg = config(&yaml("  steps: [2, 3]\n  eta: [0.0]\n  tau: [linear]\n", 50));
     let data = cfg.data.load(cfg.seed).unwrap();
-    let model = NanAt500(MixtureOracle::new(data.mixture.clone().unwrap(), cfg.schedule.build().unwrap()));
+    let model = NanAt500(MixtureOracle::new(
+        data.mixture.clone().unwrap(),
+        cfg.schedule.build().unwrap(),
+    ));
     let opts = SweepOptions {
         out: workdir("nan"),
         force: false,
@@ -226,7 +254,10 @@ fn a_killed_sweep_resumes_to_the_same_results() {
     let exp = dir.join("exp.yaml");
     std::fs::write(
         &exp,
-        yaml("  steps: [10, 50, 200, 1000]\n  eta: [0.0, 0.5]\n  tau: [linear, quadratic]\n", 400),
+        yaml(
+            "  steps: [10, 50, 200, 1000]\n  eta: [0.0, 0.5]\n  tau: [linear, quadratic]\n",
+            400,
+        ),
     )
     .unwrap();
     let (killed, whole) = (dir.join("killed"), dir.join("whole"));
@@ -244,8 +275,14 @@ fn a_killed_sweep_resumes_to_the_same_results() {
         })
     };
     while saved(&killed) < 3 {
-        assert!(start.elapsed() < Duration::from_secs(120), "no point saved in 2 minutes");
-        assert!(child.try_wait().unwrap().is_none(), "sweep finished before it could be killed");
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "no point saved in 2 minutes"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "sweep finished before it could be killed"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     child.kill().unwrap();

@@ -1,11 +1,15 @@
 //! Data sets with fixed, seeded train / held-out splits.
 //!
 //! Synthetic 2-D sets are generated from the experiment seed (any size); the UCI 8×8
-//! digits ship inside the binary (`digits.csv.gz`, CC BY 4.0, see `DIGITS.md`).
+//! digits ship inside the binary (`digits.csv.gz`, CC BY 4.0, see `DIGITS.md`); `images`
+//! reads images from files ([`images`]), all of them held out (for checkpoint models).
 //! Every data set reports its [`DataShape`] so models and metrics adapt to it.
+
+pub mod images;
 
 use std::fmt;
 use std::io::Read;
+use std::path::PathBuf;
 
 use candle_core::{Device, Tensor};
 use rand::seq::SliceRandom;
@@ -142,11 +146,13 @@ pub enum DataKind {
     Grid25,
     /// The UCI 8×8 handwritten digits, 1,797 images, pixels scaled to [−1, 1].
     Digits,
+    /// uint8 images from a PNG folder or an `.npz`, scaled to [−1, 1]; all held out, no labels.
+    Images,
 }
 
 impl DataKind {
     /// Every kind, for error messages.
-    pub const ALL: [&'static str; 5] = ["gaussian_mixture", "moons", "swiss_roll", "grid25", "digits"];
+    pub const ALL: [&'static str; 6] = ["gaussian_mixture", "moons", "swiss_roll", "grid25", "digits", "images"];
 }
 
 /// `std` of a Gaussian mixture: one number for all, one per component, or one per
@@ -186,9 +192,19 @@ pub struct DataSpec {
     /// Number of training points (synthetic default 20,000; digits: all but the held-out).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub n_train: Option<usize>,
-    /// Number of held-out points (synthetic default 2,000; digits default 297).
+    /// Number of held-out points (synthetic default 2,000; digits default 297; images:
+    /// the first this many of the file, default all).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub n_heldout: Option<usize>,
+    /// images: a folder of `.png` files or an `.npz` of uint8 NHWC / NCHW images.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathBuf>,
+    /// images: side of the square images (default 32).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_size: Option<usize>,
+    /// images: channels, 1 or 3 (default 3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channels: Option<usize>,
 }
 
 /// Default sizes of synthetic splits.
@@ -221,6 +237,38 @@ impl DataSpec {
             noise: None,
             n_train: None,
             n_heldout: None,
+            path: None,
+            image_size: None,
+            channels: None,
+        }
+    }
+
+    /// The shape of one point (without generating or reading the data).
+    pub fn shape(&self) -> Result<DataShape> {
+        Ok(match (self.kind, self.mixture()?) {
+            (_, Some(m)) => DataShape::Vector(m.dim()),
+            (DataKind::Digits, _) => DataShape::Image {
+                channels: 1,
+                height: 8,
+                width: 8,
+            },
+            (DataKind::Images, _) => {
+                let f = self.image_format();
+                DataShape::Image {
+                    channels: f.channels,
+                    height: f.size,
+                    width: f.size,
+                }
+            }
+            _ => DataShape::Vector(2),
+        })
+    }
+
+    /// The pixel format of `images` data, after defaults.
+    fn image_format(&self) -> images::ImageFormat {
+        images::ImageFormat {
+            size: self.image_size.unwrap_or(images::DEFAULT_IMAGE_SIZE),
+            channels: self.channels.unwrap_or(images::DEFAULT_CHANNELS),
         }
     }
 
@@ -231,12 +279,17 @@ impl DataSpec {
             DataKind::Moons | DataKind::SwissRoll => &["noise", "n_train", "n_heldout"],
             DataKind::Grid25 => &["std", "n_train", "n_heldout"],
             DataKind::Digits => &["n_train", "n_heldout"],
+            DataKind::Images => &["path", "image_size", "channels", "n_heldout"],
         };
         let present = [
             ("weights", self.weights.is_some()),
             ("means", self.means.is_some()),
             ("std", self.std.is_some()),
             ("noise", self.noise.is_some()),
+            ("n_train", self.n_train.is_some()),
+            ("path", self.path.is_some()),
+            ("image_size", self.image_size.is_some()),
+            ("channels", self.channels.is_some()),
         ];
         if let Some((key, _)) = present.iter().find(|(k, p)| *p && !allowed.contains(k)) {
             return Err(invalid(
@@ -253,6 +306,9 @@ impl DataSpec {
                 return Err(invalid("noise", format!("{noise}: must be a finite number ≥ 0")));
             }
         }
+        if self.kind == DataKind::Images {
+            return self.validate_images();
+        }
         let (n_train, n_heldout) = self.sizes()?;
         if n_train == 0 {
             return Err(invalid("n_train", "must be at least 1"));
@@ -263,12 +319,40 @@ impl DataSpec {
         self.mixture().map(|_| ())
     }
 
+    /// The keys of `images` data (the files themselves are read by [`load`](Self::load)).
+    fn validate_images(&self) -> Result<()> {
+        if self.path.is_none() {
+            return Err(invalid(
+                "path",
+                "required for images: a folder of .png files or an .npz of uint8 images",
+            ));
+        }
+        let f = self.image_format();
+        if f.size == 0 {
+            return Err(invalid("image_size", "must be at least 1"));
+        }
+        if ![1, 3].contains(&f.channels) {
+            return Err(invalid(
+                "channels",
+                format!("{}: must be 1 (grey) or 3 (RGB)", f.channels),
+            ));
+        }
+        if self.n_heldout == Some(0) {
+            return Err(invalid("n_heldout", "must be at least 1"));
+        }
+        Ok(())
+    }
+
     fn kind_name(&self) -> &'static str {
         DataKind::ALL[self.kind as usize]
     }
 
-    /// (n_train, n_heldout) after defaults.
+    /// (n_train, n_heldout) after defaults; for `images`, (0, at most n_heldout), where
+    /// no n_heldout means all images of the file (`usize::MAX` here).
     pub fn sizes(&self) -> Result<(usize, usize)> {
+        if self.kind == DataKind::Images {
+            return Ok((0, self.n_heldout.unwrap_or(usize::MAX)));
+        }
         if self.kind == DataKind::Digits {
             let held = self.n_heldout.unwrap_or(DIGITS_DEFAULT_HELDOUT);
             if held >= DIGITS_COUNT {
@@ -346,6 +430,15 @@ impl DataSpec {
         let mixture = self.mixture()?;
         let (train, heldout) = if self.kind == DataKind::Digits {
             digits_split(seed, n_train, n_heldout)?
+        } else if let (DataKind::Images, Some(path)) = (self.kind, &self.path) {
+            let shape = self.shape()?;
+            let (values, _) = images::load(path, self.image_format(), Some(n_heldout))?;
+            let split = |values| Split {
+                values,
+                labels: None,
+                shape,
+            };
+            (split(Vec::new()), split(values))
         } else {
             let generate = |purpose, n| -> Split {
                 let mut rng = stream(seed, purpose);

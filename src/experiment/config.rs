@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::{DataShape, DataSpec};
+use crate::data::{DataKind, DataShape, DataSpec};
 use crate::error::{Error, Result};
 use crate::model::{Architecture, MlpConfig, UnetConfig, UnetSpec};
 use crate::schedule::{BetaSchedule, Schedule};
@@ -95,7 +95,9 @@ pub struct ModelSpec {
     /// How to train it (mlp / unet).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub train: Option<TrainSpec>,
-    /// A safetensors checkpoint to load instead of training (mlp / unet).
+    /// A checkpoint to load instead of training (mlp / unet): a `.safetensors` file of
+    /// `ddimlab train`, or (unet) a diffusers `UNet2DModel` folder holding `config.json`
+    /// and `diffusion_pytorch_model.safetensors`, whose config.json is the architecture.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checkpoint: Option<PathBuf>,
 }
@@ -129,13 +131,45 @@ impl ModelSpec {
         keys.iter().filter(|(_, p)| *p).map(|(k, _)| *k).collect()
     }
 
-    /// The trainable architecture for data of `shape` (`None` for the oracle), after
-    /// checking that every key fits the kind.
+    /// The diffusers model folder named by `checkpoint:`: any path that does not end in
+    /// `.safetensors` (decided from the name alone, so parsing needs no files).
+    pub fn diffusers_dir(&self) -> Option<&Path> {
+        self.checkpoint
+            .as_deref()
+            .filter(|p| p.extension().is_none_or(|e| e != "safetensors"))
+    }
+
+    /// The trainable architecture for data of `shape` (`None` for the oracle and for a
+    /// diffusers folder, whose architecture is its config.json), after checking that
+    /// every key fits the kind.
     pub fn architecture(&self, shape: DataShape) -> Result<Option<Architecture>> {
         let invalid = |field: &str, message: String| Error::Invalid {
             field: format!("model.{field}"),
             message,
         };
+        if let Some(dir) = self.diffusers_dir() {
+            if self.kind != ModelKind::Unet {
+                return Err(invalid(
+                    "checkpoint",
+                    format!(
+                        "{} is read as a diffusers UNet2DModel folder, which needs kind unet \
+                         (a checkpoint file of ddimlab ends in .safetensors)",
+                        dir.display()
+                    ),
+                ));
+            }
+            if let Some(key) = self.present().into_iter().find(|k| *k != "checkpoint") {
+                return Err(invalid(
+                    key,
+                    format!(
+                        "not allowed with a diffusers checkpoint folder: the architecture comes from {}; \
+                         remove `{key}`",
+                        dir.join(crate::model::diffusers::CONFIG_FILE).display()
+                    ),
+                ));
+            }
+            return Ok(None);
+        }
         let allowed: Vec<&str> = match self.kind {
             ModelKind::Oracle => vec![],
             ModelKind::Mlp => MLP_KEYS.iter().chain(&["train", "checkpoint"]).copied().collect(),
@@ -313,6 +347,23 @@ impl ExperimentConfig {
         }
         self.data.validate()?;
         self.architecture()?;
+        if self.model.train.is_some() && self.data.kind == DataKind::Images {
+            return Err(Error::Invalid {
+                field: "model.train".into(),
+                message: "data kind images has no training split (every image is held out); \
+                          load a trained model with `checkpoint:` instead"
+                    .into(),
+            });
+        }
+        if !self.sweep.export.is_empty() && matches!(self.data_shape()?, DataShape::Vector(_)) {
+            return Err(Error::Invalid {
+                field: "sweep.export".into(),
+                message: format!(
+                    "exports are images; data kind {} is vector data: remove `export`",
+                    serde_yaml_ng::to_string(&self.data.kind).unwrap_or_default().trim()
+                ),
+            });
+        }
         if self.model.kind == ModelKind::Oracle && self.data.mixture()?.is_none() {
             return Err(Error::Invalid {
                 field: "model.kind".into(),
@@ -325,14 +376,24 @@ impl ExperimentConfig {
 
     /// The shape of one data point (without generating the data).
     pub fn data_shape(&self) -> Result<DataShape> {
-        Ok(match self.data.mixture()? {
-            Some(m) => DataShape::Vector(m.dim()),
-            None if self.data.kind == crate::data::DataKind::Digits => DataShape::Image {
-                channels: 1,
-                height: 8,
-                width: 8,
-            },
-            None => DataShape::Vector(2),
+        self.data.shape()
+    }
+
+    /// Checks that the files of a diffusers `checkpoint:` folder are there (parsing does
+    /// not look at files); the error names the folder and what to download into it.
+    pub fn check_checkpoint(&self) -> Result<()> {
+        match self.model.diffusers_dir() {
+            Some(dir) => crate::model::diffusers::check_folder(dir).map(|_| ()),
+            None => Ok(()),
+        }
+    }
+
+    /// Sets `model.checkpoint` to `checkpoint` (the `--checkpoint` flag) and validates the
+    /// result again.
+    pub fn override_checkpoint(&mut self, checkpoint: PathBuf) -> Result<()> {
+        self.model.checkpoint = Some(checkpoint);
+        self.validate().map_err(|e| Error::Config {
+            message: format!("with --checkpoint: {e}"),
         })
     }
 

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use crate::classifier::Classifier;
 use crate::error::Result;
 use crate::metrics::{
-    component_masses, frechet, histogram, mass_error, mmd2_unbiased, mse_unit, psnr, sliced_wasserstein,
-    tv_to_uniform, Gaussian,
+    component_masses, frechet, histogram, mass_error, mmd2_unbiased, mse_unit, psnr, sliced_wasserstein, tv_to_uniform,
+    Gaussian,
 };
 use crate::model::oracle::GaussianMixture;
 use crate::store::MetricRow;
@@ -103,7 +103,10 @@ impl SampleStats {
         if let Some(f) = &self.features {
             let feats = f.classifier.features_host(samples)?;
             let dim = f.reference.mean.len();
-            m.insert(names::FD_CLASSIFIER.into(), frechet(&Gaussian::fit(&feats, dim)?, &f.reference)?);
+            m.insert(
+                names::FD_CLASSIFIER.into(),
+                frechet(&Gaussian::fit(&feats, dim)?, &f.reference)?,
+            );
             let labels = f.classifier.predict(samples)?;
             m.insert(names::LABEL_TV.into(), tv_to_uniform(&histogram(&labels, f.classes)?));
         }
@@ -126,7 +129,10 @@ impl SampleStats {
 /// MSE on the [0, 1] scale and PSNR of `a` against `b`, under `mse_name` / `psnr_name`.
 pub fn distance(a: &[f32], b: &[f32], mse_name: &str, psnr_name: &str) -> Result<BTreeMap<String, f64>> {
     let mse = mse_unit(a, b)?;
-    Ok(BTreeMap::from([(mse_name.to_string(), mse), (psnr_name.to_string(), psnr(mse))]))
+    Ok(BTreeMap::from([
+        (mse_name.to_string(), mse),
+        (psnr_name.to_string(), psnr(mse)),
+    ]))
 }
 
 /// The exact probability-flow solution of every latent row (single-Gaussian mixtures),

@@ -99,10 +99,7 @@ impl Plan {
             points,
             references,
             samples: sweep.samples,
-            reconstruction_samples: sweep
-                .reconstruction_samples
-                .unwrap_or(sweep.samples)
-                .min(heldout),
+            reconstruction_samples: sweep.reconstruction_samples.unwrap_or(sweep.samples).min(heldout),
             metrics: cfg.metrics.clone(),
         })
     }
@@ -140,7 +137,11 @@ impl Plan {
     /// A table of the points (for `ddimlab validate`).
     pub fn describe(&self) -> String {
         let mut out = String::new();
-        let _ = writeln!(out, "{:<28} {:>9} {:>6} {:>5} {:>12}", "point", "tau", "S", "nfe", "evaluations");
+        let _ = writeln!(
+            out,
+            "{:<28} {:>9} {:>6} {:>5} {:>12}",
+            "point", "tau", "S", "nfe", "evaluations"
+        );
         for p in &self.points {
             let _ = writeln!(
                 out,
@@ -159,7 +160,12 @@ impl Plan {
         }
         for r in &self.references {
             let _ = match r.point {
-                Some(i) => writeln!(out, "consistency reference ({}): point {}", r.tau.kind(), self.points[i].id),
+                Some(i) => writeln!(
+                    out,
+                    "consistency reference ({}): point {}",
+                    r.tau.kind(),
+                    self.points[i].id
+                ),
                 None => writeln!(
                     out,
                     "consistency reference ({}): eta 0, S = {} ({} evaluations)",

@@ -11,6 +11,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use candle_core::{Device, Tensor};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use crate::classifier::{load_or_train, ClassifierSpec};
 use crate::data::{DataShape, Dataset};
@@ -21,6 +22,7 @@ use crate::progress::Progress;
 use crate::rng::{item_normals, Purpose};
 use crate::sampler::{encode, generate, slerp, Eta, PerSampleNoise, SamplerOptions};
 use crate::schedule::{Schedule, Tau};
+use crate::store::export::export_point;
 use crate::store::h5::{write_samples, H5Meta};
 use crate::store::points::{load_arrays, point_status, save_point, PointStatus};
 use crate::store::table::write_tables;
@@ -72,7 +74,7 @@ pub struct Manifest {
     pub outside_share: f64,
     /// Time to compute the consistency references that are not sweep points.
     pub reference_seconds: f64,
-    /// Time to write the tables and samples.h5.
+    /// Time to write the tables, samples.h5 and the exports.
     pub store_seconds: f64,
     /// Held-out accuracy of the feature classifier (image data with labels).
     pub classifier_accuracy: Option<f64>,
@@ -122,15 +124,17 @@ impl EpsModel for Timed<'_> {
     fn eps(&self, x: &Tensor, t: &[usize]) -> Result<Tensor> {
         let start = Instant::now();
         let out = self.inner.eps(x, t);
-        self.nanos.fetch_add(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        self.nanos
+            .fetch_add(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
         out
     }
 }
 
 /// The hash that saved points must carry to be reused: the resolved experiment minus
 /// the sweep axes (adding an S or an η keeps the points already done) and the batch
-/// size (results do not depend on it), plus the checkpoint file's hash when the model
-/// is loaded from one.
+/// size and the export formats (results do not depend on them), plus the hash of the
+/// checkpoint's bytes when the model is loaded from one (for a diffusers folder, its
+/// config.json and weights).
 pub fn results_hash(cfg: &ExperimentConfig) -> Result<String> {
     let mut stripped = cfg.clone();
     stripped.name.clear();
@@ -140,17 +144,32 @@ pub fn results_hash(cfg: &ExperimentConfig) -> Result<String> {
     stripped.sweep.tau.clear();
     stripped.sweep.clip_x0 = super::sweep::ClipSpec::Each(Vec::new());
     stripped.sweep.batch_size = 0;
-    let weights = match &cfg.model.checkpoint {
-        Some(p) => {
-            let bytes = std::fs::read(p).map_err(|e| Error::Io {
-                path: p.display().to_string(),
-                message: e.to_string(),
-            })?;
-            fingerprint(&bytes)
+    stripped.sweep.export.clear();
+    let weights = match (&cfg.model.checkpoint, cfg.model.diffusers_dir()) {
+        (_, Some(dir)) => {
+            let (config, weights) = crate::model::diffusers::check_folder(dir)?;
+            file_digest(&[&config, &weights])?
         }
-        None => String::new(),
+        (Some(file), None) => file_digest(&[file])?,
+        (None, None) => String::new(),
     };
     Ok(fingerprint(&(stripped, weights, env!("CARGO_PKG_VERSION"))))
+}
+
+/// SHA-256 (hex) of the bytes of `files`, one after the other, streamed.
+fn file_digest(files: &[&Path]) -> Result<String> {
+    let mut hasher = Sha256::new();
+    for file in files {
+        let mut f = std::fs::File::open(file).map_err(|e| Error::Io {
+            path: file.display().to_string(),
+            message: e.to_string(),
+        })?;
+        std::io::copy(&mut f, &mut hasher).map_err(|e| Error::Io {
+            path: file.display().to_string(),
+            message: e.to_string(),
+        })?;
+    }
+    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// Everything a point needs, shared by all points.
@@ -194,7 +213,11 @@ impl Context<'_> {
                 self.batch_size
             }
             .min(n - first);
-            let xt = Tensor::from_slice(&x[first * d..(first + size) * d], self.shape.batch_dims(size), self.device)?;
+            let xt = Tensor::from_slice(
+                &x[first * d..(first + size) * d],
+                self.shape.batch_dims(size),
+                self.device,
+            )?;
             let (y, states) = pass(first, &xt)?;
             out.extend(y.flatten_all()?.to_vec1::<f32>()?);
             if let Some(states) = states {
@@ -436,11 +459,7 @@ fn non_finite(v: &[f32]) -> usize {
 
 /// The metrics of `value`, or NaN under every name in `keys` when `bad` > 0 (the MSE of
 /// a diverged set is not a number worth keeping, and must not fail the sweep).
-fn nan_if_bad(
-    bad: usize,
-    value: Result<BTreeMap<String, f64>>,
-    keys: &[&str],
-) -> Result<BTreeMap<String, f64>> {
+fn nan_if_bad(bad: usize, value: Result<BTreeMap<String, f64>>, keys: &[&str]) -> Result<BTreeMap<String, f64>> {
     if bad > 0 {
         Ok(keys.iter().map(|k| (k.to_string(), f64::NAN)).collect())
     } else {
@@ -633,7 +652,9 @@ pub fn run_sweep(
         let (row, reused) = r?;
         record(&mut timings, &row, reused);
     }
-    if matches!(shape, DataShape::Image { .. }) && !matches!(point_status(out, INTERPOLATION_ID, &hash)?, PointStatus::Done(_)) {
+    if matches!(shape, DataShape::Image { .. })
+        && !matches!(point_status(out, INTERPOLATION_ID, &hash)?, PointStatus::Done(_))
+    {
         let (row, arrays) = ctx.interpolate(plan.samples)?;
         save_point(out, &hash, &row, &arrays)?;
     }
@@ -656,20 +677,20 @@ pub fn run_sweep(
         seed: cfg.seed,
         ddimlab_version: env!("CARGO_PKG_VERSION").into(),
     };
+    // Each point's arrays are loaded once, for samples.h5 and for its exports.
     write_samples(
         &out.join("samples.h5"),
         &meta,
-        rows.iter()
-            .map(|row| Ok((row.clone(), load_arrays(out, &row.point_id)?))),
+        rows.iter().map(|row| {
+            let arrays = load_arrays(out, &row.point_id)?;
+            export_point(out, &row.point_id, &arrays.samples, shape, &cfg.sweep.export)?;
+            Ok((row.clone(), arrays))
+        }),
     )?;
     write_atomic(&out.join("config.yaml"), cfg.to_yaml().as_bytes())?;
     let store_seconds = store_start.elapsed().as_secs_f64();
 
-    let points: Vec<PointTiming> = plan
-        .points
-        .iter()
-        .filter_map(|p| timings.remove(&p.id))
-        .collect();
+    let points: Vec<PointTiming> = plan.points.iter().filter_map(|p| timings.remove(&p.id)).collect();
     let point_seconds: f64 = points.iter().map(|p| p.seconds).sum();
     let model_seconds: f64 = points.iter().map(|p| p.model_seconds).sum();
     let manifest = Manifest {
@@ -697,7 +718,9 @@ pub fn run_sweep(
     };
     write_atomic(
         &out.join("manifest.json"),
-        serde_json::to_string_pretty(&manifest).expect("serialisable").as_bytes(),
+        serde_json::to_string_pretty(&manifest)
+            .expect("serialisable")
+            .as_bytes(),
     )?;
     Ok(SweepOutcome { manifest, rows })
 }
@@ -780,9 +803,11 @@ fn unix(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
-/// Trains the experiment's model if it has a `train:` block and no finished checkpoint,
-/// loads the data and the model, and runs the sweep (what `ddimlab sweep` does).
+/// Checks that a checkpoint folder is complete (before anything else), trains the
+/// experiment's model if it has a `train:` block and no finished checkpoint, loads the
+/// data and the model, and runs the sweep (what `ddimlab sweep` does).
 pub fn sweep_experiment(cfg: &ExperimentConfig, opts: &SweepOptions) -> Result<SweepOutcome> {
+    cfg.check_checkpoint()?;
     let (device, described) = crate::device::resolve(&cfg.device)?;
     eprintln!("device: {described}");
     if let Some(train) = cfg.model.train.as_ref().filter(|_| cfg.model.checkpoint.is_none()) {

@@ -8,6 +8,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::error::{Error, Result};
 use crate::sampler::Eta;
 use crate::schedule::TauKind;
+pub use crate::store::export::ExportFormat;
 
 /// One η of the sweep as written in YAML: a number in [0, 1] or `sigma_hat`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -43,9 +44,9 @@ impl<'de> Deserialize<'de> for EtaSpec {
             Number(f64),
             Name(String),
         }
-        match Raw::deserialize(d).map_err(|_| {
-            serde::de::Error::custom("expected a number in [0, 1] or the string `sigma_hat`")
-        })? {
+        match Raw::deserialize(d)
+            .map_err(|_| serde::de::Error::custom("expected a number in [0, 1] or the string `sigma_hat`"))?
+        {
             Raw::Number(v) => Eta::new(v)
                 .map(EtaSpec)
                 .map_err(|_| serde::de::Error::custom(format!("eta {v} is outside [0, 1] (or use `sigma_hat`)"))),
@@ -133,6 +134,9 @@ pub struct SweepSpec {
     /// Random directions of the sliced Wasserstein distance.
     #[serde(default = "default_projections")]
     pub projections: usize,
+    /// Sample files to write per point under `exports/` (image data only; default none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub export: Vec<ExportFormat>,
 }
 
 fn default_steps() -> Vec<usize> {
@@ -183,6 +187,7 @@ impl Default for SweepSpec {
             reference_steps: None,
             trajectory_samples: 0,
             projections: default_projections(),
+            export: Vec::new(),
         }
     }
 }
@@ -218,6 +223,7 @@ impl SweepSpec {
         for (field, list_len, distinct) in [
             ("steps", self.steps.len(), dedup_len(&self.steps)),
             ("tau", self.tau.len(), dedup_len(&self.tau)),
+            ("export", self.export.len(), dedup_len(&self.export)),
             (
                 "eta",
                 self.eta.len(),
@@ -229,7 +235,10 @@ impl SweepSpec {
             }
         }
         if self.clip_x0.values().is_empty() {
-            return Err(invalid("clip_x0", "must be true, false or a non-empty list of them".into()));
+            return Err(invalid(
+                "clip_x0",
+                "must be true, false or a non-empty list of them".into(),
+            ));
         }
         for (field, v) in [
             ("samples", self.samples),
@@ -241,7 +250,10 @@ impl SweepSpec {
             }
         }
         if self.samples < 2 {
-            return Err(invalid("samples", "must be at least 2 (sample statistics fit covariances)".into()));
+            return Err(invalid(
+                "samples",
+                "must be at least 2 (sample statistics fit covariances)".into(),
+            ));
         }
         if self.reconstruction_samples == Some(0) {
             return Err(invalid("reconstruction_samples", "must be at least 1".into()));
@@ -257,7 +269,10 @@ impl SweepSpec {
         if self.trajectory_samples > self.samples {
             return Err(invalid(
                 "trajectory_samples",
-                format!("{} is more than sweep.samples = {}", self.trajectory_samples, self.samples),
+                format!(
+                    "{} is more than sweep.samples = {}",
+                    self.trajectory_samples, self.samples
+                ),
             ));
         }
         Ok(())
@@ -271,8 +286,5 @@ impl SweepSpec {
 }
 
 fn dedup_len<T: PartialEq>(v: &[T]) -> usize {
-    v.iter()
-        .enumerate()
-        .filter(|(i, x)| !v[..*i].contains(x))
-        .count()
+    v.iter().enumerate().filter(|(i, x)| !v[..*i].contains(x)).count()
 }

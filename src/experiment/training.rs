@@ -9,9 +9,10 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::config::{ExperimentConfig, ModelKind, ScheduleSpec};
-use crate::data::{DataSpec, Dataset};
+use crate::data::{DataShape, DataSpec, Dataset};
 use crate::error::{Error, Result};
 use crate::model::checkpoint::{load_into, named_tensors, read, save_atomic};
+use crate::model::diffusers::{load_diffusers, CONFIG_FILE};
 use crate::model::{Architecture, EpsModel, MixtureOracle, Network};
 use crate::progress::Progress;
 use crate::store::write_atomic;
@@ -128,13 +129,17 @@ pub fn train_experiment(
     stop_after: Option<usize>,
     progress: &mut Progress,
 ) -> Result<TrainOutcome> {
+    let train = cfg.model.train.clone().ok_or_else(|| Error::Invalid {
+        field: "model.train".into(),
+        message: match cfg.model.kind {
+            ModelKind::Oracle => "the oracle is exact and needs no training",
+            _ => "no `train:` block: this model is loaded from its `checkpoint:`",
+        }
+        .into(),
+    })?;
     let arch = cfg.architecture()?.ok_or_else(|| Error::Invalid {
         field: "model.kind".into(),
         message: "the oracle is exact and needs no training".into(),
-    })?;
-    let train = cfg.model.train.clone().ok_or_else(|| Error::Invalid {
-        field: "model.train".into(),
-        message: "no `train:` block: this model is loaded from its `checkpoint:`".into(),
     })?;
     let paths = TrainPaths::new(out_dir);
     let want = training_fingerprint(cfg, &arch, &train);
@@ -202,12 +207,31 @@ pub fn heldout_loss(
     eval_loss(net, &data.heldout, schedule, seed, draws, device)
 }
 
-/// The ε-model of `cfg`: the exact oracle, the network at `model.checkpoint`, or the
-/// network trained by `ddimlab train` under `out_dir`.
+/// The ε-model of `cfg`: the exact oracle, the diffusers folder or network file at
+/// `model.checkpoint`, or the network trained by `ddimlab train` under `out_dir`.
 pub fn load_model(cfg: &ExperimentConfig, out_dir: &Path, device: &Device) -> Result<Box<dyn EpsModel>> {
     if cfg.model.kind == ModelKind::Oracle {
         let mixture = cfg.data.mixture()?.expect("validated: oracle data is a mixture");
         return Ok(Box::new(MixtureOracle::new(mixture, cfg.schedule.build()?)));
+    }
+    if let Some(dir) = cfg.model.diffusers_dir() {
+        let (config, net) = load_diffusers(dir, device)?;
+        let model = DataShape::Image {
+            channels: config.in_channels,
+            height: config.sample_size,
+            width: config.sample_size,
+        };
+        let data = cfg.data_shape()?;
+        if model != data {
+            return Err(Error::Invalid {
+                field: dir.join(CONFIG_FILE).display().to_string(),
+                message: format!(
+                    "the model takes images {model} (in_channels, sample_size), the data are {data} \
+                     (data.channels, data.image_size)"
+                ),
+            });
+        }
+        return Ok(Box::new(net));
     }
     let arch = cfg
         .architecture()?

@@ -10,7 +10,7 @@
 //! of older diffusers checkpoints ([`rename_legacy_attention`]).
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
 use serde_json::{Map, Value};
@@ -24,8 +24,35 @@ pub const CONFIG_FILE: &str = "config.json";
 /// The weights file of a diffusers model folder.
 pub const WEIGHTS_FILE: &str = "diffusion_pytorch_model.safetensors";
 
-const DOWNLOAD_HINT: &str = "download `google/ddpm-cifar10-32` (or another DDPM-family UNet2DModel) from the \
-     Hugging Face hub: put its config.json and diffusion_pytorch_model.safetensors into that folder";
+/// What to download into the model folder `dir` when its files are missing.
+pub fn download_hint(dir: &Path) -> String {
+    format!(
+        "download `google/ddpm-cifar10-32` (or another DDPM-family UNet2DModel) from the Hugging Face hub: \
+         its files {CONFIG_FILE} and {WEIGHTS_FILE} into {dir}, e.g. \
+         `huggingface-cli download google/ddpm-cifar10-32 {CONFIG_FILE} {WEIGHTS_FILE} --local-dir {dir}`",
+        dir = dir.display()
+    )
+}
+
+/// The configuration and weights files of the diffusers model folder `dir`, or an
+/// [`Error::Io`] naming what is missing and what to download ([`download_hint`]).
+pub fn check_folder(dir: &Path) -> Result<(PathBuf, PathBuf)> {
+    let missing = |path: &Path, what: &str| Error::Io {
+        path: path.display().to_string(),
+        message: format!("{what} not found; {}", download_hint(dir)),
+    };
+    if !dir.is_dir() {
+        return Err(missing(dir, "diffusers model folder"));
+    }
+    let config_path = dir.join(CONFIG_FILE);
+    let weights_path = dir.join(WEIGHTS_FILE);
+    for (path, what) in [(&config_path, "model configuration"), (&weights_path, "model weights")] {
+        if !path.is_file() {
+            return Err(missing(path, what));
+        }
+    }
+    Ok((config_path, weights_path))
+}
 
 fn invalid(key: &str, value: &Value, supported: &str) -> Error {
     Error::Invalid {
@@ -397,20 +424,7 @@ pub fn rename_legacy_attention(tensors: HashMap<String, Tensor>) -> Result<HashM
 /// differently shaped tensor. A missing folder or file is an [`Error::Io`] naming the
 /// path and what to download.
 pub fn load_diffusers(dir: &Path, device: &Device) -> Result<(UnetConfig, Network)> {
-    let missing = |path: &Path, what: &str| Error::Io {
-        path: path.display().to_string(),
-        message: format!("{what} not found; {DOWNLOAD_HINT}"),
-    };
-    if !dir.is_dir() {
-        return Err(missing(dir, "diffusers model folder"));
-    }
-    let config_path = dir.join(CONFIG_FILE);
-    let weights_path = dir.join(WEIGHTS_FILE);
-    for (path, what) in [(&config_path, "model configuration"), (&weights_path, "model weights")] {
-        if !path.is_file() {
-            return Err(missing(path, what));
-        }
-    }
+    let (config_path, weights_path) = check_folder(dir)?;
     let text = std::fs::read_to_string(&config_path).map_err(|e| Error::Io {
         path: config_path.display().to_string(),
         message: e.to_string(),

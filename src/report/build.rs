@@ -193,7 +193,10 @@ pub fn report(dir: &Path) -> Result<ReportSummary> {
     let figures = draw_figures(dir, &data, &rows, &figures_dir)?;
     let _ = writeln!(md, "## Figures\n");
     for f in &figures {
-        let name = f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = f
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let _ = writeln!(md, "![{name}](figures/{name}.png)\n");
     }
     let _ = writeln!(md, "## Timing\n");
@@ -230,14 +233,21 @@ fn ablation_tables(rows: &[MetricRow], eta: &str) -> Vec<Table> {
     let (taus, clips) = (taus(rows), clips(rows));
     let mut out = Vec::new();
     if taus.len() > 1 {
-        let settings: Vec<(String, String, bool)> = taus.iter().map(|t| (format!("{t} τ"), t.clone(), clips[0])).collect();
+        let settings: Vec<(String, String, bool)> =
+            taus.iter().map(|t| (format!("{t} τ"), t.clone(), clips[0])).collect();
         out.extend(metrics.iter().map(|m| ablation(rows, m, eta, &settings)));
     }
     if clips.len() > 1 {
         for tau in &taus {
             let settings: Vec<(String, String, bool)> = clips
                 .iter()
-                .map(|&c| (format!("{tau} τ, clip {}", if c { "on" } else { "off" }), tau.clone(), c))
+                .map(|&c| {
+                    (
+                        format!("{tau} τ, clip {}", if c { "on" } else { "off" }),
+                        tau.clone(),
+                        c,
+                    )
+                })
                 .collect();
             out.extend(metrics.iter().map(|m| ablation(rows, m, eta, &settings)));
         }
@@ -262,18 +272,18 @@ fn series_by_eta(rows: &[MetricRow], metric: &MetricInfo, tau: &str, clip: bool)
             label: plot_label(eta),
             points: steps(rows)
                 .into_iter()
-                .filter_map(|s| Some((s as f64, find(rows, tau, eta, s, clip)?.metrics.get(metric.name).copied()?)))
+                .filter_map(|s| {
+                    Some((
+                        s as f64,
+                        find(rows, tau, eta, s, clip)?.metrics.get(metric.name).copied()?,
+                    ))
+                })
                 .collect(),
         })
         .collect()
 }
 
-fn draw_figures(
-    dir: &Path,
-    data: &crate::data::Dataset,
-    rows: &[MetricRow],
-    out: &Path,
-) -> Result<Vec<PathBuf>> {
+fn draw_figures(dir: &Path, data: &crate::data::Dataset, rows: &[MetricRow], out: &Path) -> Result<Vec<PathBuf>> {
     let mut figures = Vec::new();
     let clip = rows[0].clip_x0;
     for tau in taus(rows) {
@@ -316,7 +326,12 @@ fn draw_figures(
                 label: format!("{tau} τ"),
                 points: steps(rows)
                     .into_iter()
-                    .filter_map(|s| Some((s as f64, find(rows, tau, &eta, s, clip)?.metrics.get(RECON.name).copied()?)))
+                    .filter_map(|s| {
+                        Some((
+                            s as f64,
+                            find(rows, tau, &eta, s, clip)?.metrics.get(RECON.name).copied()?,
+                        ))
+                    })
                     .collect(),
             })
             .collect();
@@ -388,12 +403,7 @@ fn labelled_samples(
 }
 
 /// Samples from the same x_T for every (η, S): image grids, or scatter plots over the data.
-fn sample_figures(
-    dir: &Path,
-    data: &crate::data::Dataset,
-    rows: &[MetricRow],
-    out: &Path,
-) -> Result<Vec<PathBuf>> {
+fn sample_figures(dir: &Path, data: &crate::data::Dataset, rows: &[MetricRow], out: &Path) -> Result<Vec<PathBuf>> {
     let clip = rows[0].clip_x0;
     let mut figures = Vec::new();
     for tau in taus(rows) {

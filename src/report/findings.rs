@@ -158,7 +158,10 @@ fn reconstruction(rows: &[MetricRow], clip: bool) -> Vec<String> {
 fn consistency(rows: &[MetricRow], clip: bool) -> Vec<String> {
     let mut out = Vec::new();
     for tau in taus(rows) {
-        for (m, what) in [(CONSISTENCY, "the reference run"), (CONSISTENCY_EXACT, "the exact flow")] {
+        for (m, what) in [
+            (CONSISTENCY, "the reference run"),
+            (CONSISTENCY_EXACT, "the exact flow"),
+        ] {
             let pts: Vec<(f64, f64)> = steps(rows)
                 .into_iter()
                 .filter_map(|s| Some((s as f64, value(find(rows, &tau, "0.0", s, clip), &m)?)))

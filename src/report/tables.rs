@@ -162,7 +162,11 @@ fn distinct<T: PartialEq + Clone>(rows: &[MetricRow], key: impl Fn(&MetricRow) -
 
 /// Every S of the sweep, ascending.
 pub fn steps(rows: &[MetricRow]) -> Vec<usize> {
-    rows.iter().map(|r| r.steps).collect::<BTreeSet<_>>().into_iter().collect()
+    rows.iter()
+        .map(|r| r.steps)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect()
 }
 
 /// τ kinds in sweep order.
@@ -301,10 +305,7 @@ pub fn ablation(
             .iter()
             .map(|c| c.and_then(|r| r.metrics.get(metric.name).copied()))
             .collect();
-        let diffs: Vec<Option<f64>> = values[1..]
-            .iter()
-            .map(|v| Some(v.as_ref()? - values[0]?))
-            .collect();
+        let diffs: Vec<Option<f64>> = values[1..].iter().map(|v| Some(v.as_ref()? - values[0]?)).collect();
         let mut mark: Vec<bool> = cells.iter().map(|c| c.is_some_and(|r| r.nfe != r.steps)).collect();
         mark.extend(std::iter::repeat_n(false, diffs.len()));
         marked.push(mark);
@@ -333,12 +334,7 @@ pub fn timing(rows: &[MetricRow]) -> Table {
         name: "timing".into(),
         title: "Wall time and model evaluations of every point".into(),
         row_header: "point".into(),
-        columns: vec![
-            "S".into(),
-            "NFE".into(),
-            "seconds".into(),
-            "model seconds".into(),
-        ],
+        columns: vec!["S".into(), "NFE".into(), "seconds".into(), "model seconds".into()],
         rows: rows
             .iter()
             .map(|r| {
@@ -353,7 +349,10 @@ pub fn timing(rows: &[MetricRow]) -> Table {
                 )
             })
             .collect(),
-        marked: rows.iter().map(|r| vec![r.nfe != r.steps, false, false, false]).collect(),
+        marked: rows
+            .iter()
+            .map(|r| vec![r.nfe != r.steps, false, false, false])
+            .collect(),
         best: None,
     }
 }

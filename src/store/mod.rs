@@ -5,6 +5,7 @@
 //! Every write is atomic (temporary file in the same folder, fsync, rename), so an
 //! interrupted run leaves either the old file or the new one, never half of one.
 
+pub mod export;
 pub mod h5;
 pub mod point;
 pub mod points;
