@@ -169,11 +169,10 @@ impl NoiseSource for PerSampleNoise {
             )));
         }
         let per = like.elem_count() / self.rngs.len();
-        let v: Vec<f64> = self
-            .rngs
-            .iter_mut()
-            .flat_map(|rng| (0..per).map(|_| StandardNormal.sample(rng)).collect::<Vec<f64>>())
-            .collect();
+        let mut v: Vec<f32> = Vec::with_capacity(like.elem_count());
+        for rng in &mut self.rngs {
+            v.extend((0..per).map(|_| -> f32 { StandardNormal.sample(rng) }));
+        }
         Ok(Tensor::from_vec(v, like.dims(), like.device())?.to_dtype(like.dtype())?)
     }
 }
@@ -240,13 +239,25 @@ pub fn generate(
         let (a_t, a_prev) = (schedule.alpha_bar(Some(t)), schedule.alpha_bar(t_prev));
         let coef = StepCoefficients::new(a_t, a_prev, opts.eta);
         let eps = model.eps(&x, &vec![t; n])?;
-        let x0 = predict_x0(&x, &eps, a_t, opts.clip_x0)?;
-        let mut next = ((&x0 * coef.x0)? + (&eps * coef.eps)?)?;
+        // x̂_0 (Eq. 9) is formed on its own only when it is clipped or recorded; otherwise
+        // Eq. 12 with Eq. 9 substituted is one linear combination of x_t and ε.
+        let x0 = if opts.clip_x0 || rec.is_some() {
+            Some(predict_x0(&x, &eps, a_t, opts.clip_x0)?)
+        } else {
+            None
+        };
+        let mut next = match &x0 {
+            Some(x0) => ((x0 * coef.x0)? + (&eps * coef.eps)?)?,
+            None => {
+                let (sa, sb) = (a_t.sqrt(), (1.0 - a_t).sqrt());
+                ((&x * (coef.x0 / sa))? + (&eps * (coef.eps - coef.x0 * sb / sa))?)?
+            }
+        };
         if coef.noise > 0.0 {
             next = (next + (noise.noise(step, &x)? * coef.noise)?)?;
         }
-        if let Some(r) = rec.as_mut() {
-            r.push(&next, &x0, t_prev);
+        if let (Some(r), Some(x0)) = (rec.as_mut(), &x0) {
+            r.push(&next, x0, t_prev);
         }
         x = next;
     }

@@ -101,17 +101,20 @@ pub struct PointTiming {
     pub reused: bool,
 }
 
-/// Times the model evaluations made through it.
+/// Times the model evaluations made through it, and reports each one (its batch size)
+/// to `tick`, which drives the progress bar one NFE at a time.
 struct Timed<'a> {
     inner: &'a dyn EpsModel,
     nanos: AtomicU64,
+    tick: &'a (dyn Fn(usize) + Sync),
 }
 
 impl<'a> Timed<'a> {
-    fn new(inner: &'a dyn EpsModel) -> Self {
+    fn new(inner: &'a dyn EpsModel, tick: &'a (dyn Fn(usize) + Sync)) -> Self {
         Self {
             inner,
             nanos: AtomicU64::new(0),
+            tick,
         }
     }
 
@@ -126,6 +129,7 @@ impl EpsModel for Timed<'_> {
         let out = self.inner.eps(x, t);
         self.nanos
             .fetch_add(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        (self.tick)(t.len());
         out
     }
 }
@@ -198,7 +202,6 @@ impl Context<'_> {
         &self,
         x: &[f32],
         first_batch: usize,
-        on_batch: &(dyn Fn(usize) + Sync),
         mut pass: impl FnMut(usize, &Tensor) -> Result<(Tensor, Option<Vec<Tensor>>)>,
     ) -> Result<(Vec<f32>, Option<Vec<f32>>)> {
         let d = self.numel();
@@ -223,7 +226,6 @@ impl Context<'_> {
             if let Some(states) = states {
                 trajectory = Some(Tensor::stack(&states, 0)?.flatten_all()?.to_vec1::<f32>()?);
             }
-            on_batch(size);
             first += size;
         }
         Ok((out, trajectory))
@@ -240,9 +242,8 @@ impl Context<'_> {
         eta: Eta,
         clip_x0: bool,
         record: usize,
-        on_batch: &(dyn Fn(usize) + Sync),
     ) -> Result<(Vec<f32>, Option<Vec<f32>>)> {
-        self.batched(latents, record, on_batch, |first, x| {
+        self.batched(latents, record, |first, x| {
             let opts = SamplerOptions {
                 eta,
                 clip_x0,
@@ -260,9 +261,8 @@ impl Context<'_> {
         model: &dyn EpsModel,
         tau: &Tau,
         clip_x0: bool,
-        on_batch: &(dyn Fn(usize) + Sync),
     ) -> Result<Reconstruction> {
-        let (latents, _) = self.batched(&self.recon_inputs, 0, on_batch, |_, x| {
+        let (latents, _) = self.batched(&self.recon_inputs, 0, |_, x| {
             Ok((encode(model, &self.schedule, tau, x, false)?.x, None))
         })?;
         // A diverged encoding cannot be decoded (the sampler refuses NaN input): its
@@ -270,7 +270,7 @@ impl Context<'_> {
         let outputs = if non_finite(&latents) > 0 {
             vec![f32::NAN; latents.len()]
         } else {
-            self.sample(model, &latents, tau, Eta::DDIM, clip_x0, 0, on_batch)?.0
+            self.sample(model, &latents, tau, Eta::DDIM, clip_x0, 0)?.0
         };
         Ok(Reconstruction {
             inputs: self.recon_inputs.clone(),
@@ -284,12 +284,11 @@ impl Context<'_> {
         &self,
         p: &Point,
         consistency: Consistency,
-        on_batch: &(dyn Fn(usize) + Sync),
+        on_eval: &(dyn Fn(usize) + Sync),
         warn: &(dyn Fn(&str) + Sync),
     ) -> Result<(MetricRow, PointArrays)> {
         let start = Instant::now();
-        let timed = Timed::new(self.model);
-        let per_pass = |n| on_batch(n * p.tau.nfe());
+        let timed = Timed::new(self.model, on_eval);
         let (samples, trajectory) = self.sample(
             &timed,
             &self.latents,
@@ -297,10 +296,9 @@ impl Context<'_> {
             p.eta.0,
             p.clip_x0,
             self.trajectory_samples,
-            &per_pass,
         )?;
         let reconstruction = if p.owns_reconstruction {
-            Some(self.reconstruct(&timed, &p.tau, p.clip_x0, &per_pass)?)
+            Some(self.reconstruct(&timed, &p.tau, p.clip_x0)?)
         } else {
             None
         };
@@ -416,8 +414,8 @@ impl Context<'_> {
             INTERPOLATION_STEPS.min(self.schedule.timesteps()),
             self.schedule.timesteps(),
         )?;
-        let timed = Timed::new(self.model);
-        let (decoded, _) = self.sample(&timed, &latents, &tau, Eta::DDIM, false, 0, &|_| {})?;
+        let timed = Timed::new(self.model, &|_| {});
+        let (decoded, _) = self.sample(&timed, &latents, &tau, Eta::DDIM, false, 0)?;
         let row = MetricRow {
             point_id: INTERPOLATION_ID.into(),
             tau: tau.kind().name().into(),
@@ -554,7 +552,7 @@ pub fn run_sweep(
     };
 
     let progress = Mutex::new(progress);
-    let on_batch = |evals: usize| progress.lock().expect("progress lock").inc(evals as u64);
+    let on_eval = |evals: usize| progress.lock().expect("progress lock").inc(evals as u64);
     let warn = |line: &str| progress.lock().expect("progress lock").println(line);
     let mut timings: BTreeMap<String, PointTiming> = BTreeMap::new();
     let record = |timings: &mut BTreeMap<String, PointTiming>, row: &MetricRow, reused: bool| {
@@ -579,9 +577,8 @@ pub fn run_sweep(
         let samples = match point_status(out, &id, &hash)? {
             PointStatus::Done(_) => load_arrays(out, &id)?.samples,
             _ => {
-                let timed = Timed::new(model);
-                let per_pass = |n| on_batch(n * r.tau.nfe());
-                let (samples, _) = ctx.sample(&timed, &ctx.latents, &r.tau, Eta::DDIM, false, 0, &per_pass)?;
+                let timed = Timed::new(model, &on_eval);
+                let (samples, _) = ctx.sample(&timed, &ctx.latents, &r.tau, Eta::DDIM, false, 0)?;
                 let p = Point {
                     id: id.clone(),
                     tau: r.tau.clone(),
@@ -606,7 +603,7 @@ pub fn run_sweep(
                 load_arrays(out, &p.id)?.samples
             }
             _ => {
-                let (row, arrays) = ctx.run_point(p, Consistency::Itself, &on_batch, &warn)?;
+                let (row, arrays) = ctx.run_point(p, Consistency::Itself, &on_eval, &warn)?;
                 save_point(out, &hash, &row, &arrays)?;
                 record(&mut timings, &row, false);
                 arrays.samples
@@ -625,14 +622,14 @@ pub fn run_sweep(
         .collect();
     let run_one = |p: &&Point| -> Result<(MetricRow, bool)> {
         if let PointStatus::Done(row) = point_status(out, &p.id, &hash)? {
-            on_batch(plan.point_evaluations(p));
+            on_eval(plan.point_evaluations(p));
             return Ok((row, true));
         }
         let reference = match references.get(p.tau.kind().name()) {
             Some(r) => Consistency::Against(r),
             None => Consistency::Skip,
         };
-        let (row, arrays) = ctx.run_point(p, reference, &on_batch, &warn)?;
+        let (row, arrays) = ctx.run_point(p, reference, &on_eval, &warn)?;
         save_point(out, &hash, &row, &arrays)?;
         Ok((row, false))
     };
