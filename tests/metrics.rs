@@ -371,3 +371,11 @@ fn bad_input_is_an_error() {
     assert!(histogram(&[0, 1], 0).is_err());
     assert!(histogram(&[0, 3], 3).is_err());
 }
+
+#[test]
+fn median_bandwidth_of_one_sample_matches_the_pooled_rule() {
+    // 0, 1, 3 on a line: squared distances 1, 4, 9 → median 4 → h = sqrt(4 / 2).
+    let h = ddimlab::metrics::median_bandwidth_of(&[0.0, 1.0, 3.0], 1).unwrap();
+    assert!((h - 2f64.sqrt()).abs() < 1e-12, "{h}");
+    assert!(ddimlab::metrics::median_bandwidth_of(&[1.0], 1).is_err());
+}

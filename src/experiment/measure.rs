@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use crate::classifier::Classifier;
 use crate::error::Result;
 use crate::metrics::{
-    component_masses, frechet, histogram, mass_error, mmd2_unbiased, mse_unit, psnr, sliced_wasserstein, tv_to_uniform,
-    Gaussian,
+    component_masses, frechet, histogram, mass_error, median_bandwidth_of, mmd2_unbiased, mse_unit, psnr,
+    sliced_wasserstein, tv_to_uniform, Gaussian,
 };
 use crate::model::oracle::GaussianMixture;
 use crate::store::MetricRow;
@@ -27,7 +27,7 @@ pub mod names {
     pub const CONSISTENCY_EXACT_MSE: &str = "consistency_exact_mse";
     /// Fréchet distance between Gaussians fitted to samples and held-out data.
     pub const FD: &str = "fd";
-    /// Unbiased MMD², RBF kernel with the median-heuristic bandwidth.
+    /// Unbiased MMD², RBF kernel whose bandwidth is the median heuristic on the held-out data.
     pub const MMD2: &str = "mmd2";
     /// Sliced Wasserstein-2 distance.
     pub const SWD: &str = "swd";
@@ -54,6 +54,8 @@ pub struct SampleStats {
     d: usize,
     reference: Vec<f32>,
     reference_gaussian: Gaussian,
+    /// RBF bandwidth of MMD², fixed once by the median heuristic on the reference data.
+    bandwidth: f64,
     projections: usize,
     seed: u64,
     mixture: Option<GaussianMixture>,
@@ -72,6 +74,7 @@ impl SampleStats {
     ) -> Result<Self> {
         Ok(Self {
             reference_gaussian: Gaussian::fit(&reference, d)?,
+            bandwidth: median_bandwidth_of(&reference, d)?,
             reference,
             d,
             projections,
@@ -90,7 +93,7 @@ impl SampleStats {
         );
         m.insert(
             names::MMD2.into(),
-            mmd2_unbiased(samples, &self.reference, self.d, None)?.value,
+            mmd2_unbiased(samples, &self.reference, self.d, Some(self.bandwidth))?.value,
         );
         m.insert(
             names::SWD.into(),

@@ -256,12 +256,7 @@ impl Context<'_> {
     }
 
     /// Held-out x_0 → x_T (encode) → x_0 (decode), both over `tau` (paper Table 2).
-    fn reconstruct(
-        &self,
-        model: &dyn EpsModel,
-        tau: &Tau,
-        clip_x0: bool,
-    ) -> Result<Reconstruction> {
+    fn reconstruct(&self, model: &dyn EpsModel, tau: &Tau, clip_x0: bool) -> Result<Reconstruction> {
         let (latents, _) = self.batched(&self.recon_inputs, 0, |_, x| {
             Ok((encode(model, &self.schedule, tau, x, false)?.x, None))
         })?;

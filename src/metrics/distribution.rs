@@ -213,6 +213,14 @@ fn off_diagonal_sum(x: &[Vec<f64>], f: &(impl Fn(&[f64], &[f64]) -> f64 + Sync))
     per_row.iter().sum()
 }
 
+/// The median-heuristic bandwidth of one sample `x` (n × `d`, n ≥ 2) alone, by the rule
+/// of [`mmd2_unbiased`]: fixing it once (e.g. on the reference data) keeps the kernel, and
+/// so the MMD² values, comparable across the points of a sweep.
+pub fn median_bandwidth_of(x: &[f32], d: usize) -> Result<f64> {
+    rows(x, d, "x", 2)?;
+    median_bandwidth(&to_f64_rows(x, d), &[])
+}
+
 /// The median-heuristic bandwidth of [`mmd2_unbiased`].
 fn median_bandwidth(x: &[Vec<f64>], y: &[Vec<f64>]) -> Result<f64> {
     let pooled: Vec<&Vec<f64>> = x.iter().chain(y).collect();

@@ -15,7 +15,9 @@ pub mod labels;
 pub mod mixture;
 pub mod reconstruction;
 
-pub use distribution::{frechet, frechet_distance, mmd2_unbiased, sliced_wasserstein, Gaussian, Mmd};
+pub use distribution::{
+    frechet, frechet_distance, median_bandwidth_of, mmd2_unbiased, sliced_wasserstein, Gaussian, Mmd,
+};
 pub use labels::{histogram, tv_to_uniform};
 pub use mixture::{component_masses, mass_error};
 pub use reconstruction::{mse_unit, per_row_mse_unit, psnr};
