@@ -85,8 +85,8 @@ pub struct Table {
     pub row_header: String,
     /// Column headers (e.g. "S = 10").
     pub columns: Vec<String>,
-    /// Row label and one cell per column (`None`: point missing).
-    pub rows: Vec<(String, Vec<Option<f64>>)>,
+    /// Row label and one cell per column.
+    pub rows: Vec<LabelledRow>,
     /// Cells to mark with † (NFE < S: repeated timesteps were dropped).
     pub marked: Vec<Vec<bool>>,
     /// Bold the best cell of each column (smaller is better when true).
@@ -220,13 +220,16 @@ fn clip_suffix(clip: bool, clips: &[bool]) -> (&'static str, &'static str) {
     }
 }
 
+/// A row label and its cells (`None`: point missing).
+pub type LabelledRow = (String, Vec<Option<f64>>);
+
 /// Rows of `metric` over the sweep's S values, one per (label, τ, η), with † marks.
 fn over_steps(
     rows: &[MetricRow],
     metric: &MetricInfo,
     specs: Vec<(String, String, String)>,
     clip: bool,
-) -> (Vec<(String, Vec<Option<f64>>)>, Vec<Vec<bool>>) {
+) -> (Vec<LabelledRow>, Vec<Vec<bool>>) {
     let steps = steps(rows);
     let mut table_rows = Vec::new();
     let mut marked = Vec::new();
