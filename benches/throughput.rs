@@ -15,6 +15,10 @@ use ddimlab::sampler::SeededNoise;
 use ddimlab::schedule::Schedule;
 use ddimlab::train::{TrainSpec, Trainer};
 
+/// The same allocator as the `ddimlab` binary, so the numbers are the binary's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn mlp_digits() -> Architecture {
     let shape = DataShape::Image {
         channels: 1,
@@ -24,9 +28,9 @@ fn mlp_digits() -> Architecture {
     Architecture::Mlp {
         shape,
         config: MlpConfig {
-            hidden: 256,
-            blocks: 3,
-            time_dim: 128,
+            hidden: 128,
+            blocks: 2,
+            time_dim: 64,
             layer_norm: true,
         },
     }
@@ -116,7 +120,7 @@ fn training(out: &mut String) {
     )
     .unwrap();
     for (name, arch, batch, steps) in [
-        ("mlp 256×3", mlp_digits(), 256, 200),
+        ("mlp 128×2 (experiments/digits.yaml)", mlp_digits(), 256, 200),
         ("unet 32×[1,2]", unet_digits(), 64, 30),
     ] {
         let (rate, params) = train_rate(&arch, batch, steps);
@@ -146,7 +150,7 @@ fn nfe(out: &mut String) {
     let oracle = MixtureOracle::new(mixture, Schedule::ddpm_linear());
     let rows: [(&str, &dyn EpsModel, Vec<usize>, usize); 3] = [
         ("oracle, 2-D mixture (K = 2)", &oracle, vec![500, 2], 200),
-        ("mlp 256×3, digits", &mlp, vec![500, 1, 8, 8], 50),
+        ("mlp 128×2, digits", &mlp, vec![500, 1, 8, 8], 50),
         ("unet 32×[1,2], digits", &unet, vec![500, 1, 8, 8], 5),
     ];
     for (name, model, shape, reps) in rows {

@@ -196,6 +196,16 @@ impl Context<'_> {
         self.shape.numel()
     }
 
+    /// Samples as the metrics see them: images are clamped to the pixel range [−1, 1],
+    /// as when they are saved (the official DDIM code clamps before computing FID);
+    /// vector data are unbounded and left as they are. The stored samples stay raw.
+    fn as_evaluated(&self, x: &[f32]) -> Vec<f32> {
+        match self.shape {
+            DataShape::Image { .. } => x.iter().map(|v| v.clamp(-1.0, 1.0)).collect(),
+            DataShape::Vector(_) => x.to_vec(),
+        }
+    }
+
     /// Runs `pass` over `x` (rows of one item each) in batches; the first batch holds
     /// the first `first_batch` rows when that is non-zero (the trajectory batch).
     fn batched(
@@ -305,22 +315,23 @@ impl Context<'_> {
                 p.id
             ));
         }
+        let evaluated = self.as_evaluated(&samples);
         if let Some(stats) = &self.stats {
             if bad == 0 {
-                metrics.extend(stats.measure(&samples)?);
+                metrics.extend(stats.measure(&evaluated)?);
             } else {
                 metrics.extend(stats.names().into_iter().map(|n| (n.to_string(), f64::NAN)));
             }
         }
         let reference = match consistency {
             Consistency::Skip => None,
-            Consistency::Itself => Some(samples.as_slice()),
-            Consistency::Against(r) => Some(r),
+            Consistency::Itself => Some(samples.clone()),
+            Consistency::Against(r) => Some(r.to_vec()),
         };
         if let Some(r) = reference {
             metrics.extend(nan_if_bad(
                 bad,
-                distance(&samples, r, names::CONSISTENCY_MSE, names::CONSISTENCY_PSNR),
+                distance(&evaluated, &self.as_evaluated(&r), names::CONSISTENCY_MSE, names::CONSISTENCY_PSNR),
                 &[names::CONSISTENCY_MSE, names::CONSISTENCY_PSNR],
             )?);
             let top = p.tau.timesteps().last().copied();
@@ -347,7 +358,7 @@ impl Context<'_> {
             }
             metrics.extend(nan_if_bad(
                 bad_rec,
-                distance(&rec.outputs, &rec.inputs, names::RECON_MSE, names::RECON_PSNR),
+                distance(&self.as_evaluated(&rec.outputs), &rec.inputs, names::RECON_MSE, names::RECON_PSNR),
                 &[names::RECON_MSE, names::RECON_PSNR],
             )?);
         }
