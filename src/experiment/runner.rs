@@ -331,7 +331,12 @@ impl Context<'_> {
         if let Some(r) = reference {
             metrics.extend(nan_if_bad(
                 bad,
-                distance(&evaluated, &self.as_evaluated(&r), names::CONSISTENCY_MSE, names::CONSISTENCY_PSNR),
+                distance(
+                    &evaluated,
+                    &self.as_evaluated(&r),
+                    names::CONSISTENCY_MSE,
+                    names::CONSISTENCY_PSNR,
+                ),
                 &[names::CONSISTENCY_MSE, names::CONSISTENCY_PSNR],
             )?);
             let top = p.tau.timesteps().last().copied();
@@ -358,7 +363,12 @@ impl Context<'_> {
             }
             metrics.extend(nan_if_bad(
                 bad_rec,
-                distance(&self.as_evaluated(&rec.outputs), &rec.inputs, names::RECON_MSE, names::RECON_PSNR),
+                distance(
+                    &self.as_evaluated(&rec.outputs),
+                    &rec.inputs,
+                    names::RECON_MSE,
+                    names::RECON_PSNR,
+                ),
                 &[names::RECON_MSE, names::RECON_PSNR],
             )?);
         }
