@@ -18,7 +18,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use candle_core::{DType, Device, Module, Tensor, Var, D};
+use candle_core::{DType, Device, Module, Tensor, D};
 use candle_nn::{linear, Linear, VarBuilder, VarMap};
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
@@ -27,11 +27,11 @@ use sha2::{Digest, Sha256};
 use crate::data::{DataShape, Dataset, Split};
 use crate::error::{Error, Result};
 use crate::experiment::training::fingerprint;
-use crate::model::checkpoint::{load_into, named_tensors, read, save_atomic, SeededInit};
+use crate::model::checkpoint::{load_into, named_tensors, read, save_atomic, sorted_vars, SeededInit};
 use crate::progress::Progress;
 use crate::rng::{stream, stream_at, Purpose};
 use crate::store::write_atomic;
-use crate::train::AdamW;
+use crate::train::{gradients, AdamW};
 
 /// Rows per forward pass in [`Classifier::predict`] and [`Classifier::features_host`].
 const HOST_BATCH: usize = 512;
@@ -288,13 +288,6 @@ impl Classifier {
         load_into(&net.varmap, &read(path, device)?, &path.display().to_string())?;
         Ok(net)
     }
-
-    fn vars(&self) -> Vec<Var> {
-        let data = self.varmap.data().lock().expect("varmap poisoned");
-        let mut named: Vec<(&String, &Var)> = data.iter().collect();
-        named.sort_by(|a, b| a.0.cmp(b.0));
-        named.into_iter().map(|(_, v)| v.clone()).collect()
-    }
 }
 
 fn labels_of<'a>(split: &'a Split, which: &str) -> Result<&'a [u8]> {
@@ -335,7 +328,7 @@ pub fn train_classifier(
         return Err(invalid("data", format!("label {l} with only {classes} classes")));
     }
     let net = Classifier::new(train.shape, classes, spec.hidden, seed, device)?;
-    let vars = net.vars();
+    let (_, vars) = sorted_vars(&net.varmap);
     let mut adam = AdamW::new(&vars, spec.weight_decay)?;
     let mut rng = stream(seed, Purpose::Classifier);
     let mut order: Vec<usize> = (0..train.len()).collect();
@@ -352,16 +345,7 @@ pub fn train_classifier(
         let y: Vec<u32> = idx.iter().map(|&i| labels[i] as u32).collect();
         let y = Tensor::from_vec(y, batch, device)?;
         let loss = candle_nn::loss::cross_entropy(&net.logits(&x)?, &y)?;
-        let store = loss.backward()?;
-        let grads = vars
-            .iter()
-            .map(|v| {
-                store
-                    .get(v.as_tensor())
-                    .cloned()
-                    .map_or_else(|| v.as_tensor().zeros_like(), Ok)
-            })
-            .collect::<candle_core::Result<Vec<_>>>()?;
+        let grads = gradients(&loss, &vars)?;
         adam.step(&vars, &grads, spec.lr_at(k))?;
         if k % 50 == 0 || k + 1 == spec.steps {
             let value = loss.to_scalar::<f32>()?;

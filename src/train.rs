@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::Split;
 use crate::error::{Error, Result};
-use crate::model::checkpoint::{load_into, read, save_atomic};
+use crate::model::checkpoint::{load_into, read, save_atomic, sorted_vars};
 use crate::model::Network;
 use crate::progress::Progress;
 use crate::rng::{stream_at, Purpose};
@@ -231,13 +231,6 @@ struct State {
 }
 
 impl Trainer<'_> {
-    fn vars(&self) -> (Vec<String>, Vec<Var>) {
-        let data = self.net.varmap.data().lock().expect("varmap poisoned");
-        let mut named: Vec<(String, Var)> = data.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-        named.sort_by(|a, b| a.0.cmp(&b.0));
-        named.into_iter().unzip()
-    }
-
     /// Runs (or resumes) training; see [`Trainer`].
     pub fn run(
         &self,
@@ -246,7 +239,7 @@ impl Trainer<'_> {
         progress: &mut Progress,
     ) -> Result<TrainReport> {
         self.spec.validate()?;
-        let (names, vars) = self.vars();
+        let (names, vars) = sorted_vars(&self.net.varmap);
         let device = vars[0].device().clone();
         let mut state = match state_path.filter(|p| p.exists()) {
             Some(p) => self.load_state(p, &names, &device)?,
@@ -308,16 +301,7 @@ impl Trainer<'_> {
         let (x_t, eps, t) = noised_batch(self.data, &idx, self.schedule, &mut rng, device)?;
         let loss = (self.net.forward(&x_t, &t)? - eps)?.sqr()?.mean_all()?;
         let loss_value = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
-        let store = loss.backward()?;
-        let mut grads = vars
-            .iter()
-            .map(|v| {
-                store
-                    .get(v.as_tensor())
-                    .cloned()
-                    .map_or_else(|| v.as_tensor().zeros_like(), Ok)
-            })
-            .collect::<candle_core::Result<Vec<_>>>()?;
+        let mut grads = gradients(&loss, vars)?;
         if self.spec.grad_clip > 0.0 {
             let norm = global_norm(&grads)?;
             if norm > self.spec.grad_clip {
@@ -427,6 +411,20 @@ pub fn noised_batch(
         Tensor::from_vec(eps, dims, device)?,
         ts,
     ))
+}
+
+/// ∂loss/∂v for every variable in `vars`, in order (zeros for one the loss does not use).
+pub fn gradients(loss: &Tensor, vars: &[Var]) -> Result<Vec<Tensor>> {
+    let store = loss.backward()?;
+    Ok(vars
+        .iter()
+        .map(|v| {
+            store
+                .get(v.as_tensor())
+                .cloned()
+                .map_or_else(|| v.as_tensor().zeros_like(), Ok)
+        })
+        .collect::<candle_core::Result<Vec<_>>>()?)
 }
 
 /// L_simple of `net` on `data` (e.g. the held-out split), averaged over `draws` passes

@@ -101,6 +101,15 @@ pub fn named_tensors(varmap: &VarMap) -> BTreeMap<String, Tensor> {
     data.iter().map(|(k, v)| (k.clone(), v.as_tensor().clone())).collect()
 }
 
+/// The variables of `varmap` sorted by name, with their names: a fixed order for
+/// optimiser state, so a run does not depend on the map's iteration order.
+pub fn sorted_vars(varmap: &VarMap) -> (Vec<String>, Vec<Var>) {
+    let data = varmap.data().lock().expect("varmap poisoned");
+    let mut named: Vec<(String, Var)> = data.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    named.sort_by(|a, b| a.0.cmp(&b.0));
+    named.into_iter().unzip()
+}
+
 /// Writes `tensors` to `path` as safetensors, atomically (temporary file, then rename),
 /// so an interrupted write never leaves a file a later run would trust.
 pub fn save_atomic(tensors: &BTreeMap<String, Tensor>, path: &Path) -> Result<()> {
