@@ -473,10 +473,7 @@ pub fn load_or_train(
     // A stale sidecar goes first, so a crash between the two writes never pairs new
     // weights with an old card.
     if card_path.exists() {
-        std::fs::remove_file(&card_path).map_err(|e| Error::Io {
-            path: card_path.display().to_string(),
-            message: e.to_string(),
-        })?;
+        std::fs::remove_file(&card_path).map_err(|e| Error::io(&card_path, e))?;
     }
     classifier.save(&weights)?;
     write_atomic(

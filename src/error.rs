@@ -1,5 +1,8 @@
 //! The crate's error type: every bad input is reported as a value, never a panic.
 
+use std::fmt::Display;
+use std::path::Path;
+
 use thiserror::Error;
 
 /// Everything that can go wrong in ddimlab's math and models.
@@ -48,3 +51,13 @@ pub enum Error {
 
 /// Shorthand for results with [`Error`].
 pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    /// An I/O or file-format error about `path`.
+    pub fn io(path: &Path, message: impl Display) -> Self {
+        Error::Io {
+            path: path.display().to_string(),
+            message: message.to_string(),
+        }
+    }
+}

@@ -313,10 +313,7 @@ impl ExperimentConfig {
 
     /// Reads, parses and validates an experiment file.
     pub fn load(file: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(file).map_err(|e| Error::Io {
-            path: file.display().to_string(),
-            message: e.to_string(),
-        })?;
+        let text = std::fs::read_to_string(file).map_err(|e| Error::io(file, e))?;
         Self::parse(&text, file)
     }
 

@@ -164,14 +164,8 @@ pub fn results_hash(cfg: &ExperimentConfig) -> Result<String> {
 fn file_digest(files: &[&Path]) -> Result<String> {
     let mut hasher = Sha256::new();
     for file in files {
-        let mut f = std::fs::File::open(file).map_err(|e| Error::Io {
-            path: file.display().to_string(),
-            message: e.to_string(),
-        })?;
-        std::io::copy(&mut f, &mut hasher).map_err(|e| Error::Io {
-            path: file.display().to_string(),
-            message: e.to_string(),
-        })?;
+        let mut f = std::fs::File::open(file).map_err(|e| Error::io(file, e))?;
+        std::io::copy(&mut f, &mut hasher).map_err(|e| Error::io(file, e))?;
     }
     Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
@@ -767,14 +761,10 @@ fn reference_row(ctx: &Context, p: &Point, samples: Vec<f32>, model_seconds: f64
 /// Refuses a folder holding points of a different configuration (unless `force`, which
 /// clears the saved points and outputs), and creates it.
 fn prepare_folder(out: &Path, plan: &Plan, hash: &str, force: bool) -> Result<()> {
-    let io = |p: &Path, e: std::io::Error| Error::Io {
-        path: p.display().to_string(),
-        message: e.to_string(),
-    };
     if force {
         let points = out.join("points");
         if points.exists() {
-            std::fs::remove_dir_all(&points).map_err(|e| io(&points, e))?;
+            std::fs::remove_dir_all(&points).map_err(|e| Error::io(&points, e))?;
         }
     } else {
         let ids = plan
@@ -794,7 +784,7 @@ fn prepare_folder(out: &Path, plan: &Plan, hash: &str, force: bool) -> Result<()
             }
         }
     }
-    std::fs::create_dir_all(out).map_err(|e| io(out, e))
+    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))
 }
 
 /// The saved rows of every planned point (plan order), with each (τ, S, clip) group's

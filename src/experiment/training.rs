@@ -95,20 +95,13 @@ fn training_fingerprint(cfg: &ExperimentConfig, arch: &Architecture, train: &Tra
     fingerprint(&(cfg.seed, &cfg.data, arch, train, &cfg.schedule))
 }
 
-fn io_err(path: &Path, e: impl std::fmt::Display) -> Error {
-    Error::Io {
-        path: path.display().to_string(),
-        message: e.to_string(),
-    }
-}
-
 /// The finished card under `paths`, when there is one whose fingerprint is `want`.
 fn finished_card(paths: &TrainPaths, want: &str) -> Result<Option<ModelCard>> {
     if !(paths.card.exists() && paths.model.exists()) {
         return Ok(None);
     }
-    let text = std::fs::read_to_string(&paths.card).map_err(|e| io_err(&paths.card, e))?;
-    let card: ModelCard = serde_json::from_str(&text).map_err(|e| io_err(&paths.card, e))?;
+    let text = std::fs::read_to_string(&paths.card).map_err(|e| Error::io(&paths.card, e))?;
+    let card: ModelCard = serde_json::from_str(&text).map_err(|e| Error::io(&paths.card, e))?;
     if card.fingerprint != want {
         return Err(Error::Io {
             path: paths.card.display().to_string(),
@@ -146,7 +139,7 @@ pub fn train_experiment(
     if force {
         for p in [&paths.model, &paths.card, &paths.state] {
             if p.exists() {
-                std::fs::remove_file(p).map_err(|e| io_err(p, e))?;
+                std::fs::remove_file(p).map_err(|e| Error::io(p, e))?;
             }
         }
     } else if let Some(card) = finished_card(&paths, &want)? {
@@ -190,7 +183,7 @@ pub fn train_experiment(
         serde_json::to_string_pretty(&card).expect("serialisable").as_bytes(),
     )?;
     if paths.state.exists() {
-        std::fs::remove_file(&paths.state).map_err(|e| io_err(&paths.state, e))?;
+        std::fs::remove_file(&paths.state).map_err(|e| Error::io(&paths.state, e))?;
     }
     Ok(TrainOutcome::Trained(card))
 }

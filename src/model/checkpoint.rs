@@ -113,10 +113,7 @@ pub fn sorted_vars(varmap: &VarMap) -> (Vec<String>, Vec<Var>) {
 /// Writes `tensors` to `path` as safetensors, atomically (temporary file, then rename),
 /// so an interrupted write never leaves a file a later run would trust.
 pub fn save_atomic(tensors: &BTreeMap<String, Tensor>, path: &Path) -> Result<()> {
-    let io = |e: &dyn std::fmt::Display| Error::Io {
-        path: path.display().to_string(),
-        message: e.to_string(),
-    };
+    let io = |e: &dyn std::fmt::Display| Error::io(path, e);
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| io(&e))?;
     }

@@ -425,10 +425,7 @@ pub fn rename_legacy_attention(tensors: HashMap<String, Tensor>) -> Result<HashM
 /// path and what to download.
 pub fn load_diffusers(dir: &Path, device: &Device) -> Result<(UnetConfig, Network)> {
     let (config_path, weights_path) = check_folder(dir)?;
-    let text = std::fs::read_to_string(&config_path).map_err(|e| Error::Io {
-        path: config_path.display().to_string(),
-        message: e.to_string(),
-    })?;
+    let text = std::fs::read_to_string(&config_path).map_err(|e| Error::io(&config_path, e))?;
     let config = UnetConfig::from_diffusers(&text).map_err(|e| match e {
         Error::Invalid { field, message } => Error::Invalid {
             field: format!("{}: {field}", dir.display()),

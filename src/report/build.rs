@@ -36,13 +36,6 @@ pub struct ReportSummary {
     pub tables: Vec<PathBuf>,
 }
 
-fn io(path: &Path, e: impl std::fmt::Display) -> Error {
-    Error::Io {
-        path: path.display().to_string(),
-        message: e.to_string(),
-    }
-}
-
 /// Writes a table as CSV through polars: a label column, then one column per header.
 fn write_csv(table: &Table, path: &Path) -> Result<()> {
     let header = if table.row_header.is_empty() {
@@ -58,9 +51,11 @@ fn write_csv(table: &Table, path: &Path) -> Result<()> {
         let values: Vec<Option<f64>> = table.rows.iter().map(|r| r.1[j]).collect();
         columns.push(Column::new(name.as_str().into(), values));
     }
-    let mut df = DataFrame::new(table.rows.len(), columns).map_err(|e| io(path, e))?;
+    let mut df = DataFrame::new(table.rows.len(), columns).map_err(|e| Error::io(path, e))?;
     let mut bytes = Vec::new();
-    CsvWriter::new(&mut bytes).finish(&mut df).map_err(|e| io(path, e))?;
+    CsvWriter::new(&mut bytes)
+        .finish(&mut df)
+        .map_err(|e| Error::io(path, e))?;
     write_atomic(path, &bytes)
 }
 
@@ -85,7 +80,7 @@ pub fn report(dir: &Path) -> Result<ReportSummary> {
     }
     let (figures_dir, tables_dir) = (dir.join("figures"), dir.join("tables"));
     for d in [&figures_dir, &tables_dir] {
-        std::fs::create_dir_all(d).map_err(|e| io(d, e))?;
+        std::fs::create_dir_all(d).map_err(|e| Error::io(d, e))?;
     }
 
     let mut md = String::new();

@@ -198,19 +198,11 @@ fn with_suffix(stem: &Path, ext: &str) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// An I/O-flavoured error for `path`.
-fn io_error(path: &Path, message: impl ToString) -> Error {
-    Error::Io {
-        path: path.display().to_string(),
-        message: message.to_string(),
-    }
-}
-
 /// Draws `figure` into `<stem>.png` and `<stem>.svg`, creating the parent directory if needed.
 fn render(stem: &Path, figure: &impl Figure) -> Result<()> {
     ensure_font()?;
     if let Some(parent) = stem.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(|e| io_error(parent, e))?;
+        std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
     }
     let size = figure.size();
     let png = with_suffix(stem, "png");
@@ -219,14 +211,14 @@ fn render(stem: &Path, figure: &impl Figure) -> Result<()> {
         figure
             .draw(&root)
             .and_then(|()| root.present())
-            .map_err(|e| io_error(&png, e))?;
+            .map_err(|e| Error::io(&png, e))?;
     }
     let svg = with_suffix(stem, "svg");
     let root = SVGBackend::new(&svg, size).into_drawing_area();
     figure
         .draw(&root)
         .and_then(|()| root.present())
-        .map_err(|e| io_error(&svg, e))
+        .map_err(|e| Error::io(&svg, e))
 }
 
 /// The text style of the bundled font at `size` pixels.

@@ -29,13 +29,6 @@ pub const GRID_COLUMNS: usize = 8;
 /// The folder of the exports inside a results folder.
 pub const EXPORT_DIR: &str = "exports";
 
-fn io_err(path: &Path, e: impl std::fmt::Display) -> Error {
-    Error::Io {
-        path: path.display().to_string(),
-        message: e.to_string(),
-    }
-}
-
 /// Images `[n, c, h, w]` (values in [−1, 1]) as uint8 `[n, h, w, c]`: round((x + 1) · 127.5),
 /// clamped to 0 ..= 255 (NaN gives 0).
 pub fn to_uint8_nhwc(samples: &[f32], shape: DataShape) -> Result<Array4<u8>> {
@@ -106,7 +99,7 @@ pub fn export_point(
         return Ok(());
     }
     let dir = out.join(EXPORT_DIR);
-    std::fs::create_dir_all(&dir).map_err(|e| io_err(&dir, e))?;
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
     let images = to_uint8_nhwc(samples, shape)?;
     for format in formats {
         let (ext, bytes) = match format {

@@ -15,7 +15,7 @@ use hdf5::types::VarLenUnicode;
 use hdf5::{Group, Location};
 
 use super::point::{check_point_id, ArrayShapes, MetricRow, PointArrays, Reconstruction};
-use super::{io_err, sync_and_rename};
+use super::sync_and_rename;
 use crate::error::{Error, Result};
 
 /// The root attributes of `samples.h5`.
@@ -98,7 +98,7 @@ fn create_file(tmp: &Path, meta: &H5Meta) -> hdf5::Result<hdf5::File> {
 }
 
 fn write_all(tmp: &Path, meta: &H5Meta, points: impl Iterator<Item = Result<(MetricRow, PointArrays)>>) -> Result<()> {
-    let file = create_file(tmp, meta).map_err(|e| io_err(tmp, e))?;
+    let file = create_file(tmp, meta).map_err(|e| Error::io(tmp, e))?;
     for point in points {
         let (row, arrays) = point?;
         check_point_id(&row.point_id)?;
@@ -109,9 +109,10 @@ fn write_all(tmp: &Path, meta: &H5Meta, points: impl Iterator<Item = Result<(Met
                 message: format!("point {:?} is listed twice", row.point_id),
             });
         }
-        write_point(&file, &row, &arrays, &shapes).map_err(|e| io_err(tmp, format!("point {}: {e}", row.point_id)))?;
+        write_point(&file, &row, &arrays, &shapes)
+            .map_err(|e| Error::io(tmp, format!("point {}: {e}", row.point_id)))?;
     }
-    file.close().map_err(|e| io_err(tmp, e))
+    file.close().map_err(|e| Error::io(tmp, e))
 }
 
 /// Writes `samples.h5` at `path`, one point at a time (memory stays flat), through
@@ -123,7 +124,7 @@ pub fn write_samples(
     points: impl Iterator<Item = Result<(MetricRow, PointArrays)>>,
 ) -> Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     }
     let tmp = path.with_extension("h5.tmp");
     if let Err(e) = write_all(&tmp, meta, points) {
@@ -153,7 +154,7 @@ pub fn read_meta(path: &Path) -> Result<H5Meta> {
             ddimlab_version: get_str(&file, "ddimlab_version")?,
         })
     };
-    read().map_err(|e| io_err(path, e))
+    read().map_err(|e| Error::io(path, e))
 }
 
 /// One point of a `samples.h5`, with its attributes.
@@ -195,5 +196,5 @@ pub fn read_point(path: &Path, point_id: &str) -> Result<H5Point> {
             },
         })
     };
-    read().map_err(|e| io_err(path, e))
+    read().map_err(|e| Error::io(path, e))
 }

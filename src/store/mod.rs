@@ -21,19 +21,11 @@ pub use point::{ArrayShapes, MetricRow, PointArrays, Reconstruction};
 pub use points::{load_arrays, load_row, point_status, save_point, PointStatus};
 pub use table::{read_rows, write_tables};
 
-/// An [`Error::Io`] for `path`.
-pub(crate) fn io_err(path: &Path, e: impl std::fmt::Display) -> Error {
-    Error::Io {
-        path: path.display().to_string(),
-        message: e.to_string(),
-    }
-}
-
 /// Writes `bytes` to `path` atomically: a temporary file in the same folder is written,
 /// synced to disk and renamed over `path`. Missing parent folders are created.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     }
     let tmp = path.with_extension(format!(
         "{}.partial",
@@ -45,15 +37,15 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     });
     if let Err(e) = written {
         let _ = std::fs::remove_file(&tmp);
-        return Err(io_err(&tmp, e));
+        return Err(Error::io(&tmp, e));
     }
-    std::fs::rename(&tmp, path).map_err(|e| io_err(path, e))
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
 }
 
 /// Syncs an already written file to disk, then renames it to `path`.
 pub(crate) fn sync_and_rename(tmp: &Path, path: &Path) -> Result<()> {
     std::fs::File::open(tmp)
         .and_then(|f| f.sync_all())
-        .map_err(|e| io_err(tmp, e))?;
-    std::fs::rename(tmp, path).map_err(|e| io_err(path, e))
+        .map_err(|e| Error::io(tmp, e))?;
+    std::fs::rename(tmp, path).map_err(|e| Error::io(path, e))
 }

@@ -12,8 +12,8 @@ use std::path::Path;
 use polars::prelude::*;
 
 use super::point::MetricRow;
-use super::{io_err, write_atomic};
-use crate::error::Result;
+use super::write_atomic;
+use crate::error::{Error, Result};
 
 /// The fixed columns, in order; metric columns follow.
 pub const FIXED_COLUMNS: [&str; 10] = [
@@ -57,29 +57,29 @@ pub fn frame(rows: &[MetricRow]) -> PolarsResult<DataFrame> {
 
 /// Writes `dir/metrics.parquet` and `dir/metrics.csv`, each atomically.
 pub fn write_tables(rows: &[MetricRow], dir: &Path) -> Result<()> {
-    let mut df = frame(rows).map_err(|e| io_err(dir, e))?;
+    let mut df = frame(rows).map_err(|e| Error::io(dir, e))?;
     let parquet = dir.join("metrics.parquet");
     let mut bytes = Vec::new();
     ParquetWriter::new(&mut bytes)
         .finish(&mut df)
-        .map_err(|e| io_err(&parquet, e))?;
+        .map_err(|e| Error::io(&parquet, e))?;
     write_atomic(&parquet, &bytes)?;
 
     let csv = dir.join("metrics.csv");
     let mut bytes = Vec::new();
     CsvWriter::new(&mut bytes)
         .finish(&mut df)
-        .map_err(|e| io_err(&csv, e))?;
+        .map_err(|e| Error::io(&csv, e))?;
     write_atomic(&csv, &bytes)
 }
 
 /// Reads the rows back from a `metrics.parquet` written by [`write_tables`].
 pub fn read_rows(parquet_path: &Path) -> Result<Vec<MetricRow>> {
-    let err = |e: PolarsError| io_err(parquet_path, e);
-    let file = std::fs::File::open(parquet_path).map_err(|e| io_err(parquet_path, e))?;
+    let err = |e: PolarsError| Error::io(parquet_path, e);
+    let file = std::fs::File::open(parquet_path).map_err(|e| Error::io(parquet_path, e))?;
     let df = ParquetReader::new(file).finish().map_err(err)?;
     let col = |name: &str| df.column(name).map_err(err);
-    let missing = |name: &str, i: usize| io_err(parquet_path, format!("column {name:?} is null in row {i}"));
+    let missing = |name: &str, i: usize| Error::io(parquet_path, format!("column {name:?} is null in row {i}"));
     let (point_id, tau, eta) = (
         col("point_id")?.str().map_err(err)?,
         col("tau")?.str().map_err(err)?,
