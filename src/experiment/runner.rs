@@ -319,18 +319,13 @@ impl Context<'_> {
         }
         let reference = match consistency {
             Consistency::Skip => None,
-            Consistency::Itself => Some(samples.clone()),
-            Consistency::Against(r) => Some(r.to_vec()),
+            Consistency::Itself => Some(evaluated.as_slice()),
+            Consistency::Against(r) => Some(r),
         };
         if let Some(r) = reference {
             metrics.extend(nan_if_bad(
                 bad,
-                distance(
-                    &evaluated,
-                    &self.as_evaluated(&r),
-                    names::CONSISTENCY_MSE,
-                    names::CONSISTENCY_PSNR,
-                ),
+                distance(&evaluated, r, names::CONSISTENCY_MSE, names::CONSISTENCY_PSNR),
                 &[names::CONSISTENCY_MSE, names::CONSISTENCY_PSNR],
             )?);
             let top = p.tau.timesteps().last().copied();
@@ -426,28 +421,43 @@ impl Context<'_> {
         )?;
         let timed = Timed::new(self.model, &|_| {});
         let (decoded, _) = self.sample(&timed, &latents, &tau, Eta::DDIM, false, 0)?;
+        let seconds = start.elapsed().as_secs_f64();
+        Ok(self.bare_point(INTERPOLATION_ID, &tau, latents, decoded, seconds, timed.seconds()))
+    }
+
+    /// A saved point without metrics, decoded with η = 0 and no clipping (a standalone
+    /// consistency reference, the interpolation grid).
+    fn bare_point(
+        &self,
+        id: &str,
+        tau: &Tau,
+        latents: Vec<f32>,
+        samples: Vec<f32>,
+        seconds: f64,
+        model_seconds: f64,
+    ) -> (MetricRow, PointArrays) {
         let row = MetricRow {
-            point_id: INTERPOLATION_ID.into(),
+            point_id: id.into(),
             tau: tau.kind().name().into(),
             eta: EtaSpec(Eta::DDIM).label(),
             eta_value: 0.0,
             steps: tau.steps(),
             nfe: tau.nfe(),
             clip_x0: false,
-            seconds: start.elapsed().as_secs_f64(),
-            model_seconds: timed.seconds(),
-            diverged: non_finite(&decoded) > 0,
+            seconds,
+            model_seconds,
+            diverged: non_finite(&samples) > 0,
             metrics: BTreeMap::new(),
         };
         let arrays = PointArrays {
             item_shape: self.shape.dims(),
             timesteps: tau.timesteps().iter().map(|&t| t as i64).collect(),
             latents,
-            samples: decoded,
+            samples,
             trajectory: None,
             reconstruction: None,
         };
-        Ok((row, arrays))
+        (row, arrays)
     }
 }
 
@@ -457,7 +467,7 @@ enum Consistency<'a> {
     Skip,
     /// The point is the reference (distance 0 by construction).
     Itself,
-    /// The reference's x_0 from the same latents.
+    /// The reference's x_0 from the same latents, as the metrics see it.
     Against(&'a [f32]),
 }
 
@@ -587,21 +597,16 @@ pub fn run_sweep(
         let samples = match point_status(out, &id, &hash)? {
             PointStatus::Done(_) => load_arrays(out, &id)?.samples,
             _ => {
+                let start = Instant::now();
                 let timed = Timed::new(model, &on_eval);
                 let (samples, _) = ctx.sample(&timed, &ctx.latents, &r.tau, Eta::DDIM, false, 0)?;
-                let p = Point {
-                    id: id.clone(),
-                    tau: r.tau.clone(),
-                    eta: EtaSpec(Eta::DDIM),
-                    clip_x0: false,
-                    owns_reconstruction: false,
-                };
-                let (row, arrays) = reference_row(&ctx, &p, samples, timed.seconds());
+                let seconds = start.elapsed().as_secs_f64();
+                let (row, arrays) = ctx.bare_point(&id, &r.tau, ctx.latents.clone(), samples, seconds, timed.seconds());
                 save_point(out, &hash, &row, &arrays)?;
                 arrays.samples
             }
         };
-        references.insert(r.tau.kind().name().into(), samples);
+        references.insert(r.tau.kind().name().into(), ctx.as_evaluated(&samples));
     }
     let reference_seconds = reference_start.elapsed().as_secs_f64();
     let reference_points: Vec<usize> = plan.references.iter().filter_map(|r| r.point).collect();
@@ -619,7 +624,7 @@ pub fn run_sweep(
                 arrays.samples
             }
         };
-        references.insert(p.tau.kind().name().into(), samples);
+        references.insert(p.tau.kind().name().into(), ctx.as_evaluated(&samples));
     }
 
     // 2. The other points, `jobs` at a time.
@@ -730,32 +735,6 @@ pub fn run_sweep(
             .as_bytes(),
     )?;
     Ok(SweepOutcome { manifest, rows })
-}
-
-/// The saved row of a standalone reference (kept so a resumed sweep reuses it).
-fn reference_row(ctx: &Context, p: &Point, samples: Vec<f32>, model_seconds: f64) -> (MetricRow, PointArrays) {
-    let row = MetricRow {
-        point_id: p.id.clone(),
-        tau: p.tau.kind().name().into(),
-        eta: p.eta.label(),
-        eta_value: 0.0,
-        steps: p.tau.steps(),
-        nfe: p.tau.nfe(),
-        clip_x0: false,
-        seconds: 0.0,
-        model_seconds,
-        diverged: non_finite(&samples) > 0,
-        metrics: BTreeMap::new(),
-    };
-    let arrays = PointArrays {
-        item_shape: ctx.shape.dims(),
-        timesteps: p.tau.timesteps().iter().map(|&t| t as i64).collect(),
-        latents: ctx.latents.clone(),
-        samples,
-        trajectory: None,
-        reconstruction: None,
-    };
-    (row, arrays)
 }
 
 /// Refuses a folder holding points of a different configuration (unless `force`, which
