@@ -250,29 +250,29 @@ fn ablation_tables(rows: &[MetricRow], eta: &str) -> Vec<Table> {
     out
 }
 
-/// The η label in figures: the font has no combining circumflex, so σ̂ is spelled out.
-fn plot_label(eta: &str) -> String {
-    if eta == "sigma_hat" {
-        "σ-hat".into()
-    } else {
-        eta_label(eta)
-    }
+/// A label as figures write it: the font has no combining circumflex, so σ̂ is spelled
+/// out as σ-hat.
+fn plottable(label: &str) -> String {
+    label.replace('\u{302}', "-hat")
 }
 
-/// Per-η series of `metric` vs S for one τ kind.
-fn series_by_eta(rows: &[MetricRow], metric: &MetricInfo, tau: &str, clip: bool) -> Vec<Series> {
-    etas(rows)
+/// The η label in figures.
+fn plot_label(eta: &str) -> String {
+    plottable(&eta_label(eta))
+}
+
+/// One line per table row: its cells against the sweep's S values (`steps`, the
+/// table's columns); missing cells are left out.
+fn series(table: &Table, steps: &[usize]) -> Vec<Series> {
+    table
+        .rows
         .iter()
-        .map(|eta| Series {
-            label: plot_label(eta),
-            points: steps(rows)
-                .into_iter()
-                .filter_map(|s| {
-                    Some((
-                        s as f64,
-                        find(rows, tau, eta, s, clip)?.metrics.get(metric.name).copied()?,
-                    ))
-                })
+        .map(|(label, cells)| Series {
+            label: plottable(label),
+            points: steps
+                .iter()
+                .zip(cells)
+                .filter_map(|(&s, c)| Some((s as f64, (*c)?)))
                 .collect(),
         })
         .collect()
@@ -289,7 +289,7 @@ fn draw_figures(dir: &Path, data: &crate::data::Dataset, rows: &[MetricRow], out
                 &format!("{} — {tau} τ", m.label),
                 "S (sampling steps)",
                 m.name,
-                &series_by_eta(rows, &m, &tau, clip),
+                &series(&eta_by_steps(rows, &m, &tau, clip), &steps(rows)),
                 true,
                 false,
             )?;
@@ -306,7 +306,7 @@ fn draw_figures(dir: &Path, data: &crate::data::Dataset, rows: &[MetricRow], out
                 } else {
                     "MSE to the exact flow x_0"
                 },
-                &series_by_eta(rows, &m, &tau, clip),
+                &series(&eta_by_steps(rows, &m, &tau, clip), &steps(rows)),
                 true,
                 true,
             )?;
@@ -315,21 +315,7 @@ fn draw_figures(dir: &Path, data: &crate::data::Dataset, rows: &[MetricRow], out
     }
     if !present(rows, &[RECON]).is_empty() {
         let eta = etas(rows).into_iter().next().unwrap_or_default();
-        let series: Vec<Series> = taus(rows)
-            .iter()
-            .map(|tau| Series {
-                label: format!("{tau} τ"),
-                points: steps(rows)
-                    .into_iter()
-                    .filter_map(|s| {
-                        Some((
-                            s as f64,
-                            find(rows, tau, &eta, s, clip)?.metrics.get(RECON.name).copied()?,
-                        ))
-                    })
-                    .collect(),
-            })
-            .collect();
+        let series = series(&taus_by_steps(rows, &RECON, &eta, clip), &steps(rows));
         let stem = out.join("recon_mse");
         line_chart(
             &stem,
