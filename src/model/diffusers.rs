@@ -294,29 +294,19 @@ impl UnetConfig {
             }
         }
         let temb = block_out_channels[0] * 4;
-        match map.get("time_embedding_dim") {
-            None | Some(Value::Null) => {}
-            Some(v) if v.as_u64() == Some(temb as u64) => {}
-            Some(v) => {
-                return Err(invalid(
-                    "time_embedding_dim",
-                    v,
-                    &format!("null or {temb} (4 × block_out_channels[0])"),
-                ))
-            }
-        }
+        k.require(
+            "time_embedding_dim",
+            Value::Null,
+            &[Value::Null, Value::from(temb)],
+            &format!("null or {temb} (4 × block_out_channels[0])"),
+        )?;
         let norm_num_groups = k.usize("norm_num_groups", 32)?;
-        match map.get("attn_norm_num_groups") {
-            None | Some(Value::Null) => {}
-            Some(v) if v.as_u64() == Some(norm_num_groups as u64) => {}
-            Some(v) => {
-                return Err(invalid(
-                    "attn_norm_num_groups",
-                    v,
-                    &format!("null or {norm_num_groups} (norm_num_groups)"),
-                ))
-            }
-        }
+        k.require(
+            "attn_norm_num_groups",
+            Value::Null,
+            &[Value::Null, Value::from(norm_num_groups)],
+            &format!("null or {norm_num_groups} (norm_num_groups)"),
+        )?;
         if let Some(c) = block_out_channels
             .iter()
             .find(|c| norm_num_groups == 0 || **c % norm_num_groups != 0)
