@@ -43,8 +43,6 @@ pub mod names {
 pub struct FeatureSpace {
     /// The trained classifier.
     pub classifier: Classifier,
-    /// Classes it predicts.
-    pub classes: usize,
     /// The Gaussian fitted to the reference data's features.
     pub reference: Gaussian,
 }
@@ -105,13 +103,16 @@ impl SampleStats {
         }
         if let Some(f) = &self.features {
             let feats = f.classifier.features_host(samples)?;
-            let dim = f.reference.mean.len();
+            let dim = f.classifier.feature_dim();
             m.insert(
                 names::FD_CLASSIFIER.into(),
                 frechet(&Gaussian::fit(&feats, dim)?, &f.reference)?,
             );
             let labels = f.classifier.predict(samples)?;
-            m.insert(names::LABEL_TV.into(), tv_to_uniform(&histogram(&labels, f.classes)?));
+            m.insert(
+                names::LABEL_TV.into(),
+                tv_to_uniform(&histogram(&labels, f.classifier.classes())?),
+            );
         }
         Ok(m)
     }

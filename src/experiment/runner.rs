@@ -537,11 +537,9 @@ pub fn run_sweep(
         let features = match classifier {
             Some(c) => {
                 let feats = c.classifier.features_host(&data.heldout.values)?;
-                let dim = feats.len() / data.heldout.len();
                 Some(FeatureSpace {
-                    reference: Gaussian::fit(&feats, dim)?,
+                    reference: Gaussian::fit(&feats, c.classifier.feature_dim())?,
                     classifier: c.classifier,
-                    classes: 10,
                 })
             }
             None => None,
