@@ -18,6 +18,7 @@ pub mod data;
 pub mod device;
 pub mod error;
 pub mod experiment;
+pub mod kernels;
 pub mod metrics;
 pub mod model;
 pub mod progress;

@@ -201,6 +201,7 @@ fn write_report(dir: &Path) -> anyhow::Result<()> {
 }
 
 fn main() -> ExitCode {
+    ddimlab::kernels::pin_threads();
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -3,10 +3,11 @@
 //! ε_θ(x, t) = W_out · SiLU(LN(h_B)), h_0 = W_in x, h_{b+1} = h_b + W_2 SiLU(W_1 LN(h_b) + W_t SiLU(e(t))),
 //! with e(t) = MLP(sinusoidal(t)) (DDPM's time embedding).
 
-use candle_core::{Module, Tensor};
-use candle_nn::{linear, Linear, VarBuilder};
+use candle_core::Tensor;
+use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
 
+use super::layers::{Dense, LayerNorm};
 use super::time::timestep_embedding;
 use super::EpsModel;
 use crate::data::DataShape;
@@ -54,40 +55,25 @@ impl Default for MlpConfig {
     }
 }
 
-/// A LayerNorm built from differentiable primitives (candle-nn's fused one has no backward).
-#[derive(Debug, Clone)]
-struct Norm {
-    weight: Tensor,
-    bias: Tensor,
+fn maybe_norm(on: bool, size: usize, vb: VarBuilder) -> Result<Option<LayerNorm>> {
+    on.then(|| LayerNorm::new(size, vb)).transpose()
 }
 
-impl Norm {
-    fn new(size: usize, vb: VarBuilder) -> Result<Self> {
-        Ok(Self {
-            weight: vb.get_with_hints(size, "weight", candle_nn::Init::Const(1.0))?,
-            bias: vb.get_with_hints(size, "bias", candle_nn::Init::Const(0.0))?,
-        })
+/// LN(x) (then SiLU when `silu`), or x itself without LayerNorm.
+fn apply(norm: &Option<LayerNorm>, x: &Tensor, silu: bool) -> Result<Tensor> {
+    match (norm, silu) {
+        (Some(n), _) => n.forward(x, silu),
+        (None, true) => Ok(x.silu()?),
+        (None, false) => Ok(x.clone()),
     }
-
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(candle_nn::ops::layer_norm_slow(x, &self.weight, &self.bias, 1e-5)?)
-    }
-}
-
-fn maybe_norm(on: bool, size: usize, vb: VarBuilder) -> Result<Option<Norm>> {
-    on.then(|| Norm::new(size, vb)).transpose()
-}
-
-fn apply(norm: &Option<Norm>, x: &Tensor) -> Result<Tensor> {
-    norm.as_ref().map_or_else(|| Ok(x.clone()), |n| n.forward(x))
 }
 
 #[derive(Debug, Clone)]
 struct Block {
-    norm: Option<Norm>,
-    fc1: Linear,
-    time: Linear,
-    fc2: Linear,
+    norm: Option<LayerNorm>,
+    fc1: Dense,
+    time: Dense,
+    fc2: Dense,
 }
 
 /// The residual MLP ε-model.
@@ -95,12 +81,12 @@ struct Block {
 pub struct Mlp {
     shape: DataShape,
     config: MlpConfig,
-    time1: Linear,
-    time2: Linear,
-    input: Linear,
+    time1: Dense,
+    time2: Dense,
+    input: Dense,
     blocks: Vec<Block>,
-    out_norm: Option<Norm>,
-    output: Linear,
+    out_norm: Option<LayerNorm>,
+    output: Dense,
 }
 
 impl Mlp {
@@ -112,21 +98,21 @@ impl Mlp {
                 let vb = vb.pp(format!("blocks.{b}"));
                 Ok(Block {
                     norm: maybe_norm(config.layer_norm, h, vb.pp("norm"))?,
-                    fc1: linear(h, h, vb.pp("fc1"))?,
-                    time: linear(td, h, vb.pp("time_proj"))?,
-                    fc2: linear(h, h, vb.pp("fc2"))?,
+                    fc1: Dense::new(h, h, vb.pp("fc1"))?,
+                    time: Dense::new(td, h, vb.pp("time_proj"))?,
+                    fc2: Dense::new(h, h, vb.pp("fc2"))?,
                 })
             })
             .collect::<Result<_>>()?;
         Ok(Self {
             shape,
             config: config.clone(),
-            time1: linear(td, td, vb.pp("time_embedding.linear_1"))?,
-            time2: linear(td, td, vb.pp("time_embedding.linear_2"))?,
-            input: linear(d, h, vb.pp("input"))?,
+            time1: Dense::new(td, td, vb.pp("time_embedding.linear_1"))?,
+            time2: Dense::new(td, td, vb.pp("time_embedding.linear_2"))?,
+            input: Dense::new(d, h, vb.pp("input"))?,
             blocks,
             out_norm: maybe_norm(config.layer_norm, h, vb.pp("out_norm"))?,
-            output: linear(h, d, vb.pp("output"))?,
+            output: Dense::new(h, d, vb.pp("output"))?,
         })
     }
 
@@ -138,11 +124,11 @@ impl Mlp {
         let temb = self.time2.forward(&self.time1.forward(&temb)?.silu()?)?.silu()?;
         let mut h = self.input.forward(&flat)?;
         for b in &self.blocks {
-            let r = b.fc1.forward(&apply(&b.norm, &h)?)?;
+            let r = b.fc1.forward(&apply(&b.norm, &h, false)?)?;
             let r = (r + b.time.forward(&temb)?)?.silu()?;
             h = (h + b.fc2.forward(&r)?)?;
         }
-        let out = self.output.forward(&apply(&self.out_norm, &h)?.silu()?)?;
+        let out = self.output.forward(&apply(&self.out_norm, &h, true)?)?;
         Ok(out.reshape(x.shape())?)
     }
 }

@@ -7,6 +7,7 @@
 
 pub mod checkpoint;
 pub mod diffusers;
+pub mod layers;
 pub mod mlp;
 pub mod oracle;
 pub mod time;

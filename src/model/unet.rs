@@ -5,14 +5,16 @@
 //! `UpBlock2D` / `AttnUpBlock2D`; ResNet blocks take the time embedding; dropout is
 //! not used (inference, and the small models trained here).
 
-use candle_core::{Module, Tensor, D};
-use candle_nn::{conv2d, group_norm, linear, Conv2d, Conv2dConfig, GroupNorm, Linear, VarBuilder};
+use candle_core::{Tensor, D};
+use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
 
+use super::layers::{Conv, Dense, GroupNorm};
 use super::time::timestep_embedding;
 use super::EpsModel;
 use crate::data::DataShape;
 use crate::error::{Error, Result};
+use crate::kernels::Padding;
 
 /// The `model:` keys of a `unet` experiment: a compact description of the architecture.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -187,51 +189,37 @@ impl UnetConfig {
     }
 }
 
-/// A 3×3 convolution that keeps the spatial size.
-fn conv3(cin: usize, cout: usize, vb: VarBuilder) -> Result<Conv2d> {
-    Ok(conv2d(
-        cin,
-        cout,
-        3,
-        Conv2dConfig {
-            padding: 1,
-            ..Default::default()
-        },
-        vb,
-    )?)
-}
-
 /// diffusers' `ResnetBlock2D` (default time-embedding norm, output scale 1).
 #[derive(Debug, Clone)]
 struct ResnetBlock {
     norm1: GroupNorm,
-    conv1: Conv2d,
-    time_emb_proj: Linear,
+    conv1: Conv,
+    time_emb_proj: Dense,
     norm2: GroupNorm,
-    conv2: Conv2d,
-    conv_shortcut: Option<Conv2d>,
+    conv2: Conv,
+    conv_shortcut: Option<Conv>,
 }
 
 impl ResnetBlock {
     fn new(cin: usize, cout: usize, temb: usize, c: &UnetConfig, vb: VarBuilder) -> Result<Self> {
         let shortcut = (cin != cout)
-            .then(|| conv2d(cin, cout, 1, Conv2dConfig::default(), vb.pp("conv_shortcut")))
+            .then(|| Conv::new(cin, cout, 1, 1, Padding { begin: 0, end: 0 }, vb.pp("conv_shortcut")))
             .transpose()?;
         Ok(Self {
-            norm1: group_norm(c.norm_num_groups, cin, c.norm_eps, vb.pp("norm1"))?,
-            conv1: conv3(cin, cout, vb.pp("conv1"))?,
-            time_emb_proj: linear(temb, cout, vb.pp("time_emb_proj"))?,
-            norm2: group_norm(c.norm_num_groups, cout, c.norm_eps, vb.pp("norm2"))?,
-            conv2: conv3(cout, cout, vb.pp("conv2"))?,
+            norm1: GroupNorm::new(c.norm_num_groups, cin, c.norm_eps, vb.pp("norm1"))?,
+            conv1: Conv::same3(cin, cout, vb.pp("conv1"))?,
+            time_emb_proj: Dense::new(temb, cout, vb.pp("time_emb_proj"))?,
+            norm2: GroupNorm::new(c.norm_num_groups, cout, c.norm_eps, vb.pp("norm2"))?,
+            conv2: Conv::same3(cout, cout, vb.pp("conv2"))?,
             conv_shortcut: shortcut,
         })
     }
 
     fn forward(&self, x: &Tensor, temb: &Tensor) -> Result<Tensor> {
-        let h = self.conv1.forward(&self.norm1.forward(x)?.silu()?)?;
+        let h = self.conv1.forward(&self.norm1.forward(x, true)?)?;
         let t = self.time_emb_proj.forward(&temb.silu()?)?.unsqueeze(2)?.unsqueeze(3)?;
         let h = h.broadcast_add(&t)?;
-        let h = self.conv2.forward(&self.norm2.forward(&h)?.silu()?)?;
+        let h = self.conv2.forward(&self.norm2.forward(&h, true)?)?;
         let skip = match &self.conv_shortcut {
             Some(c) => c.forward(x)?,
             None => x.clone(),
@@ -244,10 +232,10 @@ impl ResnetBlock {
 #[derive(Debug, Clone)]
 struct AttentionBlock {
     group_norm: GroupNorm,
-    to_q: Linear,
-    to_k: Linear,
-    to_v: Linear,
-    to_out: Linear,
+    to_q: Dense,
+    to_k: Dense,
+    to_v: Dense,
+    to_out: Dense,
     heads: usize,
 }
 
@@ -255,11 +243,11 @@ impl AttentionBlock {
     fn new(channels: usize, c: &UnetConfig, vb: VarBuilder) -> Result<Self> {
         let heads = c.attention_head_dim.map_or(1, |d| (channels / d).max(1));
         Ok(Self {
-            group_norm: group_norm(c.norm_num_groups, channels, c.norm_eps, vb.pp("group_norm"))?,
-            to_q: linear(channels, channels, vb.pp("to_q"))?,
-            to_k: linear(channels, channels, vb.pp("to_k"))?,
-            to_v: linear(channels, channels, vb.pp("to_v"))?,
-            to_out: linear(channels, channels, vb.pp("to_out.0"))?,
+            group_norm: GroupNorm::new(c.norm_num_groups, channels, c.norm_eps, vb.pp("group_norm"))?,
+            to_q: Dense::new(channels, channels, vb.pp("to_q"))?,
+            to_k: Dense::new(channels, channels, vb.pp("to_k"))?,
+            to_v: Dense::new(channels, channels, vb.pp("to_v"))?,
+            to_out: Dense::new(channels, channels, vb.pp("to_out.0"))?,
             heads,
         })
     }
@@ -271,7 +259,7 @@ impl AttentionBlock {
         // transposed (non-contiguous) left operand.
         let seq = self
             .group_norm
-            .forward(x)?
+            .forward(x, false)?
             .reshape((b, c, h * w))?
             .transpose(1, 2)?
             .contiguous()?;
@@ -293,41 +281,28 @@ impl AttentionBlock {
 /// diffusers' `Downsample2D` / `Upsample2D` with a convolution.
 #[derive(Debug, Clone)]
 enum Resample {
-    /// Stride-2 3×3 convolution; `pad_end`: zero-pad right and bottom by one first
-    /// (`downsample_padding = 0`), the convolution itself unpadded.
-    Down { conv: Conv2d, pad_end: bool },
+    /// Stride-2 3×3 convolution; `downsample_padding = 0` pads only the right and bottom
+    /// by one (TensorFlow's `SAME`), otherwise every side by `padding`.
+    Down(Conv),
     /// Nearest-neighbour ×2, then a 3×3 convolution.
-    Up(Conv2d),
+    Up(Conv),
 }
 
 impl Resample {
     fn down(channels: usize, padding: usize, vb: VarBuilder) -> Result<Self> {
-        let conv = conv2d(
-            channels,
-            channels,
-            3,
-            Conv2dConfig {
-                padding,
-                stride: 2,
-                ..Default::default()
-            },
-            vb,
-        )?;
-        Ok(Self::Down {
-            conv,
-            pad_end: padding == 0,
-        })
+        let padding = match padding {
+            0 => Padding { begin: 0, end: 1 },
+            p => Padding { begin: p, end: p },
+        };
+        Ok(Self::Down(Conv::new(channels, channels, 3, 2, padding, vb)?))
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         match self {
-            Self::Down { conv, pad_end: true } => {
-                Ok(conv.forward(&x.pad_with_zeros(2, 0, 1)?.pad_with_zeros(3, 0, 1)?)?)
-            }
-            Self::Down { conv, pad_end: false } => Ok(conv.forward(x)?),
+            Self::Down(conv) => conv.forward(x),
             Self::Up(conv) => {
                 let (_, _, h, w) = x.dims4()?;
-                Ok(conv.forward(&x.upsample_nearest2d(h * 2, w * 2)?)?)
+                conv.forward(&x.upsample_nearest2d(h * 2, w * 2)?)
             }
         }
     }
@@ -355,14 +330,14 @@ impl Level {
 #[derive(Debug, Clone)]
 pub struct Unet {
     config: UnetConfig,
-    time1: Linear,
-    time2: Linear,
-    conv_in: Conv2d,
+    time1: Dense,
+    time2: Dense,
+    conv_in: Conv,
     down: Vec<Level>,
     mid: (ResnetBlock, AttentionBlock, ResnetBlock),
     up: Vec<Level>,
     conv_norm_out: GroupNorm,
-    conv_out: Conv2d,
+    conv_out: Conv,
 }
 
 impl Unet {
@@ -452,20 +427,20 @@ impl Unet {
                 }
             }
             if i + 1 < levels {
-                level.resample = Some(Resample::Up(conv3(out_ch, out_ch, vb.pp("upsamplers.0.conv"))?));
+                level.resample = Some(Resample::Up(Conv::same3(out_ch, out_ch, vb.pp("upsamplers.0.conv"))?));
             }
             up.push(level);
         }
         Ok(Self {
             config: c.clone(),
-            time1: linear(ch[0], temb, vb.pp("time_embedding.linear_1"))?,
-            time2: linear(temb, temb, vb.pp("time_embedding.linear_2"))?,
-            conv_in: conv3(c.in_channels, ch[0], vb.pp("conv_in"))?,
+            time1: Dense::new(ch[0], temb, vb.pp("time_embedding.linear_1"))?,
+            time2: Dense::new(temb, temb, vb.pp("time_embedding.linear_2"))?,
+            conv_in: Conv::same3(c.in_channels, ch[0], vb.pp("conv_in"))?,
             down,
             mid,
             up,
-            conv_norm_out: group_norm(c.norm_num_groups, ch[0], c.norm_eps, vb.pp("conv_norm_out"))?,
-            conv_out: conv3(ch[0], c.out_channels, vb.pp("conv_out"))?,
+            conv_norm_out: GroupNorm::new(c.norm_num_groups, ch[0], c.norm_eps, vb.pp("conv_norm_out"))?,
+            conv_out: Conv::same3(ch[0], c.out_channels, vb.pp("conv_out"))?,
         })
     }
 
@@ -512,7 +487,7 @@ impl Unet {
                 h = resample.forward(&h)?;
             }
         }
-        Ok(self.conv_out.forward(&self.conv_norm_out.forward(&h)?.silu()?)?)
+        self.conv_out.forward(&self.conv_norm_out.forward(&h, true)?)
     }
 }
 

@@ -1,0 +1,341 @@
+//! 2-D convolution (NCHW, one group, no dilation) as candle custom ops: im2col per image
+//! into a reused thread-local buffer, then one GEMM, y_b = W · col(x_b) + b, written
+//! straight into the NCHW output; 1×1 stride-1 convolutions multiply x_b itself.
+//!
+//! The gradients are GEMMs too (no `conv_transpose2d`):
+//! ∂x_b = col2im(Wᵀ · ∂y_b), ∂W = Σ_b ∂y_b · col(x_b)ᵀ, ∂b = Σ_{b,h,w} ∂y.
+
+use std::cell::RefCell;
+
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
+
+use super::gemm::{matmul, View};
+use super::{contiguous_f32, threads};
+
+/// Padding of each side; `pad_end` differs from `pad_begin` for TensorFlow-style `SAME`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Padding {
+    /// Rows added above and columns added left.
+    pub begin: usize,
+    /// Rows added below and columns added right.
+    pub end: usize,
+}
+
+/// Stride and padding of a convolution (square kernels, same along both axes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConvParams {
+    /// Stride along both spatial axes.
+    pub stride: usize,
+    /// Zero padding along both spatial axes.
+    pub padding: Padding,
+}
+
+/// Every size of one convolution.
+#[derive(Debug, Clone, Copy)]
+struct Geometry {
+    n: usize,
+    cin: usize,
+    h: usize,
+    w: usize,
+    cout: usize,
+    kh: usize,
+    kw: usize,
+    ho: usize,
+    wo: usize,
+    p: ConvParams,
+}
+
+impl Geometry {
+    fn new(x: &[usize], w: &[usize], p: ConvParams) -> Result<Self> {
+        let (&[n, cin, h, wd], &[cout, wcin, kh, kw]) = (x, w) else {
+            candle_core::bail!("conv2d: x must be [n, c, h, w] and the weight [cout, cin, kh, kw], got {x:?} and {w:?}")
+        };
+        let (hp, wp) = (h + p.padding.begin + p.padding.end, wd + p.padding.begin + p.padding.end);
+        if wcin != cin || p.stride == 0 || kh > hp || kw > wp {
+            candle_core::bail!("conv2d: input {x:?} does not fit weight {w:?} with {p:?}")
+        }
+        Ok(Self {
+            n,
+            cin,
+            h,
+            w: wd,
+            cout,
+            kh,
+            kw,
+            ho: (hp - kh) / p.stride + 1,
+            wo: (wp - kw) / p.stride + 1,
+            p,
+        })
+    }
+
+    /// Rows of the im2col matrix: cin · kh · kw.
+    fn k(&self) -> usize {
+        self.cin * self.kh * self.kw
+    }
+    fn out_hw(&self) -> usize {
+        self.ho * self.wo
+    }
+    fn in_len(&self) -> usize {
+        self.cin * self.h * self.w
+    }
+    fn out_len(&self) -> usize {
+        self.cout * self.out_hw()
+    }
+    /// A 1×1, stride-1, unpadded convolution: col(x_b) is x_b itself.
+    fn pointwise(&self) -> bool {
+        self.kh == 1 && self.kw == 1 && self.p.stride == 1 && self.p.padding == Padding { begin: 0, end: 0 }
+    }
+
+    /// For kernel offset `k` along an axis of input length `len`: the output positions
+    /// whose input index `o · stride + k − begin` lies inside, and that index's first value.
+    fn valid(&self, k: usize, len: usize, out: usize) -> (usize, usize) {
+        let (s, b) = (self.p.stride, self.p.padding.begin);
+        // first o with o·s + k ≥ b; last o with o·s + k − b ≤ len − 1
+        let first = if k >= b { 0 } else { (b - k).div_ceil(s) };
+        let end = if len + b > k { ((len + b - 1 - k) / s + 1).min(out) } else { 0 };
+        (first, end.max(first))
+    }
+
+    /// col(x_b): row (c, ky, kx), column (oy, ox) holds x_b[c, oy·s + ky − pb, ox·s + kx − pb] or 0.
+    fn im2col(&self, x: &[f32], col: &mut [f32]) {
+        let (ohw, s, b) = (self.out_hw(), self.p.stride, self.p.padding.begin);
+        for c in 0..self.cin {
+            let plane = &x[c * self.h * self.w..(c + 1) * self.h * self.w];
+            for ky in 0..self.kh {
+                let (oy0, oy1) = self.valid(ky, self.h, self.ho);
+                for kx in 0..self.kw {
+                    let (ox0, ox1) = self.valid(kx, self.w, self.wo);
+                    let row = &mut col[((c * self.kh + ky) * self.kw + kx) * ohw..][..ohw];
+                    row[..oy0 * self.wo].fill(0.0);
+                    row[oy1 * self.wo..].fill(0.0);
+                    for oy in oy0..oy1 {
+                        let src = &plane[(oy * s + ky - b) * self.w..][..self.w];
+                        let dst = &mut row[oy * self.wo..][..self.wo];
+                        dst[..ox0].fill(0.0);
+                        dst[ox1..].fill(0.0);
+                        if s == 1 {
+                            let start = ox0 + kx - b;
+                            dst[ox0..ox1].copy_from_slice(&src[start..start + ox1 - ox0]);
+                        } else {
+                            for (ox, d) in dst.iter_mut().enumerate().take(ox1).skip(ox0) {
+                                *d = src[ox * s + kx - b];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The adjoint of [`Self::im2col`]: dx_b += col2im(dcol) (dx_b zeroed first).
+    fn col2im(&self, col: &[f32], dx: &mut [f32]) {
+        dx.fill(0.0);
+        let (ohw, s, b) = (self.out_hw(), self.p.stride, self.p.padding.begin);
+        for c in 0..self.cin {
+            let plane = &mut dx[c * self.h * self.w..(c + 1) * self.h * self.w];
+            for ky in 0..self.kh {
+                let (oy0, oy1) = self.valid(ky, self.h, self.ho);
+                for kx in 0..self.kw {
+                    let (ox0, ox1) = self.valid(kx, self.w, self.wo);
+                    let row = &col[((c * self.kh + ky) * self.kw + kx) * ohw..][..ohw];
+                    for oy in oy0..oy1 {
+                        let dst = &mut plane[(oy * s + ky - b) * self.w..][..self.w];
+                        let src = &row[oy * self.wo..][..self.wo];
+                        for ox in ox0..ox1 {
+                            dst[ox * s + kx - b] += src[ox];
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+thread_local! {
+    /// The im2col scratch of this thread, grown to the largest convolution and reused.
+    static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` with this thread's scratch buffer of at least `len` elements.
+fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    SCRATCH.with(|s| {
+        let mut s = s.borrow_mut();
+        if s.len() < len {
+            s.resize(len, 0.0);
+        }
+        f(&mut s[..len])
+    })
+}
+
+/// Runs `f(image, its input, its output)` for every image of the batch: images spread over
+/// the threads when there are enough of them (each GEMM then single-threaded), otherwise
+/// one after another with every thread inside each GEMM. `f` receives its GEMM thread count.
+fn per_image<F>(n: usize, input: &[f32], in_len: usize, out: &mut [f32], out_len: usize, f: F)
+where
+    F: Fn(&[f32], &mut [f32], usize) + Sync,
+{
+    let t = threads();
+    if n >= t && t > 1 {
+        out.par_chunks_mut(out_len)
+            .zip(input.par_chunks(in_len))
+            .for_each(|(o, i)| f(i, o, 1));
+    } else {
+        out.chunks_mut(out_len)
+            .zip(input.chunks(in_len))
+            .for_each(|(o, i)| f(i, o, t));
+    }
+}
+
+/// The forward convolution `y = conv(x, W) + b` (arguments x, W, b).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Conv2d(pub ConvParams);
+
+impl CustomOp3 for Conv2d {
+    fn name(&self) -> &'static str {
+        "ddimlab-conv2d"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ws: &CpuStorage,
+        wl: &Layout,
+        bs: &CpuStorage,
+        bl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let g = Geometry::new(xl.dims(), wl.dims(), self.0)?;
+        let (x, w, bias) = (contiguous_f32(xs, xl)?, contiguous_f32(ws, wl)?, contiguous_f32(bs, bl)?);
+        if bias.len() != g.cout {
+            candle_core::bail!("conv2d: bias has {} values for {} channels", bias.len(), g.cout)
+        }
+        let mut y = vec![0f32; g.n * g.out_len()];
+        let wv = View::rows(w, g.cout, g.k());
+        per_image(g.n, x, g.in_len(), &mut y, g.out_len(), |xb, yb, t| {
+            for (row, b) in yb.chunks_mut(g.out_hw()).zip(bias) {
+                row.fill(*b);
+            }
+            if g.pointwise() {
+                matmul(yb, true, wv, View::rows(xb, g.k(), g.out_hw()), t);
+            } else {
+                with_scratch(g.k() * g.out_hw(), |col| {
+                    g.im2col(xb, col);
+                    matmul(yb, true, wv, View::rows(col, g.k(), g.out_hw()), t);
+                });
+            }
+        });
+        Ok((CpuStorage::F32(y), Shape::from((g.n, g.cout, g.ho, g.wo))))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _b: &Tensor,
+        _y: &Tensor,
+        dy: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let dy = dy.contiguous()?;
+        let (h, wd) = (x.dim(2)?, x.dim(3)?);
+        let dx = dy.apply_op2_no_bwd(w, &ConvInputGrad { p: self.0, h, w: wd })?;
+        let cout = w.dim(0)?;
+        let k = w.elem_count() / cout.max(1);
+        let dwb = dy.apply_op2_no_bwd(x, &ConvWeightGrad { p: self.0, kh: w.dim(2)?, kw: w.dim(3)? })?;
+        let dw = dwb.narrow(0, 0, cout * k)?.reshape(w.shape())?;
+        let db = dwb.narrow(0, cout * k, cout)?;
+        Ok((Some(dx), Some(dw), Some(db)))
+    }
+}
+
+/// ∂x from ∂y and W: per image col2im(Wᵀ · ∂y_b). Arguments ∂y, W.
+#[derive(Debug, Clone, Copy)]
+struct ConvInputGrad {
+    p: ConvParams,
+    h: usize,
+    w: usize,
+}
+
+impl CustomOp2 for ConvInputGrad {
+    fn name(&self) -> &'static str {
+        "ddimlab-conv2d-grad-input"
+    }
+
+    fn cpu_fwd(&self, ds: &CpuStorage, dl: &Layout, ws: &CpuStorage, wl: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (&[n, _, _, _], &[_, cin, _, _]) = (dl.dims(), wl.dims()) else {
+            candle_core::bail!("conv2d grad: bad ranks {:?} {:?}", dl.dims(), wl.dims())
+        };
+        let g = Geometry::new(&[n, cin, self.h, self.w], wl.dims(), self.p)?;
+        let (dy, w) = (contiguous_f32(ds, dl)?, contiguous_f32(ws, wl)?);
+        let mut dx = vec![0f32; n * g.in_len()];
+        let wt = View::rows(w, g.cout, g.k()).t();
+        per_image(n, dy, g.out_len(), &mut dx, g.in_len(), |dyb, dxb, t| {
+            let dyv = View::rows(dyb, g.cout, g.out_hw());
+            if g.pointwise() {
+                matmul(dxb, false, wt, dyv, t);
+            } else {
+                with_scratch(g.k() * g.out_hw(), |col| {
+                    matmul(col, false, wt, dyv, t);
+                    g.col2im(col, dxb);
+                });
+            }
+        });
+        Ok((CpuStorage::F32(dx), Shape::from((n, cin, self.h, self.w))))
+    }
+}
+
+/// ∂W and ∂b from ∂y and x, flattened as [∂W (cout·k) | ∂b (cout)]. Arguments ∂y, x.
+#[derive(Debug, Clone, Copy)]
+struct ConvWeightGrad {
+    p: ConvParams,
+    kh: usize,
+    kw: usize,
+}
+
+impl CustomOp2 for ConvWeightGrad {
+    fn name(&self) -> &'static str {
+        "ddimlab-conv2d-grad-weight"
+    }
+
+    fn cpu_fwd(&self, ds: &CpuStorage, dl: &Layout, xs: &CpuStorage, xl: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (&[_, cout, _, _], &[_, cin, _, _]) = (dl.dims(), xl.dims()) else {
+            candle_core::bail!("conv2d grad: bad ranks {:?} {:?}", dl.dims(), xl.dims())
+        };
+        let g = Geometry::new(xl.dims(), &[cout, cin, self.kh, self.kw], self.p)?;
+        let (dy, x) = (contiguous_f32(ds, dl)?, contiguous_f32(xs, xl)?);
+        let len = cout * g.k() + cout;
+        // One partial sum per chunk of images, added at the end.
+        let t = threads();
+        let chunk = g.n.div_ceil(t.max(1)).max(1);
+        let inner = if g.n >= t { 1 } else { t };
+        let partials: Vec<Vec<f32>> = (0..g.n.div_ceil(chunk))
+            .into_par_iter()
+            .map(|c| {
+                let mut acc = vec![0f32; len];
+                let (dw, db) = acc.split_at_mut(cout * g.k());
+                for i in c * chunk..((c + 1) * chunk).min(g.n) {
+                    let dyb = &dy[i * g.out_len()..][..g.out_len()];
+                    let xb = &x[i * g.in_len()..][..g.in_len()];
+                    let dyv = View::rows(dyb, cout, g.out_hw());
+                    if g.pointwise() {
+                        matmul(dw, true, dyv, View::rows(xb, g.k(), g.out_hw()).t(), inner);
+                    } else {
+                        with_scratch(g.k() * g.out_hw(), |col| {
+                            g.im2col(xb, col);
+                            matmul(dw, true, dyv, View::rows(col, g.k(), g.out_hw()).t(), inner);
+                        });
+                    }
+                    for (d, row) in db.iter_mut().zip(dyb.chunks(g.out_hw())) {
+                        *d += row.iter().sum::<f32>();
+                    }
+                }
+                acc
+            })
+            .collect();
+        let mut out = vec![0f32; len];
+        for p in &partials {
+            out.iter_mut().zip(p).for_each(|(o, v)| *o += v);
+        }
+        Ok((CpuStorage::F32(out), Shape::from(len)))
+    }
+}

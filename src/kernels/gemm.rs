@@ -1,0 +1,99 @@
+//! A checked, row-major view of the `gemm` crate's f32 kernel (the one candle's CPU
+//! matmul calls), so the custom ops can multiply strided views without copies.
+
+use ::gemm::Parallelism;
+
+/// A read-only strided matrix view: element (i, j) is `data[i * rs + j * cs]`.
+#[derive(Clone, Copy)]
+pub(crate) struct View<'a> {
+    pub data: &'a [f32],
+    pub rows: usize,
+    pub cols: usize,
+    pub rs: usize,
+    pub cs: usize,
+}
+
+impl<'a> View<'a> {
+    /// A contiguous row-major `rows × cols` matrix.
+    pub fn rows(data: &'a [f32], rows: usize, cols: usize) -> Self {
+        Self {
+            data,
+            rows,
+            cols,
+            rs: cols,
+            cs: 1,
+        }
+    }
+
+    /// The transpose (no copy).
+    pub fn t(self) -> Self {
+        Self {
+            data: self.data,
+            rows: self.cols,
+            cols: self.rows,
+            rs: self.cs,
+            cs: self.rs,
+        }
+    }
+
+    fn check(&self) {
+        let last = if self.rows == 0 || self.cols == 0 {
+            0
+        } else {
+            (self.rows - 1) * self.rs + (self.cols - 1) * self.cs + 1
+        };
+        assert!(last <= self.data.len(), "gemm view out of bounds");
+    }
+}
+
+/// How a kernel spreads one product over threads.
+pub(crate) fn parallelism(threads: usize) -> Parallelism {
+    if threads > 1 {
+        Parallelism::Rayon(threads)
+    } else {
+        Parallelism::None
+    }
+}
+
+/// `dst = a · b` (or `dst += a · b` when `accumulate`), `dst` contiguous row-major `a.rows × b.cols`.
+pub(crate) fn matmul(dst: &mut [f32], accumulate: bool, a: View, b: View, threads: usize) {
+    assert_eq!(a.cols, b.rows, "gemm inner dimensions");
+    assert!(dst.len() >= a.rows * b.cols, "gemm destination too small");
+    a.check();
+    b.check();
+    let (m, n, k) = (a.rows, b.cols, a.cols);
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            dst[..m * n].fill(0.0);
+        }
+        return;
+    }
+    // SAFETY: the views were bounds-checked above and `dst` holds m × n elements;
+    // gemm computes dst := 1·dst + 1·(a·b) (dst read only when `accumulate`).
+    unsafe {
+        ::gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            a.data.as_ptr(),
+            a.cs as isize,
+            a.rs as isize,
+            b.data.as_ptr(),
+            b.cs as isize,
+            b.rs as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism(threads),
+        )
+    }
+}

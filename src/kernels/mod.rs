@@ -1,0 +1,148 @@
+//! Fast CPU kernels for the networks' heavy layers, as candle custom ops (forward and
+//! gradient) over candle tensors: convolution by im2col + GEMM ([`conv2d`]), group and
+//! layer normalisation fused with SiLU ([`group_norm`], [`layer_norm`]) and the affine
+//! map ([`linear`]). They serve f32 tensors on the CPU; on any other device or dtype each
+//! function runs candle's own ops ([`reference`]), so `--features cuda` keeps candle's
+//! CUDA kernels. The tests compare every kernel with [`reference`] (values and gradients).
+
+mod conv;
+mod gemm;
+mod linear;
+mod norm;
+
+use std::sync::OnceLock;
+
+use candle_core::{CpuStorage, DType, Layout, Tensor};
+
+pub use conv::{ConvParams, Padding};
+
+/// Threads the kernels use: candle's count (its environment variables or the physical
+/// cores), looked up once.
+pub fn threads() -> usize {
+    static THREADS: OnceLock<usize> = OnceLock::new();
+    *THREADS.get_or_init(candle_core::utils::get_num_threads)
+}
+
+/// Fixes candle's thread count for the process: without `CANDLE_NUM_THREADS` (or
+/// `RAYON_NUM_THREADS`) candle re-reads `/proc/cpuinfo` on every matmul. Call it first
+/// thing in `main`, before any other thread starts (it sets an environment variable).
+pub fn pin_threads() {
+    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+        let n = threads();
+        std::env::set_var("CANDLE_NUM_THREADS", n.to_string());
+    }
+}
+
+/// The contiguous f32 data of a custom op's argument.
+fn contiguous_f32<'a>(s: &'a CpuStorage, l: &Layout) -> candle_core::Result<&'a [f32]> {
+    match (s, l.contiguous_offsets()) {
+        (CpuStorage::F32(v), Some((a, b))) => Ok(&v[a..b]),
+        (CpuStorage::F32(_), None) => candle_core::bail!("ddimlab kernel: argument is not contiguous"),
+        _ => candle_core::bail!("ddimlab kernel: only f32 is supported, got {:?}", candle_core::backend::BackendStorage::dtype(s)),
+    }
+}
+
+/// Whether the custom kernels serve these tensors (all f32 on the CPU).
+fn fast(ts: &[&Tensor]) -> bool {
+    ts.iter().all(|t| t.device().is_cpu() && t.dtype() == DType::F32)
+}
+
+/// 2-D convolution of x [n, cin, h, w] with W [cout, cin, kh, kw] plus b [cout].
+pub fn conv2d(x: &Tensor, w: &Tensor, b: &Tensor, p: ConvParams) -> candle_core::Result<Tensor> {
+    if !fast(&[x, w, b]) {
+        return reference::conv2d(x, w, b, p);
+    }
+    x.contiguous()?
+        .apply_op3(&w.contiguous()?, &b.contiguous()?, conv::Conv2d(p))
+}
+
+/// Group normalisation of x [n, c, …] with per-channel γ, β, then SiLU when `silu`.
+pub fn group_norm(
+    x: &Tensor,
+    gamma: &Tensor,
+    beta: &Tensor,
+    groups: usize,
+    eps: f64,
+    silu: bool,
+) -> candle_core::Result<Tensor> {
+    if !fast(&[x, gamma, beta]) {
+        return reference::group_norm(x, gamma, beta, groups, eps, silu);
+    }
+    let op = norm::GroupNorm { groups, eps, silu };
+    x.contiguous()?
+        .apply_op3(&gamma.contiguous()?, &beta.contiguous()?, op)
+}
+
+/// LayerNorm of x [n, d] over d with γ, β, then SiLU when `silu` (group norm with one group).
+pub fn layer_norm(x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f64, silu: bool) -> candle_core::Result<Tensor> {
+    if !fast(&[x, gamma, beta]) {
+        return reference::layer_norm(x, gamma, beta, eps, silu);
+    }
+    group_norm(x, gamma, beta, 1, eps, silu)
+}
+
+/// y = x Wᵀ + b over the last axis of x [… , d_in], W [d_out, d_in], b [d_out].
+pub fn linear(x: &Tensor, w: &Tensor, b: &Tensor) -> candle_core::Result<Tensor> {
+    if !fast(&[x, w, b]) {
+        return reference::linear(x, w, b);
+    }
+    x.contiguous()?
+        .apply_op3(&w.contiguous()?, &b.contiguous()?, linear::Linear)
+}
+
+/// The same functions written with candle's own (differentiable) ops: the path for
+/// other devices and dtypes, and the reference the kernels are tested against.
+pub mod reference {
+    use candle_core::{Module, Tensor};
+
+    use super::ConvParams;
+
+    /// [`super::conv2d`] by `Tensor::conv2d` (asymmetric padding as explicit zeros).
+    pub fn conv2d(x: &Tensor, w: &Tensor, b: &Tensor, p: ConvParams) -> candle_core::Result<Tensor> {
+        let extra = p.padding.end.saturating_sub(p.padding.begin);
+        let x = if extra > 0 {
+            x.pad_with_zeros(2, 0, extra)?.pad_with_zeros(3, 0, extra)?
+        } else {
+            x.clone()
+        };
+        if p.padding.end < p.padding.begin {
+            candle_core::bail!("conv2d: end padding below begin padding is not supported")
+        }
+        let y = x.conv2d(w, p.padding.begin, p.stride, 1, 1)?;
+        y.broadcast_add(&b.reshape((1, b.elem_count(), 1, 1))?)
+    }
+
+    /// [`super::group_norm`] by candle-nn's `GroupNorm`.
+    pub fn group_norm(
+        x: &Tensor,
+        gamma: &Tensor,
+        beta: &Tensor,
+        groups: usize,
+        eps: f64,
+        silu: bool,
+    ) -> candle_core::Result<Tensor> {
+        let c = gamma.elem_count();
+        let y = candle_nn::GroupNorm::new(gamma.clone(), beta.clone(), c, groups, eps)?.forward(x)?;
+        if silu {
+            y.silu()
+        } else {
+            Ok(y)
+        }
+    }
+
+    /// [`super::layer_norm`] by candle-nn's differentiable `layer_norm_slow`.
+    pub fn layer_norm(x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f64, silu: bool) -> candle_core::Result<Tensor> {
+        let y = candle_nn::ops::layer_norm_slow(x, gamma, beta, eps as f32)?;
+        if silu {
+            y.silu()
+        } else {
+            Ok(y)
+        }
+    }
+
+    /// [`super::linear`] by candle-nn's `Linear` (on a contiguous x: candle 0.11's batched
+    /// matmul mishandles a left operand transposed in its last two axes).
+    pub fn linear(x: &Tensor, w: &Tensor, b: &Tensor) -> candle_core::Result<Tensor> {
+        candle_nn::Linear::new(w.clone(), Some(b.clone())).forward(&x.contiguous()?)
+    }
+}
