@@ -97,8 +97,9 @@ impl Geometry {
         (first, end.max(first))
     }
 
-    /// col(x_b): row (c, ky, kx), column (oy, ox) holds x_b[c, oy·s + ky − pb, ox·s + kx − pb] or 0.
-    fn im2col(&self, x: &[f32], col: &mut [f32]) {
+    /// col(x_b): row (c, ky, kx), column (oy, ox) holds x_b[c, oy·s + ky − pb, ox·s + kx − pb]
+    /// or 0; rows `ld` apart in `col` (several images side by side share one matrix).
+    fn im2col(&self, x: &[f32], col: &mut [f32], ld: usize) {
         let (ohw, s, b) = (self.out_hw(), self.p.stride, self.p.padding.begin);
         for c in 0..self.cin {
             let plane = &x[c * self.h * self.w..(c + 1) * self.h * self.w];
@@ -106,7 +107,7 @@ impl Geometry {
                 let (oy0, oy1) = self.valid(ky, self.h, self.ho);
                 for kx in 0..self.kw {
                     let (ox0, ox1) = self.valid(kx, self.w, self.wo);
-                    let row = &mut col[((c * self.kh + ky) * self.kw + kx) * ohw..][..ohw];
+                    let row = &mut col[((c * self.kh + ky) * self.kw + kx) * ld..][..ohw];
                     row[..oy0 * self.wo].fill(0.0);
                     row[oy1 * self.wo..].fill(0.0);
                     for oy in oy0..oy1 {
@@ -128,8 +129,8 @@ impl Geometry {
         }
     }
 
-    /// The adjoint of [`Self::im2col`]: dx_b += col2im(dcol) (dx_b zeroed first).
-    fn col2im(&self, col: &[f32], dx: &mut [f32]) {
+    /// The adjoint of [`Self::im2col`]: dx_b = col2im(dcol), rows `ld` apart in `col`.
+    fn col2im(&self, col: &[f32], ld: usize, dx: &mut [f32]) {
         dx.fill(0.0);
         let (ohw, s, b) = (self.out_hw(), self.p.stride, self.p.padding.begin);
         for c in 0..self.cin {
@@ -138,7 +139,7 @@ impl Geometry {
                 let (oy0, oy1) = self.valid(ky, self.h, self.ho);
                 for kx in 0..self.kw {
                     let (ox0, ox1) = self.valid(kx, self.w, self.wo);
-                    let row = &col[((c * self.kh + ky) * self.kw + kx) * ohw..][..ohw];
+                    let row = &col[((c * self.kh + ky) * self.kw + kx) * ld..][..ohw];
                     for oy in oy0..oy1 {
                         let dst = &mut plane[(oy * s + ky - b) * self.w..][..self.w];
                         let src = &row[oy * self.wo..][..self.wo];
@@ -168,22 +169,58 @@ fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
     })
 }
 
-/// Runs `f(image, its input, its output)` for every image of the batch: images spread over
-/// the threads when there are enough of them (each GEMM then single-threaded), otherwise
-/// one after another with every thread inside each GEMM. `f` receives its GEMM thread count.
-fn per_image<F>(n: usize, input: &[f32], in_len: usize, out: &mut [f32], out_len: usize, f: F)
+/// Images that share one GEMM: enough columns (≥ 256) for the GEMM to run at speed on
+/// small images, but no more than one thread's share of the batch.
+fn images_per_gemm(n: usize, out_hw: usize) -> usize {
+    256usize.div_ceil(out_hw.max(1)).min(n.div_ceil(threads())).max(1)
+}
+
+/// Runs `f(first image, its inputs, its outputs, GEMM threads)` for chunks of `nb` images:
+/// chunks spread over the threads when there are enough of them (each GEMM then
+/// single-threaded), otherwise one after another with every thread inside each GEMM.
+fn per_chunk<F>(nb: usize, input: (&[f32], usize), out: (&mut [f32], usize), f: F)
 where
     F: Fn(&[f32], &mut [f32], usize) + Sync,
 {
-    let t = threads();
-    if n >= t && t > 1 {
-        out.par_chunks_mut(out_len)
-            .zip(input.par_chunks(in_len))
+    let (t, (input, in_len), (out, out_len)) = (threads(), input, out);
+    if input.len() / in_len.max(1) >= nb * t && t > 1 {
+        out.par_chunks_mut(nb * out_len)
+            .zip(input.par_chunks(nb * in_len))
             .for_each(|(o, i)| f(i, o, 1));
     } else {
-        out.chunks_mut(out_len)
-            .zip(input.chunks(in_len))
+        out.chunks_mut(nb * out_len)
+            .zip(input.chunks(nb * in_len))
             .for_each(|(o, i)| f(i, o, t));
+    }
+}
+
+impl Geometry {
+    /// col of `nb` images side by side: [k, nb · out_hw] (`x` holds the images).
+    fn im2col_chunk(&self, x: &[f32], col: &mut [f32]) {
+        let ld = x.len() / self.in_len() * self.out_hw();
+        for (i, xb) in x.chunks(self.in_len()).enumerate() {
+            self.im2col(xb, &mut col[i * self.out_hw()..], ld);
+        }
+    }
+
+    /// Output-shaped NCHW data of several images ([nb, cout, hw]) as one [cout, nb · hw] matrix.
+    fn gather(&self, nchw: &[f32], mat: &mut [f32]) {
+        let (hw, nb) = (self.out_hw(), nchw.len() / self.out_len());
+        for (i, img) in nchw.chunks(self.out_len()).enumerate() {
+            for (c, plane) in img.chunks(hw).enumerate() {
+                mat[(c * nb + i) * hw..][..hw].copy_from_slice(plane);
+            }
+        }
+    }
+
+    /// The inverse of [`Self::gather`].
+    fn scatter(&self, mat: &[f32], nchw: &mut [f32]) {
+        let (hw, nb) = (self.out_hw(), nchw.len() / self.out_len());
+        for (i, img) in nchw.chunks_mut(self.out_len()).enumerate() {
+            for (c, plane) in img.chunks_mut(hw).enumerate() {
+                plane.copy_from_slice(&mat[(c * nb + i) * hw..][..hw]);
+            }
+        }
     }
 }
 
@@ -211,19 +248,27 @@ impl CustomOp3 for Conv2d {
             candle_core::bail!("conv2d: bias has {} values for {} channels", bias.len(), g.cout)
         }
         let mut y = vec![0f32; g.n * g.out_len()];
-        let wv = View::rows(w, g.cout, g.k());
-        per_image(g.n, x, g.in_len(), &mut y, g.out_len(), |xb, yb, t| {
-            for (row, b) in yb.chunks_mut(g.out_hw()).zip(bias) {
-                row.fill(*b);
+        let (wv, hw, k) = (View::rows(w, g.cout, g.k()), g.out_hw(), g.k());
+        let nb = images_per_gemm(g.n, hw);
+        per_chunk(nb, (x, g.in_len()), (&mut y, g.out_len()), |xc, yc, t| {
+            let nb = xc.len() / g.in_len();
+            if nb == 1 && g.pointwise() {
+                fill_bias(yc, bias, hw);
+                return matmul(yc, true, wv, View::rows(xc, k, hw), t);
             }
-            if g.pointwise() {
-                matmul(yb, true, wv, View::rows(xb, g.k(), g.out_hw()), t);
-            } else {
-                with_scratch(g.k() * g.out_hw(), |col| {
-                    g.im2col(xb, col);
-                    matmul(yb, true, wv, View::rows(col, g.k(), g.out_hw()), t);
-                });
-            }
+            with_scratch(k * nb * hw + g.cout * nb * hw, |buf| {
+                let (col, tmp) = buf.split_at_mut(k * nb * hw);
+                g.im2col_chunk(xc, col);
+                let colv = View::rows(col, k, nb * hw);
+                if nb == 1 {
+                    fill_bias(yc, bias, hw);
+                    matmul(yc, true, wv, colv, t);
+                } else {
+                    fill_bias(tmp, bias, nb * hw);
+                    matmul(tmp, true, wv, colv, t);
+                    g.scatter(tmp, yc);
+                }
+            });
         });
         Ok((CpuStorage::F32(y), Shape::from((g.n, g.cout, g.ho, g.wo))))
     }
@@ -248,7 +293,14 @@ impl CustomOp3 for Conv2d {
     }
 }
 
-/// ∂x from ∂y and W: per image col2im(Wᵀ · ∂y_b). Arguments ∂y, W.
+/// Rows of `len` values, row c set to bias[c] (cycling over the bias).
+fn fill_bias(rows: &mut [f32], bias: &[f32], len: usize) {
+    for (row, b) in rows.chunks_mut(len).zip(bias.iter().cycle()) {
+        row.fill(*b);
+    }
+}
+
+/// ∂x from ∂y and W: per chunk of images col2im(Wᵀ · ∂y). Arguments ∂y, W.
 #[derive(Debug, Clone, Copy)]
 struct ConvInputGrad {
     p: ConvParams,
@@ -268,17 +320,26 @@ impl CustomOp2 for ConvInputGrad {
         let g = Geometry::new(&[n, cin, self.h, self.w], wl.dims(), self.p)?;
         let (dy, w) = (contiguous_f32(ds, dl)?, contiguous_f32(ws, wl)?);
         let mut dx = vec![0f32; n * g.in_len()];
-        let wt = View::rows(w, g.cout, g.k()).t();
-        per_image(n, dy, g.out_len(), &mut dx, g.in_len(), |dyb, dxb, t| {
-            let dyv = View::rows(dyb, g.cout, g.out_hw());
-            if g.pointwise() {
-                matmul(dxb, false, wt, dyv, t);
-            } else {
-                with_scratch(g.k() * g.out_hw(), |col| {
-                    matmul(col, false, wt, dyv, t);
-                    g.col2im(col, dxb);
-                });
+        let (wt, hw, k) = (View::rows(w, g.cout, g.k()).t(), g.out_hw(), g.k());
+        let nb = images_per_gemm(n, hw);
+        per_chunk(nb, (dy, g.out_len()), (&mut dx, g.in_len()), |dyc, dxc, t| {
+            let nb = dyc.len() / g.out_len();
+            if nb == 1 && g.pointwise() {
+                return matmul(dxc, false, wt, View::rows(dyc, g.cout, hw), t);
             }
+            with_scratch(k * nb * hw + g.cout * nb * hw, |buf| {
+                let (col, tmp) = buf.split_at_mut(k * nb * hw);
+                let dyv = if nb == 1 {
+                    View::rows(dyc, g.cout, hw)
+                } else {
+                    g.gather(dyc, tmp);
+                    View::rows(tmp, g.cout, nb * hw)
+                };
+                matmul(col, false, wt, dyv, t);
+                for (i, dxb) in dxc.chunks_mut(g.in_len()).enumerate() {
+                    g.col2im(&col[i * hw..], nb * hw, dxb);
+                }
+            });
         });
         Ok((CpuStorage::F32(dx), Shape::from((n, cin, self.h, self.w))))
     }
@@ -303,31 +364,32 @@ impl CustomOp2 for ConvWeightGrad {
         };
         let g = Geometry::new(xl.dims(), &[cout, cin, self.kh, self.kw], self.p)?;
         let (dy, x) = (contiguous_f32(ds, dl)?, contiguous_f32(xs, xl)?);
-        let len = cout * g.k() + cout;
-        // One partial sum per chunk of images, added at the end.
+        let (len, hw, k) = (cout * g.k() + cout, g.out_hw(), g.k());
+        // One partial sum per thread's share of the images, added at the end.
         let t = threads();
-        let chunk = g.n.div_ceil(t.max(1)).max(1);
+        let share = g.n.div_ceil(t.max(1)).max(1);
         let inner = if g.n >= t { 1 } else { t };
-        let partials: Vec<Vec<f32>> = (0..g.n.div_ceil(chunk))
+        let nb = images_per_gemm(g.n, hw);
+        let partials: Vec<Vec<f32>> = (0..g.n.div_ceil(share))
             .into_par_iter()
             .map(|c| {
                 let mut acc = vec![0f32; len];
-                let (dw, db) = acc.split_at_mut(cout * g.k());
-                for i in c * chunk..((c + 1) * chunk).min(g.n) {
-                    let dyb = &dy[i * g.out_len()..][..g.out_len()];
-                    let xb = &x[i * g.in_len()..][..g.in_len()];
-                    let dyv = View::rows(dyb, cout, g.out_hw());
-                    if g.pointwise() {
-                        matmul(dw, true, dyv, View::rows(xb, g.k(), g.out_hw()).t(), inner);
-                    } else {
-                        with_scratch(g.k() * g.out_hw(), |col| {
-                            g.im2col(xb, col);
-                            matmul(dw, true, dyv, View::rows(col, g.k(), g.out_hw()).t(), inner);
-                        });
-                    }
-                    for (d, row) in db.iter_mut().zip(dyb.chunks(g.out_hw())) {
-                        *d += row.iter().sum::<f32>();
-                    }
+                let (dw, db) = acc.split_at_mut(cout * k);
+                let images = c * share..((c + 1) * share).min(g.n);
+                let dys = &dy[images.start * g.out_len()..images.end * g.out_len()];
+                let xs = &x[images.start * g.in_len()..images.end * g.in_len()];
+                for (dyc, xc) in dys.chunks(nb * g.out_len()).zip(xs.chunks(nb * g.in_len())) {
+                    let nb = xc.len() / g.in_len();
+                    with_scratch(k * nb * hw + cout * nb * hw, |buf| {
+                        let (col, tmp) = buf.split_at_mut(k * nb * hw);
+                        g.im2col_chunk(xc, col);
+                        g.gather(dyc, tmp);
+                        let dyv = View::rows(tmp, cout, nb * hw);
+                        matmul(dw, true, dyv, View::rows(col, k, nb * hw).t(), inner);
+                        for (d, row) in db.iter_mut().zip(tmp.chunks(nb * hw)) {
+                            *d += row.iter().sum::<f32>();
+                        }
+                    });
                 }
                 acc
             })
