@@ -112,8 +112,12 @@ fn conv2d_matches_candle_values_and_gradients() {
         } else {
             random(&[n, cin, h, w], seed)
         };
-        let inputs = [x, random(&[cout, cin, k, k], seed + 1), random(&[cout], seed + 2)];
+        let mut inputs = [x, random(&[cout, cin, k, k], seed + 1), random(&[cout], seed + 2)];
         let p = ConvParams { stride, padding };
+        // Every other case: one bias per image and channel.
+        if i % 2 == 1 {
+            inputs[2] = random(&[n, cout], seed + 3);
+        }
         check(
             &format!("conv2d case {i}"),
             &inputs,

@@ -113,11 +113,13 @@ impl Geometry {
                     for oy in oy0..oy1 {
                         let src = &plane[(oy * s + ky - b) * self.w..][..self.w];
                         let dst = &mut row[oy * self.wo..][..self.wo];
-                        dst[..ox0].fill(0.0);
-                        dst[ox1..].fill(0.0);
+                        // Element loops, not memset/memcpy calls: rows are often 4–32 values.
+                        dst[..ox0].iter_mut().for_each(|d| *d = 0.0);
+                        dst[ox1..].iter_mut().for_each(|d| *d = 0.0);
                         if s == 1 {
                             let start = ox0 + kx - b;
-                            dst[ox0..ox1].copy_from_slice(&src[start..start + ox1 - ox0]);
+                            let src = &src[start..start + ox1 - ox0];
+                            dst[ox0..ox1].iter_mut().zip(src).for_each(|(d, v)| *d = *v);
                         } else {
                             for (ox, d) in dst.iter_mut().enumerate().take(ox1).skip(ox0) {
                                 *d = src[ox * s + kx - b];
@@ -180,17 +182,19 @@ fn images_per_gemm(n: usize, out_hw: usize) -> usize {
 /// single-threaded), otherwise one after another with every thread inside each GEMM.
 fn per_chunk<F>(nb: usize, input: (&[f32], usize), out: (&mut [f32], usize), f: F)
 where
-    F: Fn(&[f32], &mut [f32], usize) + Sync,
+    F: Fn(usize, &[f32], &mut [f32], usize) + Sync,
 {
     let (t, (input, in_len), (out, out_len)) = (threads(), input, out);
     if input.len() / in_len.max(1) >= nb * t && t > 1 {
         out.par_chunks_mut(nb * out_len)
             .zip(input.par_chunks(nb * in_len))
-            .for_each(|(o, i)| f(i, o, 1));
+            .enumerate()
+            .for_each(|(c, (o, i))| f(c * nb, i, o, 1));
     } else {
         out.chunks_mut(nb * out_len)
             .zip(input.chunks(nb * in_len))
-            .for_each(|(o, i)| f(i, o, t));
+            .enumerate()
+            .for_each(|(c, (o, i))| f(c * nb, i, o, t));
     }
 }
 
@@ -244,16 +248,19 @@ impl CustomOp3 for Conv2d {
     ) -> Result<(CpuStorage, Shape)> {
         let g = Geometry::new(xl.dims(), wl.dims(), self.0)?;
         let (x, w, bias) = (contiguous_f32(xs, xl)?, contiguous_f32(ws, wl)?, contiguous_f32(bs, bl)?);
-        if bias.len() != g.cout {
-            candle_core::bail!("conv2d: bias has {} values for {} channels", bias.len(), g.cout)
+        // b is [cout], or [n, cout] for a bias per image (e.g. a time embedding).
+        let per_image = bl.dims().len() == 2;
+        if bias.len() != if per_image { g.n * g.cout } else { g.cout } {
+            candle_core::bail!("conv2d: bias {:?} does not fit {} images of {} channels", bl.dims(), g.n, g.cout)
         }
+        let bias_of = |img: usize, c: usize| if per_image { bias[img * g.cout + c] } else { bias[c] };
         let mut y = vec![0f32; g.n * g.out_len()];
         let (wv, hw, k) = (View::rows(w, g.cout, g.k()), g.out_hw(), g.k());
         let nb = images_per_gemm(g.n, hw);
-        per_chunk(nb, (x, g.in_len()), (&mut y, g.out_len()), |xc, yc, t| {
+        per_chunk(nb, (x, g.in_len()), (&mut y, g.out_len()), |i0, xc, yc, t| {
             let nb = xc.len() / g.in_len();
             if nb == 1 && g.pointwise() {
-                fill_bias(yc, bias, hw);
+                fill_bias(yc, hw, 1, |_, c| bias_of(i0, c));
                 return matmul(yc, true, wv, View::rows(xc, k, hw), t);
             }
             with_scratch(k * nb * hw + g.cout * nb * hw, |buf| {
@@ -261,10 +268,10 @@ impl CustomOp3 for Conv2d {
                 g.im2col_chunk(xc, col);
                 let colv = View::rows(col, k, nb * hw);
                 if nb == 1 {
-                    fill_bias(yc, bias, hw);
+                    fill_bias(yc, hw, 1, |_, c| bias_of(i0, c));
                     matmul(yc, true, wv, colv, t);
                 } else {
-                    fill_bias(tmp, bias, nb * hw);
+                    fill_bias(tmp, hw, nb, |j, c| bias_of(i0 + j, c));
                     matmul(tmp, true, wv, colv, t);
                     g.scatter(tmp, yc);
                 }
@@ -277,7 +284,7 @@ impl CustomOp3 for Conv2d {
         &self,
         x: &Tensor,
         w: &Tensor,
-        _b: &Tensor,
+        b: &Tensor,
         _y: &Tensor,
         dy: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
@@ -288,15 +295,19 @@ impl CustomOp3 for Conv2d {
         let k = w.elem_count() / cout.max(1);
         let dwb = dy.apply_op2_no_bwd(x, &ConvWeightGrad { p: self.0, kh: w.dim(2)?, kw: w.dim(3)? })?;
         let dw = dwb.narrow(0, 0, cout * k)?.reshape(w.shape())?;
-        let db = dwb.narrow(0, cout * k, cout)?;
+        let db = if b.rank() == 2 {
+            dy.sum(3)?.sum(2)?
+        } else {
+            dwb.narrow(0, cout * k, cout)?
+        };
         Ok((Some(dx), Some(dw), Some(db)))
     }
 }
 
-/// Rows of `len` values, row c set to bias[c] (cycling over the bias).
-fn fill_bias(rows: &mut [f32], bias: &[f32], len: usize) {
-    for (row, b) in rows.chunks_mut(len).zip(bias.iter().cycle()) {
-        row.fill(*b);
+/// A [cout, nb · hw] matrix whose segment (c, image j) is `bias(j, c)`.
+fn fill_bias(mat: &mut [f32], hw: usize, nb: usize, bias: impl Fn(usize, usize) -> f32) {
+    for (i, seg) in mat.chunks_mut(hw).enumerate() {
+        seg.fill(bias(i % nb, i / nb));
     }
 }
 
@@ -322,7 +333,7 @@ impl CustomOp2 for ConvInputGrad {
         let mut dx = vec![0f32; n * g.in_len()];
         let (wt, hw, k) = (View::rows(w, g.cout, g.k()).t(), g.out_hw(), g.k());
         let nb = images_per_gemm(n, hw);
-        per_chunk(nb, (dy, g.out_len()), (&mut dx, g.in_len()), |dyc, dxc, t| {
+        per_chunk(nb, (dy, g.out_len()), (&mut dx, g.in_len()), |_, dyc, dxc, t| {
             let nb = dyc.len() / g.out_len();
             if nb == 1 && g.pointwise() {
                 return matmul(dxc, false, wt, View::rows(dyc, g.cout, hw), t);

@@ -47,7 +47,8 @@ fn fast(ts: &[&Tensor]) -> bool {
     ts.iter().all(|t| t.device().is_cpu() && t.dtype() == DType::F32)
 }
 
-/// 2-D convolution of x [n, cin, h, w] with W [cout, cin, kh, kw] plus b [cout].
+/// 2-D convolution of x [n, cin, h, w] with W [cout, cin, kh, kw] plus b: [cout], or
+/// [n, cout] for a bias per image (a ResNet block's time embedding, fused).
 pub fn conv2d(x: &Tensor, w: &Tensor, b: &Tensor, p: ConvParams) -> candle_core::Result<Tensor> {
     if !fast(&[x, w, b]) {
         return reference::conv2d(x, w, b, p);
@@ -109,7 +110,11 @@ pub mod reference {
             candle_core::bail!("conv2d: end padding below begin padding is not supported")
         }
         let y = x.conv2d(w, p.padding.begin, p.stride, 1, 1)?;
-        y.broadcast_add(&b.reshape((1, b.elem_count(), 1, 1))?)
+        let b = match b.dims() {
+            &[n, c] => b.reshape((n, c, 1, 1))?,
+            _ => b.reshape((1, b.elem_count(), 1, 1))?,
+        };
+        y.broadcast_add(&b)
     }
 
     /// [`super::group_norm`] by candle-nn's `GroupNorm`.

@@ -64,6 +64,13 @@ impl Conv {
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         Ok(kernels::conv2d(x, &self.weight, &self.bias, self.params)?)
     }
+
+    /// conv(x) + b + shift, with `shift` [n, cout] one value per image and channel (added
+    /// inside the kernel instead of as a broadcast afterwards).
+    pub fn forward_shifted(&self, x: &Tensor, shift: &Tensor) -> Result<Tensor> {
+        let bias = self.bias.unsqueeze(0)?.broadcast_add(shift)?;
+        Ok(kernels::conv2d(x, &self.weight, &bias, self.params)?)
+    }
 }
 
 /// GroupNorm over [n, c, …] (`weight` = γ, `bias` = β), optionally fused with SiLU.

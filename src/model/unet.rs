@@ -216,9 +216,8 @@ impl ResnetBlock {
     }
 
     fn forward(&self, x: &Tensor, temb: &Tensor) -> Result<Tensor> {
-        let h = self.conv1.forward(&self.norm1.forward(x, true)?)?;
-        let t = self.time_emb_proj.forward(&temb.silu()?)?.unsqueeze(2)?.unsqueeze(3)?;
-        let h = h.broadcast_add(&t)?;
+        let t = self.time_emb_proj.forward(&temb.silu()?)?;
+        let h = self.conv1.forward_shifted(&self.norm1.forward(x, true)?, &t)?;
         let h = self.conv2.forward(&self.norm2.forward(&h, true)?)?;
         let skip = match &self.conv_shortcut {
             Some(c) => c.forward(x)?,
