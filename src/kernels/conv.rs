@@ -100,6 +100,9 @@ impl Geometry {
     /// col(x_b): row (c, ky, kx), column (oy, ox) holds x_b[c, oy·s + ky − pb, ox·s + kx − pb]
     /// or 0; rows `ld` apart in `col` (several images side by side share one matrix).
     fn im2col(&self, x: &[f32], col: &mut [f32], ld: usize) {
+        if self.same_size() {
+            return self.im2col_shifted(x, col, ld);
+        }
         let (ohw, s, b) = (self.out_hw(), self.p.stride, self.p.padding.begin);
         for c in 0..self.cin {
             let plane = &x[c * self.h * self.w..(c + 1) * self.h * self.w];
@@ -131,9 +134,51 @@ impl Geometry {
         }
     }
 
+    /// Stride 1 with the output as large as the input ("same" padding): every row of col
+    /// is the whole plane shifted by (ky − pb)·w + (kx − pb).
+    fn same_size(&self) -> bool {
+        self.p.stride == 1 && self.ho == self.h && self.wo == self.w
+    }
+
+    /// For kernel offset (ky, kx) of a same-size convolution: the flat shift into the plane,
+    /// the output range [lo, hi) whose shifted index lies in the plane, and the valid columns.
+    fn shift(&self, ky: usize, kx: usize) -> (isize, usize, usize, (usize, usize)) {
+        let (b, hw) = (self.p.padding.begin as isize, (self.h * self.w) as isize);
+        let shift = (ky as isize - b) * self.w as isize + (kx as isize - b);
+        let lo = (-shift).clamp(0, hw) as usize;
+        let hi = (hw - shift).clamp(0, hw) as usize;
+        (shift, lo, hi.max(lo), self.valid(kx, self.w, self.wo))
+    }
+
+    /// [`Self::im2col`] for same-size convolutions: one contiguous copy per row of col,
+    /// then the columns that wrapped around a plane row are zeroed.
+    fn im2col_shifted(&self, x: &[f32], col: &mut [f32], ld: usize) {
+        let (hw, w) = (self.h * self.w, self.w);
+        for c in 0..self.cin {
+            let plane = &x[c * hw..(c + 1) * hw];
+            for ky in 0..self.kh {
+                for kx in 0..self.kw {
+                    let (shift, lo, hi, (ox0, ox1)) = self.shift(ky, kx);
+                    let row = &mut col[((c * self.kh + ky) * self.kw + kx) * ld..][..hw];
+                    row[..lo].fill(0.0);
+                    row[hi..].fill(0.0);
+                    let start = (lo as isize + shift) as usize;
+                    row[lo..hi].copy_from_slice(&plane[start..start + hi - lo]);
+                    for r in row.chunks_mut(w) {
+                        r[..ox0].iter_mut().for_each(|v| *v = 0.0);
+                        r[ox1..].iter_mut().for_each(|v| *v = 0.0);
+                    }
+                }
+            }
+        }
+    }
+
     /// The adjoint of [`Self::im2col`]: dx_b = col2im(dcol), rows `ld` apart in `col`.
     fn col2im(&self, col: &[f32], ld: usize, dx: &mut [f32]) {
         dx.fill(0.0);
+        if self.same_size() {
+            return self.col2im_shifted(col, ld, dx);
+        }
         let (ohw, s, b) = (self.out_hw(), self.p.stride, self.p.padding.begin);
         for c in 0..self.cin {
             let plane = &mut dx[c * self.h * self.w..(c + 1) * self.h * self.w];
@@ -147,6 +192,31 @@ impl Geometry {
                         let src = &row[oy * self.wo..][..self.wo];
                         for ox in ox0..ox1 {
                             dst[ox * s + kx - b] += src[ox];
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Geometry {
+    /// [`Self::col2im`] for same-size convolutions: per row of col, one shifted add over
+    /// the valid columns of every plane row.
+    fn col2im_shifted(&self, col: &[f32], ld: usize, dx: &mut [f32]) {
+        let (hw, w) = (self.h * self.w, self.w);
+        for c in 0..self.cin {
+            let plane = &mut dx[c * hw..(c + 1) * hw];
+            for ky in 0..self.kh {
+                for kx in 0..self.kw {
+                    let (shift, lo, hi, (ox0, ox1)) = self.shift(ky, kx);
+                    let row = &col[((c * self.kh + ky) * self.kw + kx) * ld..][..hw];
+                    for q0 in (lo / w * w..hi).step_by(w) {
+                        let (a, z) = ((q0 + ox0).max(lo), (q0 + ox1).min(hi));
+                        if a < z {
+                            let start = (a as isize + shift) as usize;
+                            let dst = &mut plane[start..start + z - a];
+                            dst.iter_mut().zip(&row[a..z]).for_each(|(d, v)| *d += v);
                         }
                     }
                 }

@@ -57,7 +57,7 @@ impl Dims {
 }
 
 /// e^x for f32 without a libm call, so that the loops around it vectorise: e^x = 2^n · e^r
-/// with n = ⌊x log₂e + ½⌋ and r = x − n ln 2 (Cody–Waite: ln 2 split in two parts so that
+/// with n = round(x log₂e) and r = x − n ln 2 (Cody–Waite: ln 2 split in two parts so that
 /// r is exact to f32), e^r by its degree-6 Taylor polynomial on |r| ≤ ½ ln 2 (relative
 /// error < 2e-7), 2^n through the exponent bits; x clamped to [−87, 88].
 #[inline(always)]
@@ -65,7 +65,10 @@ pub(crate) fn exp(x: f32) -> f32 {
     const LN2_HI: f32 = 0.693_145_75;
     const LN2_LO: f32 = 1.428_606_8e-6;
     let x = x.clamp(-87.0, 88.0);
-    let n = (x * std::f32::consts::LOG2_E + 0.5).floor();
+    // Round to nearest by the 1.5 · 2²³ shift (exact for |x log₂e| < 2²²; `floor` would be a
+    // libm call on baseline x86-64).
+    const SHIFT: f32 = 12_582_912.0;
+    let n = (x * std::f32::consts::LOG2_E + SHIFT) - SHIFT;
     let r = (x - n * LN2_HI) - n * LN2_LO;
     let p = 1.0 / 720.0;
     let p = p * r + 1.0 / 120.0;
