@@ -42,9 +42,13 @@ fmt:
 clippy:
 	$(CARGO) clippy --release --all-targets -- -D warnings
 
-## bench: training and model-evaluation throughput -> results/benchmarks.md
+# Where `make bench` keeps its PyTorch environment (created once, several GB: PyPI's torch
+# wheel is the CUDA build; only its CPU side is used).
+BENCH_VENV ?= $(HOME)/.cache/ddimlab-bench-venv
+
+## bench: ddimlab next to PyTorch on the same workloads, as ratios -> results/benchmarks.md
 bench: setup
-	$(CARGO) bench --bench throughput
+	@scripts/bench/run.sh "$(CARGO)" "$(BENCH_VENV)"
 
 ## sweep: build, train where needed, run the sweeps of $(EXP) and write their reports under results/
 sweep: setup

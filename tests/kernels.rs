@@ -180,7 +180,11 @@ fn linear_matches_candle_values_and_gradients() {
         let seed = 300 + 10 * i as u64;
         let d_in = *shape.last().unwrap();
         let x = if nc { strided(shape, seed) } else { random(shape, seed) };
-        let inputs = [x, random(&[d_out, d_in], seed + 1), random(&[d_out], seed + 2)];
+        let mut inputs = [x, random(&[d_out, d_in], seed + 1), random(&[d_out], seed + 2)];
+        // 2-D cases also with one bias per row.
+        if shape.len() == 2 && i % 2 == 1 {
+            inputs[2] = random(&[shape[0], d_out], seed + 3);
+        }
         check(
             &format!("linear case {i}"),
             &inputs,

@@ -446,3 +446,33 @@ fn training_on_digits_beats_an_untrained_net_on_heldout_loss() {
     let after = eval_loss(&net, &data.heldout, &schedule, 0, 4, &Device::Cpu).unwrap();
     assert!(after < before / 3.0, "held-out L_simple {before} → {after}");
 }
+
+/// A batch whose samples share one timestep embeds it once (one row broadcast by the
+/// layers); a mixed batch embeds every row. Both must give the same ε for the same (x, t).
+#[test]
+fn shared_and_per_sample_timesteps_give_the_same_eps() {
+    let shape = image(1, 8);
+    let mlp = Architecture::Mlp {
+        shape,
+        config: MlpConfig {
+            hidden: 32,
+            blocks: 2,
+            time_dim: 16,
+            layer_norm: true,
+        },
+    };
+    let unet = Architecture::Unet {
+        config: tiny_unet(shape),
+    };
+    for arch in [mlp, unet] {
+        let net = Network::new(&arch, 3, &Device::Cpu).unwrap();
+        let x = SeededNoise::new(4).standard_normal(&[3, 1, 8, 8], &Device::Cpu, DType::F32).unwrap();
+        let shared = values(&net.eps(&x, &[500, 500, 500]).unwrap());
+        let mixed = values(&net.eps(&x, &[500, 500, 20]).unwrap());
+        let row = 64;
+        for (a, b) in shared[..2 * row].iter().zip(&mixed[..2 * row]) {
+            assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+        }
+        assert!(shared[2 * row..].iter().zip(&mixed[2 * row..]).any(|(a, b)| (a - b).abs() > 1e-4));
+    }
+}

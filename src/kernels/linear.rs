@@ -1,4 +1,5 @@
-//! The affine map y = x Wᵀ + b over the last axis as one candle custom op: b is written
+//! The affine map y = x Wᵀ + b over the last axis as one candle custom op (b one vector,
+//! or one per row: a time embedding added in the same pass): b is written
 //! into y first and the GEMM accumulates onto it (no broadcast temporary). Gradients:
 //! ∂x = ∂y W, ∂W = ∂yᵀ x, ∂b = Σ_rows ∂y — each one GEMM or sum.
 
@@ -35,12 +36,18 @@ impl CustomOp3 for Linear {
     ) -> Result<(CpuStorage, Shape)> {
         let (rows, d_in, d_out) = sizes(xl.dims(), wl.dims())?;
         let (x, w, b) = (contiguous_f32(xs, xl)?, contiguous_f32(ws, wl)?, contiguous_f32(bs, bl)?);
-        if b.len() != d_out {
-            candle_core::bail!("linear: bias has {} values for {d_out} outputs", b.len())
+        // b is [d_out], or [rows, d_out] for a bias per row.
+        let per_row = bl.dims().len() == 2;
+        if b.len() != if per_row { rows * d_out } else { d_out } {
+            candle_core::bail!("linear: bias {:?} does not fit {rows} rows of {d_out} outputs", bl.dims())
         }
         let mut y: Vec<f32> = Vec::with_capacity(rows * d_out);
-        for _ in 0..rows {
+        if per_row {
             y.extend_from_slice(b);
+        } else {
+            for _ in 0..rows {
+                y.extend_from_slice(b);
+            }
         }
         matmul(&mut y, true, View::rows(x, rows, d_in), View::rows(w, d_out, d_in).t(), threads());
         let mut dims = xl.dims().to_vec();
@@ -52,7 +59,7 @@ impl CustomOp3 for Linear {
         &self,
         x: &Tensor,
         w: &Tensor,
-        _b: &Tensor,
+        b: &Tensor,
         _y: &Tensor,
         dy: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
@@ -61,7 +68,11 @@ impl CustomOp3 for Linear {
         let (d_out, d_in) = w.dims2()?;
         let all = dy.apply_op2_no_bwd(x, &LinearWeightGrad)?;
         let dw = all.narrow(0, 0, d_out * d_in)?.reshape((d_out, d_in))?;
-        let db = all.narrow(0, d_out * d_in, d_out)?;
+        let db = if b.rank() == 2 {
+            dy.reshape(b.shape())?
+        } else {
+            all.narrow(0, d_out * d_in, d_out)?
+        };
         Ok((Some(dx), Some(dw), Some(db)))
     }
 }

@@ -82,7 +82,8 @@ pub fn layer_norm(x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f64, silu: boo
     group_norm(x, gamma, beta, 1, eps, silu)
 }
 
-/// y = x Wᵀ + b over the last axis of x [… , d_in], W [d_out, d_in], b [d_out].
+/// y = x Wᵀ + b over the last axis of x [… , d_in], W [d_out, d_in], b [d_out] (or
+/// [rows, d_out], one per row of a 2-D x).
 pub fn linear(x: &Tensor, w: &Tensor, b: &Tensor) -> candle_core::Result<Tensor> {
     if !fast(&[x, w, b]) {
         return reference::linear(x, w, b);
@@ -148,6 +149,9 @@ pub mod reference {
     /// [`super::linear`] by candle-nn's `Linear` (on a contiguous x: candle 0.11's batched
     /// matmul mishandles a left operand transposed in its last two axes).
     pub fn linear(x: &Tensor, w: &Tensor, b: &Tensor) -> candle_core::Result<Tensor> {
+        if b.rank() == 2 {
+            return x.contiguous()?.matmul(&w.t()?)?.add(b);
+        }
         candle_nn::Linear::new(w.clone(), Some(b.clone())).forward(&x.contiguous()?)
     }
 }

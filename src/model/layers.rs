@@ -9,6 +9,13 @@ use candle_nn::{Conv2dConfig, Init, VarBuilder};
 use crate::error::{Error, Result};
 use crate::kernels::{self, ConvParams, Padding};
 
+/// b + shift for a shift [n, d] (one row per sample) or [1, d] (the same for all: then
+/// the result is a plain bias vector [d]).
+fn shifted_bias(bias: &Tensor, shift: &Tensor) -> Result<Tensor> {
+    let b = bias.unsqueeze(0)?.broadcast_add(shift)?;
+    Ok(if b.dim(0)? == 1 { b.squeeze(0)? } else { b })
+}
+
 /// An affine layer y = x Wᵀ + b (`weight`, `bias`).
 #[derive(Debug, Clone)]
 pub struct Dense(candle_nn::Linear);
@@ -24,10 +31,19 @@ impl Dense {
         self.0.weight()
     }
 
+    fn bias(&self) -> &Tensor {
+        self.0.bias().expect("candle_nn::linear has a bias")
+    }
+
     /// y = x Wᵀ + b over the last axis.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let bias = self.0.bias().expect("candle_nn::linear has a bias");
-        Ok(kernels::linear(x, self.0.weight(), bias)?)
+        Ok(kernels::linear(x, self.0.weight(), self.bias())?)
+    }
+
+    /// y = x Wᵀ + b + shift for x [n, d_in], with `shift` [n, d_out] or [1, d_out] (added
+    /// inside the kernel instead of as a broadcast afterwards).
+    pub fn forward_shifted(&self, x: &Tensor, shift: &Tensor) -> Result<Tensor> {
+        Ok(kernels::linear(x, self.0.weight(), &shifted_bias(self.bias(), shift)?)?)
     }
 }
 
@@ -68,8 +84,7 @@ impl Conv {
     /// conv(x) + b + shift, with `shift` [n, cout] one value per image and channel (added
     /// inside the kernel instead of as a broadcast afterwards).
     pub fn forward_shifted(&self, x: &Tensor, shift: &Tensor) -> Result<Tensor> {
-        let bias = self.bias.unsqueeze(0)?.broadcast_add(shift)?;
-        Ok(kernels::conv2d(x, &self.weight, &bias, self.params)?)
+        Ok(kernels::conv2d(x, &self.weight, &shifted_bias(&self.bias, shift)?, self.params)?)
     }
 }
 

@@ -8,7 +8,7 @@ use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
 
 use super::layers::{Dense, LayerNorm};
-use super::time::timestep_embedding;
+use super::time::{embedded_timesteps, timestep_embedding};
 use super::EpsModel;
 use crate::data::DataShape;
 use crate::error::Result;
@@ -120,12 +120,14 @@ impl Mlp {
     pub fn forward(&self, x: &Tensor, t: &[usize]) -> Result<Tensor> {
         let n = x.dim(0)?;
         let flat = x.reshape((n, self.shape.numel()))?;
+        let t = embedded_timesteps(t);
         let temb = timestep_embedding(t, self.config.time_dim, false, 1.0, x.device(), x.dtype())?;
         let temb = self.time2.forward(&self.time1.forward(&temb)?.silu()?)?.silu()?;
         let mut h = self.input.forward(&flat)?;
         for b in &self.blocks {
-            let r = b.fc1.forward(&apply(&b.norm, &h, false)?)?;
-            let r = (r + b.time.forward(&temb)?)?.silu()?;
+            // W_1 LN(h) + b_1 + W_t e(t) + b_t in one pass.
+            let r = b.fc1.forward_shifted(&apply(&b.norm, &h, false)?, &b.time.forward(&temb)?)?;
+            let r = r.silu()?;
             h = (h + b.fc2.forward(&r)?)?;
         }
         let out = self.output.forward(&apply(&self.out_norm, &h, true)?)?;

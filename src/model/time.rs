@@ -34,6 +34,16 @@ pub fn timestep_embedding(
     Ok(Tensor::from_vec(v, (t.len(), dim), device)?.to_dtype(dtype)?)
 }
 
+/// The timesteps whose embedding a batch needs: `[t₀]` when every sample shares t₀ (as
+/// in sampling: the embedding and everything computed from it is then one row, broadcast
+/// by the layers that add it), otherwise `t` itself.
+pub fn embedded_timesteps(t: &[usize]) -> &[usize] {
+    match t.first() {
+        Some(t0) if t.iter().all(|s| s == t0) => &t[..1],
+        _ => t,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,7 +10,7 @@ use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
 
 use super::layers::{Conv, Dense, GroupNorm};
-use super::time::timestep_embedding;
+use super::time::{embedded_timesteps, timestep_embedding};
 use super::EpsModel;
 use crate::data::DataShape;
 use crate::error::{Error, Result};
@@ -452,7 +452,7 @@ impl Unet {
     pub fn forward(&self, x: &Tensor, t: &[usize]) -> Result<Tensor> {
         let c = &self.config;
         let temb = timestep_embedding(
-            t,
+            embedded_timesteps(t),
             c.block_out_channels[0],
             c.flip_sin_to_cos,
             c.freq_shift,
