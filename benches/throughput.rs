@@ -5,7 +5,7 @@
 //! PyTorch could not be run, `DDIMLAB_TORCH_NOTE` says why and only ddimlab is measured.
 //!
 //! `cargo bench --bench throughput -- NAME…` runs only the sections whose names
-//! (`nfe`, `training`, `cifar10`, `gemm`, `sweep`) are given, and prints them without
+//! (`nfe`, `training`, `cifar10`, `gemm`, `sweep`, `metrics`) are given, and prints them without
 //! writing the file.
 
 use std::fmt::Write as _;
@@ -305,14 +305,7 @@ fn sweep(out: &mut String, _torch: &Torch) {
         t.steps = 300;
         t.checkpoint_every = 300;
     }
-    let dir = std::env::temp_dir().join(format!("ddimlab-bench-sweep-{}", std::process::id()));
-    let opts = SweepOptions {
-        out: dir.clone(),
-        force: true,
-        jobs: 1,
-    };
-    let m = sweep_experiment(&cfg, &opts).unwrap().manifest;
-    std::fs::remove_dir_all(&dir).ok();
+    let m = run_in_temp(&cfg, "sweep");
     writeln!(out, "| points | point time | in the model | outside | outside share |\n| ---: | ---: | ---: | ---: | ---: |").unwrap();
     writeln!(
         out,
@@ -324,6 +317,41 @@ fn sweep(out: &mut String, _torch: &Torch) {
         100.0 * m.outside_share
     )
     .unwrap();
+}
+
+/// How the time outside the model per point grows with the sample count: the gmm2d oracle
+/// (model time ≈ 0) at S = 10, η ∈ {0, 1}, all metrics, with `samples` raised from 2,000
+/// to 32,000 (the held-out reference stays 2,000).
+fn metrics(out: &mut String, _torch: &Torch) {
+    writeln!(out, "## Metric cost against the sample count (gmm2d oracle, S = 10, all metrics)\n").unwrap();
+    writeln!(out, "| samples | outside the model per point | ÷ the 2,000-sample cost |\n| ---: | ---: | ---: |").unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut base = None;
+    for n in [2000, 8000, 32000] {
+        let mut cfg = ExperimentConfig::load(&root.join("experiments/gmm2d.yaml")).unwrap();
+        cfg.sweep.samples = n;
+        cfg.sweep.batch_size = n;
+        cfg.sweep.steps = vec![10];
+        cfg.sweep.eta.truncate(1);
+        cfg.sweep.tau.truncate(1);
+        let m = run_in_temp(&cfg, "metrics");
+        let per_point = m.outside_seconds / m.points.len() as f64;
+        let b = *base.get_or_insert(per_point);
+        writeln!(out, "| {n} | {per_point:.3} s | {:.1}× |", per_point / b).unwrap();
+    }
+}
+
+/// Runs the sweep of `cfg` in a fresh temporary folder (removed afterwards).
+fn run_in_temp(cfg: &ExperimentConfig, tag: &str) -> ddimlab::experiment::runner::Manifest {
+    let dir = std::env::temp_dir().join(format!("ddimlab-bench-{tag}-{}", std::process::id()));
+    let opts = SweepOptions {
+        out: dir.clone(),
+        force: true,
+        jobs: 1,
+    };
+    let m = sweep_experiment(cfg, &opts).unwrap().manifest;
+    std::fs::remove_dir_all(&dir).ok();
+    m
 }
 
 /// A benchmark section: appends its Markdown to the report.
@@ -344,12 +372,13 @@ fn main() {
         torch.describe()
     )
     .unwrap();
-    let sections: [(&str, Section); 5] = [
+    let sections: [(&str, Section); 6] = [
         ("nfe", nfe),
         ("training", training),
         ("cifar10", cifar10),
         ("gemm", gemm),
         ("sweep", sweep),
+        ("metrics", metrics),
     ];
     for (name, section) in sections {
         if only.is_empty() || only.iter().any(|o| o == name) {
