@@ -192,7 +192,11 @@ fn row(out: &mut String, name: &str, unit: Unit, ours: f64, torch: Option<f64>) 
 
 fn table_head(out: &mut String, title: &str) {
     writeln!(out, "## {title}\n").unwrap();
-    writeln!(out, "| workload | ddimlab | PyTorch | ddimlab speed ÷ PyTorch |\n| --- | ---: | ---: | ---: |").unwrap();
+    writeln!(
+        out,
+        "| workload | ddimlab | PyTorch | ddimlab speed ÷ PyTorch |\n| --- | ---: | ---: | ---: |"
+    )
+    .unwrap();
 }
 
 fn nfe(out: &mut String, torch: &Torch) {
@@ -200,7 +204,13 @@ fn nfe(out: &mut String, torch: &Torch) {
     let mlp = Network::new(&mlp_digits(), 0, &Device::Cpu).unwrap();
     let unet = Network::new(&unet_digits(), 0, &Device::Cpu).unwrap();
     let s = eval_seconds(&mlp, &[500, 1, 8, 8], 200);
-    row(out, &format!("mlp 128×2 ({} parameters)", mlp.parameter_count()), Unit::Ms, s * 1e3, torch.get("mlp_nfe_ms"));
+    row(
+        out,
+        &format!("mlp 128×2 ({} parameters)", mlp.parameter_count()),
+        Unit::Ms,
+        s * 1e3,
+        torch.get("mlp_nfe_ms"),
+    );
     let s = eval_seconds(&unet, &[500, 1, 8, 8], 9);
     let name = format!("unet 32×[1,2] ({} parameters)", unet.parameter_count());
     row(out, &name, Unit::Ms, s * 1e3, torch.get("unet_digits_nfe_ms"));
@@ -221,9 +231,21 @@ fn nfe(out: &mut String, torch: &Torch) {
 fn training(out: &mut String, torch: &Torch) {
     table_head(out, "Training, digits 8×8 (L_simple, AdamW, grad clip, EMA)");
     let r = train_rate(&mlp_digits(), 256, 20, 200);
-    row(out, "mlp 128×2, batch 256", Unit::PerSecond, r, torch.get("mlp_train_samples_per_s"));
+    row(
+        out,
+        "mlp 128×2, batch 256",
+        Unit::PerSecond,
+        r,
+        torch.get("mlp_train_samples_per_s"),
+    );
     let r = train_rate(&unet_digits(), 64, 3, 20);
-    row(out, "unet 32×[1,2], batch 64", Unit::PerSecond, r, torch.get("unet_digits_train_samples_per_s"));
+    row(
+        out,
+        "unet 32×[1,2], batch 64",
+        Unit::PerSecond,
+        r,
+        torch.get("unet_digits_train_samples_per_s"),
+    );
 }
 
 /// The `config.json` of Ho et al.'s CIFAR-10 model in diffusers format
@@ -260,7 +282,13 @@ fn cifar10(out: &mut String, torch: &Torch) {
     table_head(out, &title);
     for (batch, reps, key) in [(1, 5, "cifar_nfe_ms_b1"), (8, 3, "cifar_nfe_ms_b8")] {
         let s = eval_seconds(&net, &[batch, 3, 32, 32], reps);
-        row(out, &format!("one NFE, batch {batch}"), Unit::Ms, s * 1e3, torch.get(key));
+        row(
+            out,
+            &format!("one NFE, batch {batch}"),
+            Unit::Ms,
+            s * 1e3,
+            torch.get(key),
+        );
     }
 }
 
@@ -277,8 +305,12 @@ fn gemm(out: &mut String, torch: &Torch) {
     for s in shapes.as_array().into_iter().flatten() {
         let dim = |k: &str| s[k].as_u64().unwrap_or(0) as usize;
         let (m, n, k) = (dim("m"), dim("n"), dim("k"));
-        let a = SeededNoise::new(1).standard_normal(&[m, k], &Device::Cpu, DType::F32).unwrap();
-        let b = SeededNoise::new(2).standard_normal(&[k, n], &Device::Cpu, DType::F32).unwrap();
+        let a = SeededNoise::new(1)
+            .standard_normal(&[m, k], &Device::Cpu, DType::F32)
+            .unwrap();
+        let b = SeededNoise::new(2)
+            .standard_normal(&[k, n], &Device::Cpu, DType::F32)
+            .unwrap();
         let mm = |a: &Tensor, b: &Tensor| a.matmul(b).unwrap();
         mm(&a, &b);
         let flops = 2.0 * (m * n * k) as f64;
@@ -306,7 +338,11 @@ fn sweep(out: &mut String, _torch: &Torch) {
         t.checkpoint_every = 300;
     }
     let m = run_in_temp(&cfg, "sweep");
-    writeln!(out, "| points | point time | in the model | outside | outside share |\n| ---: | ---: | ---: | ---: | ---: |").unwrap();
+    writeln!(
+        out,
+        "| points | point time | in the model | outside | outside share |\n| ---: | ---: | ---: | ---: | ---: |"
+    )
+    .unwrap();
     writeln!(
         out,
         "| {} | {:.1} s | {:.1} s | {:.1} s | **{:.1} %** |",
@@ -323,8 +359,16 @@ fn sweep(out: &mut String, _torch: &Torch) {
 /// (model time ≈ 0) at S = 10, η ∈ {0, 1}, all metrics, with `samples` raised from 2,000
 /// to 32,000 (the held-out reference stays 2,000).
 fn metrics(out: &mut String, _torch: &Torch) {
-    writeln!(out, "## Metric cost against the sample count (gmm2d oracle, S = 10, all metrics)\n").unwrap();
-    writeln!(out, "| samples | outside the model per point | ÷ the 2,000-sample cost |\n| ---: | ---: | ---: |").unwrap();
+    writeln!(
+        out,
+        "## Metric cost against the sample count (gmm2d oracle, S = 10, all metrics)\n"
+    )
+    .unwrap();
+    writeln!(
+        out,
+        "| samples | outside the model per point | ÷ the 2,000-sample cost |\n| ---: | ---: | ---: |"
+    )
+    .unwrap();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut base = None;
     for n in [2000, 8000, 32000] {

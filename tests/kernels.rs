@@ -28,7 +28,12 @@ fn strided(shape: &[usize], seed: u64) -> Tensor {
 }
 
 fn values(t: &Tensor) -> Vec<f64> {
-    t.to_dtype(DType::F64).unwrap().flatten_all().unwrap().to_vec1().unwrap()
+    t.to_dtype(DType::F64)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap()
 }
 
 /// max |a − b| / max |b| ≤ tol.
@@ -162,7 +167,11 @@ fn layer_norm_matches_candle_values_and_gradients() {
         .enumerate()
     {
         let seed = 200 + 10 * i as u64;
-        let x = if nc { strided(&[rows, d], seed) } else { random(&[rows, d], seed) };
+        let x = if nc {
+            strided(&[rows, d], seed)
+        } else {
+            random(&[rows, d], seed)
+        };
         let inputs = [x, (random(&[d], seed + 1) + 1.0).unwrap(), random(&[d], seed + 2)];
         check(
             &format!("layer norm case {i}"),
@@ -175,7 +184,12 @@ fn layer_norm_matches_candle_values_and_gradients() {
 
 #[test]
 fn linear_matches_candle_values_and_gradients() {
-    let cases: [(&[usize], usize, bool); 4] = [(&[1, 5], 3, false), (&[7, 5], 9, true), (&[2, 6, 5], 4, false), (&[3, 4, 8], 8, true)];
+    let cases: [(&[usize], usize, bool); 4] = [
+        (&[1, 5], 3, false),
+        (&[7, 5], 9, true),
+        (&[2, 6, 5], 4, false),
+        (&[3, 4, 8], 8, true),
+    ];
     for (i, &(shape, d_out, nc)) in cases.iter().enumerate() {
         let seed = 300 + 10 * i as u64;
         let d_in = *shape.last().unwrap();

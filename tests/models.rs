@@ -466,13 +466,18 @@ fn shared_and_per_sample_timesteps_give_the_same_eps() {
     };
     for arch in [mlp, unet] {
         let net = Network::new(&arch, 3, &Device::Cpu).unwrap();
-        let x = SeededNoise::new(4).standard_normal(&[3, 1, 8, 8], &Device::Cpu, DType::F32).unwrap();
+        let x = SeededNoise::new(4)
+            .standard_normal(&[3, 1, 8, 8], &Device::Cpu, DType::F32)
+            .unwrap();
         let shared = values(&net.eps(&x, &[500, 500, 500]).unwrap());
         let mixed = values(&net.eps(&x, &[500, 500, 20]).unwrap());
         let row = 64;
         for (a, b) in shared[..2 * row].iter().zip(&mixed[..2 * row]) {
             assert!((a - b).abs() < 1e-5, "{a} vs {b}");
         }
-        assert!(shared[2 * row..].iter().zip(&mixed[2 * row..]).any(|(a, b)| (a - b).abs() > 1e-4));
+        assert!(shared[2 * row..]
+            .iter()
+            .zip(&mixed[2 * row..])
+            .any(|(a, b)| (a - b).abs() > 1e-4));
     }
 }

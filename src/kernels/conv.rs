@@ -51,7 +51,10 @@ impl Geometry {
         let (&[n, cin, h, wd], &[cout, wcin, kh, kw]) = (x, w) else {
             candle_core::bail!("conv2d: x must be [n, c, h, w] and the weight [cout, cin, kh, kw], got {x:?} and {w:?}")
         };
-        let (hp, wp) = (h + p.padding.begin + p.padding.end, wd + p.padding.begin + p.padding.end);
+        let (hp, wp) = (
+            h + p.padding.begin + p.padding.end,
+            wd + p.padding.begin + p.padding.end,
+        );
         if wcin != cin || p.stride == 0 || kh > hp || kw > wp {
             candle_core::bail!("conv2d: input {x:?} does not fit weight {w:?} with {p:?}")
         }
@@ -93,7 +96,11 @@ impl Geometry {
         let (s, b) = (self.p.stride, self.p.padding.begin);
         // first o with o·s + k ≥ b; last o with o·s + k − b ≤ len − 1
         let first = if k >= b { 0 } else { (b - k).div_ceil(s) };
-        let end = if len + b > k { ((len + b - 1 - k) / s + 1).min(out) } else { 0 };
+        let end = if len + b > k {
+            ((len + b - 1 - k) / s + 1).min(out)
+        } else {
+            0
+        };
         (first, end.max(first))
     }
 
@@ -317,11 +324,20 @@ impl CustomOp3 for Conv2d {
         bl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let g = Geometry::new(xl.dims(), wl.dims(), self.0)?;
-        let (x, w, bias) = (contiguous_f32(xs, xl)?, contiguous_f32(ws, wl)?, contiguous_f32(bs, bl)?);
+        let (x, w, bias) = (
+            contiguous_f32(xs, xl)?,
+            contiguous_f32(ws, wl)?,
+            contiguous_f32(bs, bl)?,
+        );
         // b is [cout], or [n, cout] for a bias per image (e.g. a time embedding).
         let per_image = bl.dims().len() == 2;
         if bias.len() != if per_image { g.n * g.cout } else { g.cout } {
-            candle_core::bail!("conv2d: bias {:?} does not fit {} images of {} channels", bl.dims(), g.n, g.cout)
+            candle_core::bail!(
+                "conv2d: bias {:?} does not fit {} images of {} channels",
+                bl.dims(),
+                g.n,
+                g.cout
+            )
         }
         let bias_of = |img: usize, c: usize| if per_image { bias[img * g.cout + c] } else { bias[c] };
         let mut y = vec![0f32; g.n * g.out_len()];
@@ -363,7 +379,14 @@ impl CustomOp3 for Conv2d {
         let dx = dy.apply_op2_no_bwd(w, &ConvInputGrad { p: self.0, h, w: wd })?;
         let cout = w.dim(0)?;
         let k = w.elem_count() / cout.max(1);
-        let dwb = dy.apply_op2_no_bwd(x, &ConvWeightGrad { p: self.0, kh: w.dim(2)?, kw: w.dim(3)? })?;
+        let dwb = dy.apply_op2_no_bwd(
+            x,
+            &ConvWeightGrad {
+                p: self.0,
+                kh: w.dim(2)?,
+                kw: w.dim(3)?,
+            },
+        )?;
         let dw = dwb.narrow(0, 0, cout * k)?.reshape(w.shape())?;
         let db = if b.rank() == 2 {
             dy.sum(3)?.sum(2)?

@@ -35,11 +35,18 @@ impl CustomOp3 for Linear {
         bl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let (rows, d_in, d_out) = sizes(xl.dims(), wl.dims())?;
-        let (x, w, b) = (contiguous_f32(xs, xl)?, contiguous_f32(ws, wl)?, contiguous_f32(bs, bl)?);
+        let (x, w, b) = (
+            contiguous_f32(xs, xl)?,
+            contiguous_f32(ws, wl)?,
+            contiguous_f32(bs, bl)?,
+        );
         // b is [d_out], or [rows, d_out] for a bias per row.
         let per_row = bl.dims().len() == 2;
         if b.len() != if per_row { rows * d_out } else { d_out } {
-            candle_core::bail!("linear: bias {:?} does not fit {rows} rows of {d_out} outputs", bl.dims())
+            candle_core::bail!(
+                "linear: bias {:?} does not fit {rows} rows of {d_out} outputs",
+                bl.dims()
+            )
         }
         let mut y: Vec<f32> = Vec::with_capacity(rows * d_out);
         if per_row {
@@ -49,7 +56,13 @@ impl CustomOp3 for Linear {
                 y.extend_from_slice(b);
             }
         }
-        matmul(&mut y, true, View::rows(x, rows, d_in), View::rows(w, d_out, d_in).t(), threads());
+        matmul(
+            &mut y,
+            true,
+            View::rows(x, rows, d_in),
+            View::rows(w, d_out, d_in).t(),
+            threads(),
+        );
         let mut dims = xl.dims().to_vec();
         *dims.last_mut().expect("rank checked") = d_out;
         Ok((CpuStorage::F32(y), Shape::from(dims)))
@@ -90,7 +103,13 @@ impl CustomOp2 for LinearInputGrad {
         let (dy, w) = (contiguous_f32(ds, dl)?, contiguous_f32(ws, wl)?);
         let rows = dy.len() / d_out.max(1);
         let mut dx = vec![0f32; rows * d_in];
-        matmul(&mut dx, false, View::rows(dy, rows, d_out), View::rows(w, d_out, d_in), threads());
+        matmul(
+            &mut dx,
+            false,
+            View::rows(dy, rows, d_out),
+            View::rows(w, d_out, d_in),
+            threads(),
+        );
         Ok((CpuStorage::F32(dx), Shape::from((rows, d_in))))
     }
 }
@@ -110,7 +129,13 @@ impl CustomOp2 for LinearWeightGrad {
         let rows = dy.len() / d_out.max(1);
         let mut out = vec![0f32; d_out * d_in + d_out];
         let (dw, db) = out.split_at_mut(d_out * d_in);
-        matmul(dw, false, View::rows(dy, rows, d_out).t(), View::rows(x, rows, d_in), threads());
+        matmul(
+            dw,
+            false,
+            View::rows(dy, rows, d_out).t(),
+            View::rows(x, rows, d_in),
+            threads(),
+        );
         for row in dy.chunks(d_out.max(1)) {
             db.iter_mut().zip(row).for_each(|(s, v)| *s += v);
         }

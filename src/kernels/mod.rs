@@ -38,7 +38,10 @@ fn contiguous_f32<'a>(s: &'a CpuStorage, l: &Layout) -> candle_core::Result<&'a 
     match (s, l.contiguous_offsets()) {
         (CpuStorage::F32(v), Some((a, b))) => Ok(&v[a..b]),
         (CpuStorage::F32(_), None) => candle_core::bail!("ddimlab kernel: argument is not contiguous"),
-        _ => candle_core::bail!("ddimlab kernel: only f32 is supported, got {:?}", candle_core::backend::BackendStorage::dtype(s)),
+        _ => candle_core::bail!(
+            "ddimlab kernel: only f32 is supported, got {:?}",
+            candle_core::backend::BackendStorage::dtype(s)
+        ),
     }
 }
 
@@ -70,8 +73,7 @@ pub fn group_norm(
         return reference::group_norm(x, gamma, beta, groups, eps, silu);
     }
     let op = norm::GroupNorm { groups, eps, silu };
-    x.contiguous()?
-        .apply_op3(&gamma.contiguous()?, &beta.contiguous()?, op)
+    x.contiguous()?.apply_op3(&gamma.contiguous()?, &beta.contiguous()?, op)
 }
 
 /// LayerNorm of x [n, d] over d with γ, β, then SiLU when `silu` (group norm with one group).

@@ -111,7 +111,11 @@ impl CustomOp3 for GroupNorm {
         bs: &CpuStorage,
         bl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (x, gamma, beta) = (contiguous_f32(xs, xl)?, contiguous_f32(gs, gl)?, contiguous_f32(bs, bl)?);
+        let (x, gamma, beta) = (
+            contiguous_f32(xs, xl)?,
+            contiguous_f32(gs, gl)?,
+            contiguous_f32(bs, bl)?,
+        );
         let d = Dims::new(xl.dims(), self.groups, gamma.len().min(beta.len()))?;
         let mut y = vec![0f32; x.len()];
         let (cg, inner) = (d.cg(), d.inner);
@@ -170,7 +174,11 @@ impl CustomOp3 for GroupNormGrad {
         ps: &CpuStorage,
         pl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (dy, x, params) = (contiguous_f32(ds, dl)?, contiguous_f32(xs, xl)?, contiguous_f32(ps, pl)?);
+        let (dy, x, params) = (
+            contiguous_f32(ds, dl)?,
+            contiguous_f32(xs, xl)?,
+            contiguous_f32(ps, pl)?,
+        );
         let GroupNorm { groups, eps, silu } = self.0;
         let d = Dims::new(xl.dims(), groups, params.len() / 2)?;
         let (gamma, beta) = params.split_at(d.c);

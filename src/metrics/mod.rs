@@ -16,7 +16,7 @@ pub mod mixture;
 pub mod reconstruction;
 
 pub use distribution::{
-    frechet, frechet_distance, median_bandwidth_of, mmd2_unbiased, MMD_BLOCK, sliced_wasserstein, Gaussian, Mmd,
+    frechet, frechet_distance, median_bandwidth_of, mmd2_unbiased, sliced_wasserstein, Gaussian, Mmd, MMD_BLOCK,
 };
 pub use labels::{histogram, tv_to_uniform};
 pub use mixture::{component_masses, mass_error};

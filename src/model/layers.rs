@@ -84,7 +84,12 @@ impl Conv {
     /// conv(x) + b + shift, with `shift` [n, cout] one value per image and channel (added
     /// inside the kernel instead of as a broadcast afterwards).
     pub fn forward_shifted(&self, x: &Tensor, shift: &Tensor) -> Result<Tensor> {
-        Ok(kernels::conv2d(x, &self.weight, &shifted_bias(&self.bias, shift)?, self.params)?)
+        Ok(kernels::conv2d(
+            x,
+            &self.weight,
+            &shifted_bias(&self.bias, shift)?,
+            self.params,
+        )?)
     }
 }
 
@@ -116,7 +121,14 @@ impl GroupNorm {
 
     /// The normalisation, followed by SiLU when `silu`.
     pub fn forward(&self, x: &Tensor, silu: bool) -> Result<Tensor> {
-        Ok(kernels::group_norm(x, &self.weight, &self.bias, self.groups, self.eps, silu)?)
+        Ok(kernels::group_norm(
+            x,
+            &self.weight,
+            &self.bias,
+            self.groups,
+            self.eps,
+            silu,
+        )?)
     }
 }
 

@@ -126,7 +126,9 @@ impl Mlp {
         let mut h = self.input.forward(&flat)?;
         for b in &self.blocks {
             // W_1 LN(h) + b_1 + W_t e(t) + b_t in one pass.
-            let r = b.fc1.forward_shifted(&apply(&b.norm, &h, false)?, &b.time.forward(&temb)?)?;
+            let r = b
+                .fc1
+                .forward_shifted(&apply(&b.norm, &h, false)?, &b.time.forward(&temb)?)?;
             let r = r.silu()?;
             h = (h + b.fc2.forward(&r)?)?;
         }
