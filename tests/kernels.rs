@@ -97,9 +97,9 @@ fn pad(begin: usize, end: usize) -> Padding {
 
 #[test]
 fn conv2d_matches_candle_values_and_gradients() {
-    // (n, cin, h, w, cout, k, stride, padding, non-contiguous x). Strided cases keep
-    // (h + padding − k) divisible by the stride: otherwise candle 0.11's own conv2d
-    // gradient (the reference) has the wrong shape.
+    // (n, cin, h, w, cout, k, stride, padding, non-contiguous x). The stride-2 shapes are
+    // ones where candle 0.11's own conv2d gradient (the reference) has the right shape: for
+    // a 6×7 input (3×3, padding 1) it returns a 6×8 gradient.
     let cases = [
         (1, 3, 5, 7, 4, 3, 1, pad(1, 1), false),
         (3, 2, 8, 8, 5, 3, 2, pad(0, 1), false),
