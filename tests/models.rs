@@ -481,3 +481,45 @@ fn shared_and_per_sample_timesteps_give_the_same_eps() {
             .any(|(a, b)| (a - b).abs() > 1e-4));
     }
 }
+
+/// The MLP's fused inference kernel (`eps` on the CPU with a shared timestep) against its
+/// layer-by-layer forward pass, with and without LayerNorm, for non-trivial γ and β and a
+/// batch that spreads over several threads' row blocks.
+#[test]
+fn fused_mlp_eps_matches_the_layerwise_forward() {
+    for layer_norm in [true, false] {
+        let arch = Architecture::Mlp {
+            shape: image(1, 8),
+            config: MlpConfig {
+                hidden: 48,
+                blocks: 2,
+                time_dim: 16,
+                layer_norm,
+            },
+        };
+        let net = Network::new(&arch, 5, &Device::Cpu).unwrap();
+        for (name, var) in net.varmap.data().lock().unwrap().iter() {
+            if name.contains("norm") {
+                let noise = SeededNoise::new(name.len() as u64)
+                    .standard_normal(var.dims(), &Device::Cpu, DType::F32)
+                    .unwrap();
+                var.set(&(var.as_tensor() + noise * 0.3).unwrap()).unwrap();
+            }
+        }
+        let x = SeededNoise::new(6)
+            .standard_normal(&[101, 1, 8, 8], &Device::Cpu, DType::F32)
+            .unwrap();
+        let t = vec![321; 101];
+        let fused = values(&net.eps(&x, &t).unwrap());
+        let layerwise = values(&net.forward(&x, &t).unwrap());
+        let scale = layerwise.iter().fold(0f64, |m, v| m.max(v.abs()));
+        let err = fused
+            .iter()
+            .zip(&layerwise)
+            .fold(0f64, |m, (a, b)| m.max((a - b).abs()));
+        assert!(
+            err <= 1e-5 * scale,
+            "layer_norm {layer_norm}: {err:e} vs scale {scale:e}"
+        );
+    }
+}

@@ -8,6 +8,7 @@
 mod conv;
 mod gemm;
 mod linear;
+pub mod mlp;
 mod norm;
 
 use std::sync::OnceLock;
@@ -46,7 +47,7 @@ fn contiguous_f32<'a>(s: &'a CpuStorage, l: &Layout) -> candle_core::Result<&'a 
 }
 
 /// Whether the custom kernels serve these tensors (all f32 on the CPU).
-fn fast(ts: &[&Tensor]) -> bool {
+pub fn fast(ts: &[&Tensor]) -> bool {
     ts.iter().all(|t| t.device().is_cpu() && t.dtype() == DType::F32)
 }
 

@@ -80,12 +80,12 @@ pub(crate) fn exp(x: f32) -> f32 {
     p * f32::from_bits(((n as i32 + 127) as u32) << 23)
 }
 
-fn sigmoid(z: f32) -> f32 {
+pub(crate) fn sigmoid(z: f32) -> f32 {
     1.0 / (1.0 + exp(-z))
 }
 
 /// μ and 1/√(σ² + ε) of one group (two passes, f64 sums).
-fn stats(x: &[f32], eps: f64) -> (f32, f32) {
+pub(crate) fn stats(x: &[f32], eps: f64) -> (f32, f32) {
     let len = x.len() as f64;
     let mean = x.iter().map(|&v| v as f64).sum::<f64>() / len;
     let var = x.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / len;

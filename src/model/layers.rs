@@ -31,7 +31,8 @@ impl Dense {
         self.0.weight()
     }
 
-    fn bias(&self) -> &Tensor {
+    /// The bias [d_out].
+    pub fn bias(&self) -> &Tensor {
         self.0.bias().expect("candle_nn::linear has a bias")
     }
 
@@ -146,6 +147,11 @@ impl LayerNorm {
             weight: vb.get_with_hints(size, "weight", Init::Const(1.0))?,
             bias: vb.get_with_hints(size, "bias", Init::Const(0.0))?,
         })
+    }
+
+    /// γ and β.
+    pub fn params(&self) -> (&Tensor, &Tensor) {
+        (&self.weight, &self.bias)
     }
 
     /// The normalisation, followed by SiLU when `silu`.

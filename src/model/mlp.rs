@@ -12,6 +12,7 @@ use super::time::{embedded_timesteps, timestep_embedding};
 use super::EpsModel;
 use crate::data::DataShape;
 use crate::error::Result;
+use crate::kernels::{self, mlp::Affine, mlp::Block as FusedBlock, mlp::MlpForward, mlp::Norm};
 
 /// Architecture of [`Mlp`] (the `model:` keys of an `mlp` experiment).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -116,13 +117,18 @@ impl Mlp {
         })
     }
 
+    /// SiLU(e(t)) for the distinct timesteps of the batch ([1, td] when they are shared).
+    fn time_embedding(&self, t: &[usize], x: &Tensor) -> Result<Tensor> {
+        let t = embedded_timesteps(t);
+        let temb = timestep_embedding(t, self.config.time_dim, false, 1.0, x.device(), x.dtype())?;
+        Ok(self.time2.forward(&self.time1.forward(&temb)?.silu()?)?.silu()?)
+    }
+
     /// The forward pass: `x` is `[n, …shape]`, `t` one timestep per row.
     pub fn forward(&self, x: &Tensor, t: &[usize]) -> Result<Tensor> {
         let n = x.dim(0)?;
         let flat = x.reshape((n, self.shape.numel()))?;
-        let t = embedded_timesteps(t);
-        let temb = timestep_embedding(t, self.config.time_dim, false, 1.0, x.device(), x.dtype())?;
-        let temb = self.time2.forward(&self.time1.forward(&temb)?.silu()?)?.silu()?;
+        let temb = self.time_embedding(t, x)?;
         let mut h = self.input.forward(&flat)?;
         for b in &self.blocks {
             // W_1 LN(h) + b_1 + W_t e(t) + b_t in one pass.
@@ -135,12 +141,67 @@ impl Mlp {
         let out = self.output.forward(&apply(&self.out_norm, &h, true)?)?;
         Ok(out.reshape(x.shape())?)
     }
+
+    /// The whole inference pass as one kernel ([`crate::kernels::mlp`]) where it applies:
+    /// f32 on the CPU, one timestep for the batch (as in sampling). `None` otherwise.
+    fn fused(&self, x: &Tensor, t: &[usize]) -> Result<Option<Tensor>> {
+        if !kernels::fast(&[x, self.input.weight()]) || embedded_timesteps(t).len() != 1 {
+            return Ok(None);
+        }
+        let temb = self.time_embedding(t, x)?;
+        let host = |t: &Tensor| -> Result<Vec<f32>> { Ok(t.flatten_all()?.to_vec1::<f32>()?) };
+        let affine = |l: &Dense, shift: Option<Tensor>| -> Result<Affine> {
+            let b = match shift {
+                Some(s) => (l.bias() + s.squeeze(0)?)?,
+                None => l.bias().clone(),
+            };
+            Ok(Affine {
+                w: host(l.weight())?,
+                b: host(&b)?,
+            })
+        };
+        let norm = |n: &Option<LayerNorm>| -> Result<Option<Norm>> {
+            n.as_ref()
+                .map(|n| {
+                    let (gamma, beta) = n.params();
+                    Ok(Norm {
+                        gamma: host(gamma)?,
+                        beta: host(beta)?,
+                    })
+                })
+                .transpose()
+        };
+        let blocks = self
+            .blocks
+            .iter()
+            .map(|b| {
+                Ok(FusedBlock {
+                    norm: norm(&b.norm)?,
+                    fc1: affine(&b.fc1, Some(b.time.forward(&temb)?))?,
+                    fc2: affine(&b.fc2, None)?,
+                })
+            })
+            .collect::<Result<_>>()?;
+        let op = MlpForward {
+            input: affine(&self.input, None)?,
+            blocks,
+            out_norm: norm(&self.out_norm)?,
+            output: affine(&self.output, None)?,
+        };
+        let flat = x.reshape((x.dim(0)?, self.shape.numel()))?;
+        Ok(Some(flat.apply_op1_no_bwd(&op)?.reshape(x.shape())?))
+    }
 }
 
 impl EpsModel for Mlp {
+    /// ε by the fused kernel where it applies, else by [`Mlp::forward`].
     fn eps(&self, x: &Tensor, t: &[usize]) -> Result<Tensor> {
         let dtype = x.dtype();
-        let y = self.forward(&x.to_dtype(self.input.weight().dtype())?, t)?;
+        let x = x.to_dtype(self.input.weight().dtype())?;
+        let y = match self.fused(&x, t)? {
+            Some(y) => y,
+            None => self.forward(&x, t)?,
+        };
         Ok(if y.dtype() == dtype { y } else { y.to_dtype(dtype)? })
     }
 }
