@@ -20,8 +20,10 @@ use candle_core::{DType, Tensor};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
+use rayon::prelude::*;
 
 use crate::error::{Error, Result};
+use crate::kernels;
 use crate::model::EpsModel;
 use crate::schedule::{Schedule, Tau};
 
@@ -169,10 +171,12 @@ impl NoiseSource for PerSampleNoise {
             )));
         }
         let per = like.elem_count() / self.rngs.len();
-        let mut v: Vec<f32> = Vec::with_capacity(like.elem_count());
-        for rng in &mut self.rngs {
-            v.extend((0..per).map(|_| -> f32 { StandardNormal.sample(rng) }));
-        }
+        let mut v = vec![0f32; like.elem_count()];
+        // Every sample's stream fills its own row, so threads do not change the numbers.
+        v.par_chunks_mut(per.max(1))
+            .zip(self.rngs.par_iter_mut())
+            .with_min_len(64)
+            .for_each(|(row, rng)| row.iter_mut().for_each(|z| *z = StandardNormal.sample(rng)));
         Ok(Tensor::from_vec(v, like.dims(), like.device())?.to_dtype(like.dtype())?)
     }
 }
@@ -246,16 +250,15 @@ pub fn generate(
         } else {
             None
         };
-        let mut next = match &x0 {
-            Some(x0) => ((x0 * coef.x0)? + (&eps * coef.eps)?)?,
+        let (first, second) = match &x0 {
+            Some(x0) => ((x0, coef.x0), (&eps, coef.eps)),
             None => {
                 let (sa, sb) = (a_t.sqrt(), (1.0 - a_t).sqrt());
-                ((&x * (coef.x0 / sa))? + (&eps * (coef.eps - coef.x0 * sb / sa))?)?
+                ((&x, coef.x0 / sa), (&eps, coef.eps - coef.x0 * sb / sa))
             }
         };
-        if coef.noise > 0.0 {
-            next = (next + (noise.noise(step, &x)? * coef.noise)?)?;
-        }
+        let z = (coef.noise > 0.0).then(|| noise.noise(step, &x)).transpose()?;
+        let next = kernels::lincomb(first, second, z.as_ref().map(|z| (z, coef.noise)))?;
         if let (Some(r), Some(x0)) = (rec.as_mut(), &x0) {
             r.push(&next, x0, t_prev);
         }

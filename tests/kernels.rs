@@ -221,3 +221,14 @@ fn kernels_refuse_mismatched_shapes_instead_of_panicking() {
     assert!(kernels::group_norm(&x, &random(&[3], 4), &random(&[3], 5), 2, 1e-5, false).is_err());
     assert!(kernels::linear(&random(&[2, 5], 6), &random(&[3, 4], 7), &random(&[3], 8)).is_err());
 }
+
+#[test]
+fn lincomb_is_bit_identical_to_candles_ops() {
+    let shape = [37, 3, 5, 5];
+    let (x, y, z) = (random(&shape, 1), strided(&shape, 2), random(&shape, 3));
+    for terms in [None, Some((&z, -0.37))] {
+        let got = kernels::lincomb((&x, 0.93), (&y, -1.7e-3), terms).unwrap();
+        let want = reference::lincomb((&x, 0.93), (&y, -1.7e-3), terms).unwrap();
+        assert_eq!(values(&got), values(&want));
+    }
+}

@@ -7,6 +7,7 @@
 
 mod conv;
 mod gemm;
+mod lincomb;
 mod linear;
 pub mod mlp;
 mod norm;
@@ -95,6 +96,23 @@ pub fn linear(x: &Tensor, w: &Tensor, b: &Tensor) -> candle_core::Result<Tensor>
         .apply_op3(&w.contiguous()?, &b.contiguous()?, linear::Linear)
 }
 
+/// a·x + b·y (+ c·z): the sampler's update in one pass (no gradient; same rounding as
+/// candle's `(x * a) + (y * b) + (z * c)`, which runs where the kernel does not apply).
+pub fn lincomb(x: (&Tensor, f64), y: (&Tensor, f64), z: Option<(&Tensor, f64)>) -> candle_core::Result<Tensor> {
+    let mut ts = vec![x.0, y.0];
+    ts.extend(z.map(|z| z.0));
+    if !fast(&ts) || ts.iter().any(|t| t.shape() != x.0.shape()) {
+        return reference::lincomb(x, y, z);
+    }
+    let mut coefs = vec![x.1 as f32, y.1 as f32];
+    coefs.extend(z.map(|z| z.1 as f32));
+    let (a, b) = (x.0.contiguous()?, y.0.contiguous()?);
+    match z {
+        None => a.apply_op2_no_bwd(&b, &lincomb::LinComb(coefs)),
+        Some((z, _)) => a.apply_op3_no_bwd(&b, &z.contiguous()?, &lincomb::LinComb(coefs)),
+    }
+}
+
 /// The same functions written with candle's own (differentiable) ops: the path for
 /// other devices and dtypes, and the reference the kernels are tested against.
 pub mod reference {
@@ -146,6 +164,15 @@ pub mod reference {
             y.silu()
         } else {
             Ok(y)
+        }
+    }
+
+    /// [`super::lincomb`] by candle's ops.
+    pub fn lincomb(x: (&Tensor, f64), y: (&Tensor, f64), z: Option<(&Tensor, f64)>) -> candle_core::Result<Tensor> {
+        let s = ((x.0 * x.1)? + (y.0 * y.1)?)?;
+        match z {
+            Some((z, c)) => s + (z * c)?,
+            None => Ok(s),
         }
     }
 
