@@ -82,39 +82,47 @@ impl SampleStats {
         })
     }
 
-    /// Every sample statistic of `samples` (rows of `d` values).
+    /// Every sample statistic of `samples` (rows of `d` values). The families are
+    /// independent, so they run concurrently (each is deterministic on its own).
     pub fn measure(&self, samples: &[f32]) -> Result<BTreeMap<String, f64>> {
-        let mut m = BTreeMap::new();
-        m.insert(
-            names::FD.into(),
-            frechet(&Gaussian::fit(samples, self.d)?, &self.reference_gaussian)?,
+        let (raw, (swd, (mix, features))) = rayon::join(
+            || self.raw_distances(samples),
+            || {
+                rayon::join(
+                    || sliced_wasserstein(samples, &self.reference, self.d, self.projections, self.seed),
+                    || rayon::join(|| self.mixture_stats(samples), || self.feature_stats(samples)),
+                )
+            },
         );
-        m.insert(
-            names::MMD2.into(),
-            mmd2_unbiased(samples, &self.reference, self.d, Some(self.bandwidth))?.value,
-        );
-        m.insert(
-            names::SWD.into(),
-            sliced_wasserstein(samples, &self.reference, self.d, self.projections, self.seed)?,
-        );
-        if let Some(mix) = &self.mixture {
-            let masses = component_masses(samples, self.d, mix)?;
-            m.insert(names::MASS_ERROR.into(), mass_error(&masses, mix.weights())?);
-        }
-        if let Some(f) = &self.features {
-            let feats = f.classifier.features_host(samples)?;
-            let dim = f.classifier.feature_dim();
-            m.insert(
-                names::FD_CLASSIFIER.into(),
-                frechet(&Gaussian::fit(&feats, dim)?, &f.reference)?,
-            );
-            let labels = f.classifier.predict(samples)?;
-            m.insert(
-                names::LABEL_TV.into(),
-                tv_to_uniform(&histogram(&labels, f.classifier.classes())?),
-            );
-        }
+        let mut m: BTreeMap<String, f64> = raw?.into_iter().collect();
+        m.insert(names::SWD.into(), swd?);
+        m.extend(mix?);
+        m.extend(features?);
         Ok(m)
+    }
+
+    /// Fréchet distance and MMD² in data space.
+    fn raw_distances(&self, samples: &[f32]) -> Result<Vec<(String, f64)>> {
+        let fd = frechet(&Gaussian::fit(samples, self.d)?, &self.reference_gaussian)?;
+        let mmd = mmd2_unbiased(samples, &self.reference, self.d, Some(self.bandwidth))?.value;
+        Ok(vec![(names::FD.into(), fd), (names::MMD2.into(), mmd)])
+    }
+
+    /// The component-mass error (mixture data only).
+    fn mixture_stats(&self, samples: &[f32]) -> Result<Vec<(String, f64)>> {
+        let Some(mix) = &self.mixture else { return Ok(vec![]) };
+        let masses = component_masses(samples, self.d, mix)?;
+        Ok(vec![(names::MASS_ERROR.into(), mass_error(&masses, mix.weights())?)])
+    }
+
+    /// The FID analogue and the label histogram (labelled image data only).
+    fn feature_stats(&self, samples: &[f32]) -> Result<Vec<(String, f64)>> {
+        let Some(f) = &self.features else { return Ok(vec![]) };
+        let feats = f.classifier.features_host(samples)?;
+        let fd = frechet(&Gaussian::fit(&feats, f.classifier.feature_dim())?, &f.reference)?;
+        let labels = f.classifier.predict(samples)?;
+        let tv = tv_to_uniform(&histogram(&labels, f.classifier.classes())?);
+        Ok(vec![(names::FD_CLASSIFIER.into(), fd), (names::LABEL_TV.into(), tv)])
     }
 
     /// The names `measure` fills (NaN placeholders for a diverged point).
