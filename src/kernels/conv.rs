@@ -205,9 +205,7 @@ impl Geometry {
             }
         }
     }
-}
 
-impl Geometry {
     /// [`Self::col2im`] for same-size convolutions: per row of col, one shifted add over
     /// the valid columns of every plane row.
     fn col2im_shifted(&self, col: &[f32], ld: usize, dx: &mut [f32]) {
@@ -284,6 +282,28 @@ impl Geometry {
         }
     }
 
+    /// The GEMM operand col(x) of a chunk of images, [k, nb · out_hw]: x itself for one
+    /// image of a pointwise convolution, otherwise built in `col`.
+    fn col_matrix<'a>(&self, xc: &'a [f32], col: &'a mut [f32]) -> View<'a> {
+        let nb = xc.len() / self.in_len();
+        if nb == 1 && self.pointwise() {
+            return View::rows(xc, self.k(), self.out_hw());
+        }
+        self.im2col_chunk(xc, col);
+        View::rows(col, self.k(), nb * self.out_hw())
+    }
+
+    /// ∂y of a chunk of images as one [cout, nb · out_hw] matrix: ∂y itself for one image,
+    /// otherwise gathered into `tmp`.
+    fn dy_matrix<'a>(&self, dyc: &'a [f32], tmp: &'a mut [f32]) -> View<'a> {
+        let nb = dyc.len() / self.out_len();
+        if nb == 1 {
+            return View::rows(dyc, self.cout, self.out_hw());
+        }
+        self.gather(dyc, tmp);
+        View::rows(tmp, self.cout, nb * self.out_hw())
+    }
+
     /// Output-shaped NCHW data of several images ([nb, cout, hw]) as one [cout, nb · hw] matrix.
     fn gather(&self, nchw: &[f32], mat: &mut [f32]) {
         let (hw, nb) = (self.out_hw(), nchw.len() / self.out_len());
@@ -345,14 +365,9 @@ impl CustomOp3 for Conv2d {
         let nb = images_per_gemm(g.n, hw);
         per_chunk(nb, (x, g.in_len()), (&mut y, g.out_len()), |i0, xc, yc, t| {
             let nb = xc.len() / g.in_len();
-            if nb == 1 && g.pointwise() {
-                fill_bias(yc, hw, 1, |_, c| bias_of(i0, c));
-                return matmul(yc, true, wv, View::rows(xc, k, hw), t);
-            }
             with_scratch(k * nb * hw + g.cout * nb * hw, |buf| {
                 let (col, tmp) = buf.split_at_mut(k * nb * hw);
-                g.im2col_chunk(xc, col);
-                let colv = View::rows(col, k, nb * hw);
+                let colv = g.col_matrix(xc, col);
                 if nb == 1 {
                     fill_bias(yc, hw, 1, |_, c| bias_of(i0, c));
                     matmul(yc, true, wv, colv, t);
@@ -433,13 +448,7 @@ impl CustomOp2 for ConvInputGrad {
             }
             with_scratch(k * nb * hw + g.cout * nb * hw, |buf| {
                 let (col, tmp) = buf.split_at_mut(k * nb * hw);
-                let dyv = if nb == 1 {
-                    View::rows(dyc, g.cout, hw)
-                } else {
-                    g.gather(dyc, tmp);
-                    View::rows(tmp, g.cout, nb * hw)
-                };
-                matmul(col, false, wt, dyv, t);
+                matmul(col, false, wt, g.dy_matrix(dyc, tmp), t);
                 for (i, dxb) in dxc.chunks_mut(g.in_len()).enumerate() {
                     g.col2im(&col[i * hw..], nb * hw, dxb);
                 }
@@ -486,11 +495,9 @@ impl CustomOp2 for ConvWeightGrad {
                     let nb = xc.len() / g.in_len();
                     with_scratch(k * nb * hw + cout * nb * hw, |buf| {
                         let (col, tmp) = buf.split_at_mut(k * nb * hw);
-                        g.im2col_chunk(xc, col);
-                        g.gather(dyc, tmp);
-                        let dyv = View::rows(tmp, cout, nb * hw);
-                        matmul(dw, true, dyv, View::rows(col, k, nb * hw).t(), inner);
-                        for (d, row) in db.iter_mut().zip(tmp.chunks(nb * hw)) {
+                        let dyv = g.dy_matrix(dyc, tmp);
+                        matmul(dw, true, dyv, g.col_matrix(xc, col).t(), inner);
+                        for (d, row) in db.iter_mut().zip(dyv.data[..cout * nb * hw].chunks(nb * hw)) {
                             *d += row.iter().sum::<f32>();
                         }
                     });

@@ -1,7 +1,8 @@
 //! Fast CPU kernels for the networks' heavy layers, as candle custom ops (forward and
 //! gradient) over candle tensors: convolution by im2col + GEMM ([`conv2d`]), group and
 //! layer normalisation fused with SiLU ([`group_norm`], [`layer_norm`]) and the affine
-//! map ([`linear`]). They serve f32 tensors on the CPU; on any other device or dtype each
+//! map ([`linear`]); and, inference only, the whole MLP pass ([`mlp`]) and the sampler's
+//! update ([`lincomb`]). They serve f32 tensors on the CPU; on any other device or dtype each
 //! function runs candle's own ops ([`reference`]), so `--features cuda` keeps candle's
 //! CUDA kernels. The tests compare every kernel with [`reference`] (values and gradients).
 
@@ -126,15 +127,15 @@ pub mod reference {
 
     /// [`super::conv2d`] by `Tensor::conv2d` (asymmetric padding as explicit zeros).
     pub fn conv2d(x: &Tensor, w: &Tensor, b: &Tensor, p: ConvParams) -> candle_core::Result<Tensor> {
-        let extra = p.padding.end.saturating_sub(p.padding.begin);
+        if p.padding.end < p.padding.begin {
+            candle_core::bail!("conv2d: end padding below begin padding is not supported")
+        }
+        let extra = p.padding.end - p.padding.begin;
         let x = if extra > 0 {
             x.pad_with_zeros(2, 0, extra)?.pad_with_zeros(3, 0, extra)?
         } else {
             x.clone()
         };
-        if p.padding.end < p.padding.begin {
-            candle_core::bail!("conv2d: end padding below begin padding is not supported")
-        }
         let y = x.conv2d(w, p.padding.begin, p.stride, 1, 1)?;
         let b = match b.dims() {
             &[n, c] => b.reshape((n, c, 1, 1))?,
