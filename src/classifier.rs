@@ -266,6 +266,30 @@ impl Classifier {
         self.host_batches(x, |t| Ok(self.features(t)?.flatten_all()?.to_vec1::<f32>()?))
     }
 
+    /// Features, predicted label and top-class probability (softmax maximum) of every
+    /// point of `x` (flat rows), from one pass.
+    pub fn assess(&self, x: &[f32]) -> Result<Assessment> {
+        let mut out = Assessment::default();
+        let per: Vec<(Vec<f32>, Vec<(u8, f64)>)> = self.host_batches(x, |t| {
+            let features = self.features(t)?;
+            let probs = candle_nn::ops::softmax_last_dim(&self.out.forward(&features)?)?;
+            let top = probs.max(D::Minus1)?.to_dtype(DType::F64)?.to_vec1::<f64>()?;
+            let idx = probs.argmax(D::Minus1)?.to_vec1::<u32>()?;
+            Ok(vec![(
+                features.flatten_all()?.to_vec1::<f32>()?,
+                idx.into_iter().map(|i| i as u8).zip(top).collect(),
+            )])
+        })?;
+        for (f, lp) in per {
+            out.features.extend(f);
+            for (l, p) in lp {
+                out.labels.push(l);
+                out.confidence.push(p);
+            }
+        }
+        Ok(out)
+    }
+
     /// The fraction of `split`'s points whose label is predicted correctly.
     pub fn accuracy(&self, split: &Split) -> Result<f64> {
         let labels = labels_of(split, "split")?;
@@ -297,6 +321,17 @@ fn labels_of<'a>(split: &'a Split, which: &str) -> Result<&'a [u8]> {
             format!("the {which} split has no class labels: the feature classifier needs a labelled data set (digits)"),
         )
     })
+}
+
+/// What the classifier makes of a set of points (see [`Classifier::assess`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Assessment {
+    /// Penultimate activations, n × feature_dim, row-major.
+    pub features: Vec<f32>,
+    /// Predicted labels.
+    pub labels: Vec<u8>,
+    /// Top-class probabilities.
+    pub confidence: Vec<f64>,
 }
 
 /// Trains a classifier on `train` and returns it with its accuracy on `heldout`.

@@ -28,6 +28,12 @@ pub enum Purpose {
     Evaluation = 8,
     /// Initialisation and minibatches of the feature classifier (FID analogue).
     Classifier = 9,
+    /// Bootstrap resamples of the sample-quality intervals.
+    Bootstrap = 10,
+    /// The independent real set of the noise-floor row (draws from an exact target).
+    Floor = 11,
+    /// Reference draws from an empirical (smoothed training-set) target.
+    Reference = 12,
 }
 
 /// The random stream of `seed` for `purpose`.

@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::{DataKind, DataShape, DataSpec};
+use crate::data::{DataKind, DataShape, DataSpec, Dataset, Split};
 use crate::error::{Error, Result};
-use crate::model::{Architecture, MlpConfig, UnetConfig, UnetSpec};
+use crate::model::{Architecture, EmpiricalMixture, MlpConfig, UnetConfig, UnetSpec};
 use crate::schedule::{BetaSchedule, Schedule};
 use crate::train::TrainSpec;
 
@@ -48,7 +48,8 @@ fn default_device() -> String {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ModelKind {
-    /// The exact ε* of a Gaussian-mixture data set.
+    /// The exact ε*: of the data's Gaussian mixture (gaussian_mixture, grid25), or of the
+    /// training split smoothed by N(0, std²) (any other data set with a training split).
     Oracle,
     /// A residual MLP.
     Mlp,
@@ -62,6 +63,10 @@ pub enum ModelKind {
 pub struct ModelSpec {
     /// oracle | mlp | unet.
     pub kind: ModelKind,
+    /// oracle on a data set that is not a Gaussian mixture: the kernel width h of the
+    /// smoothed training set (default [`DEFAULT_EMPIRICAL_STD`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub std: Option<f64>,
     /// mlp: hidden width.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hidden: Option<usize>,
@@ -102,6 +107,26 @@ pub struct ModelSpec {
     pub checkpoint: Option<PathBuf>,
 }
 
+/// The default kernel width h of the empirical oracle, on the [−1, 1] data scale: a
+/// tenth of the range, about 1.6 grey levels of the 8×8 digits (whose 17 levels are
+/// 0.125 apart). Much smaller than the distance between training digits (median nearest
+/// neighbour ≈ 4.5 in 64 dimensions), so samples still look like digits, yet large
+/// enough that the target is a smooth density and not the training set itself (h = 0
+/// memorises: every sample lands on a training point).
+pub const DEFAULT_EMPIRICAL_STD: f64 = 0.2;
+
+/// Which exact ε* an `oracle` model is.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum OracleKind {
+    /// The data's own Gaussian mixture.
+    Mixture,
+    /// The training split smoothed by N(0, std² I).
+    Empirical {
+        /// The kernel width h.
+        std: f64,
+    },
+}
+
 const MLP_KEYS: [&str; 4] = ["hidden", "blocks", "time_dim", "layer_norm"];
 const UNET_KEYS: [&str; 6] = [
     "base_channels",
@@ -115,6 +140,7 @@ const UNET_KEYS: [&str; 6] = [
 impl ModelSpec {
     fn present(&self) -> Vec<&'static str> {
         let keys = [
+            ("std", self.std.is_some()),
             ("hidden", self.hidden.is_some()),
             ("blocks", self.blocks.is_some()),
             ("time_dim", self.time_dim.is_some()),
@@ -171,7 +197,7 @@ impl ModelSpec {
             return Ok(None);
         }
         let allowed: Vec<&str> = match self.kind {
-            ModelKind::Oracle => vec![],
+            ModelKind::Oracle => vec!["std"],
             ModelKind::Mlp => MLP_KEYS.iter().chain(&["train", "checkpoint"]).copied().collect(),
             ModelKind::Unet => UNET_KEYS.iter().chain(&["train", "checkpoint"]).copied().collect(),
         };
@@ -361,14 +387,75 @@ impl ExperimentConfig {
                 ),
             });
         }
-        if self.model.kind == ModelKind::Oracle && self.data.mixture()?.is_none() {
-            return Err(Error::Invalid {
-                field: "model.kind".into(),
-                message: "oracle needs Gaussian-mixture data (data.kind gaussian_mixture or grid25); use mlp or unet"
-                    .into(),
-            });
-        }
+        self.oracle_kind()?;
         Ok(())
+    }
+
+    /// Which oracle `model.kind: oracle` is (`None` for trained models), after checking
+    /// that it fits the data: the mixture's own for mixture data (no `std`), the smoothed
+    /// training split otherwise (which needs a training split).
+    pub fn oracle_kind(&self) -> Result<Option<OracleKind>> {
+        if self.model.kind != ModelKind::Oracle {
+            return Ok(None);
+        }
+        let invalid = |field: &str, message: String| Error::Invalid {
+            field: field.into(),
+            message,
+        };
+        if self.data.mixture()?.is_some() {
+            if self.model.std.is_some() {
+                return Err(invalid(
+                    "model.std",
+                    "the data are a Gaussian mixture, whose own std the oracle uses: remove `model.std` \
+                     (it is the kernel width of the empirical oracle of other data sets)"
+                        .into(),
+                ));
+            }
+            return Ok(Some(OracleKind::Mixture));
+        }
+        if self.data.kind == DataKind::Images {
+            return Err(invalid(
+                "model.kind",
+                "oracle needs a training split (its ε* is that of the smoothed training set); \
+                 data kind images has none: use mlp or unet with a checkpoint"
+                    .into(),
+            ));
+        }
+        let std = self.model.std.unwrap_or(DEFAULT_EMPIRICAL_STD);
+        if !(std.is_finite() && std >= 0.0) {
+            return Err(invalid(
+                "model.std",
+                format!("{std}: the kernel width must be finite and at least 0 (0: the training set itself)"),
+            ));
+        }
+        Ok(Some(OracleKind::Empirical { std }))
+    }
+
+    /// The data set of the experiment. For the empirical oracle the target distribution
+    /// is the smoothed training set, so the held-out split is replaced by as many draws
+    /// from it (each labelled with its training point's label): reconstruction inputs,
+    /// noise floor and held-out loss then all come from the exact target.
+    pub fn load_data(&self) -> Result<Dataset> {
+        let mut data = self.data.load(self.seed)?;
+        if let Some(OracleKind::Empirical { std }) = self.oracle_kind()? {
+            let mixture = self.empirical_mixture(&data, std)?;
+            let mut rng = crate::rng::stream(self.seed, crate::rng::Purpose::HeldoutData);
+            let (values, picked) = mixture.sample_indexed(data.heldout.len(), &mut rng);
+            data.heldout = Split {
+                values,
+                labels: data.train.labels.as_ref().map(|l| picked.iter().map(|&i| l[i]).collect()),
+                shape: data.train.shape,
+            };
+        }
+        Ok(data)
+    }
+
+    /// The smoothed training set of the empirical oracle.
+    pub fn empirical_mixture(&self, data: &Dataset, std: f64) -> Result<EmpiricalMixture> {
+        EmpiricalMixture::new(&data.train.values, data.shape().numel(), std).map_err(|e| Error::Invalid {
+            field: "model.std".into(),
+            message: e.to_string(),
+        })
     }
 
     /// The shape of one data point (without generating the data).

@@ -6,9 +6,12 @@ use std::collections::BTreeMap;
 
 use crate::classifier::Classifier;
 use crate::error::Result;
+use rayon::prelude::*;
+
+use crate::metrics::bootstrap::{gather, weighted_mean, Bootstrap};
 use crate::metrics::{
-    component_masses, frechet, histogram, mass_error, median_bandwidth_of, mmd2_unbiased, mse_unit, psnr,
-    sliced_wasserstein, tv_to_uniform, Gaussian,
+    component_of, mass_error, median_bandwidth_of, mmd2_unbiased, mse_unit, nearest_distances, psnr,
+    sliced_wasserstein, tv_to_uniform, Gaussian, KernelMatrices, Rooted,
 };
 use crate::model::oracle::GaussianMixture;
 use crate::store::MetricRow;
@@ -37,92 +40,250 @@ pub mod names {
     pub const LABEL_TV: &str = "label_tv";
     /// Total variation between component masses of the samples and the true weights.
     pub const MASS_ERROR: &str = "mass_error";
+    /// Mean top-class probability the classifier gives the samples (an Inception-Score analogue).
+    pub const CONFIDENCE: &str = "confidence";
+    /// Mean distance from each sample to its nearest training point ÷ the same for the
+    /// floor set (1: as far as unseen real data; → 0: copies of training points).
+    pub const NN_RATIO: &str = "nn_ratio";
 }
 
-/// A classifier and the feature Gaussian of the reference data.
-pub struct FeatureSpace {
-    /// The trained classifier.
-    pub classifier: Classifier,
-    /// The Gaussian fitted to the reference data's features.
-    pub reference: Gaussian,
+/// The real sets a sweep's samples are compared with (see [`super::target`]).
+#[derive(Debug, Clone)]
+pub struct Comparison {
+    /// The reference set of every distance (FD, MMD², SWD, the FID analogue).
+    pub reference: Vec<f32>,
+    /// An independent real set of (at most) the generated size: the noise floor, and
+    /// the denominator of the memorisation ratio.
+    pub floor: Option<Vec<f32>>,
+    /// The training points (memorisation); empty when the data set has none.
+    pub train: Vec<f32>,
 }
 
-/// Sample statistics against a fixed reference set (the held-out split).
+/// The reference side of the Fréchet distances, prepared once: its Gaussian with Σ^{1/2},
+/// and the same for each bootstrap resample of it.
+struct FrechetReference {
+    full: Rooted,
+    replicates: Vec<Rooted>,
+}
+
+impl FrechetReference {
+    fn new(reference: &[f32], d: usize, boot: Option<&Bootstrap>) -> Result<Self> {
+        let n = crate::metrics::rows_checked(reference, d, "reference")?;
+        let replicates = match boot {
+            Some(b) => b
+                .reference_counts(n)
+                .par_iter()
+                .map(|c| Rooted::new(&Gaussian::fit_counted(reference, d, c)))
+                .collect::<Result<Vec<_>>>()?,
+            None => Vec::new(),
+        };
+        Ok(Self {
+            full: Rooted::new(&Gaussian::fit(reference, d)?)?,
+            replicates,
+        })
+    }
+}
+
+/// The classifier, with the reference side of the FID analogue.
+struct FeatureSpace {
+    classifier: Classifier,
+    reference: FrechetReference,
+}
+
+/// Sample statistics against a fixed [`Comparison`], each with its bootstrap interval.
 pub struct SampleStats {
     d: usize,
-    reference: Vec<f32>,
-    reference_gaussian: Gaussian,
+    comparison: Comparison,
+    reference: FrechetReference,
     /// RBF bandwidth of MMD², fixed once by the median heuristic on the reference data.
     bandwidth: f64,
     projections: usize,
     seed: u64,
+    bootstrap: Option<Bootstrap>,
     mixture: Option<GaussianMixture>,
     features: Option<FeatureSpace>,
+    /// Nearest-training-point distances of the floor set.
+    floor_nearest: Option<Vec<f64>>,
 }
 
+/// A value and, when intervals are on, its `_lo` / `_hi` ends.
+type Named = Vec<(String, f64)>;
+
 impl SampleStats {
-    /// Statistics against `reference` (rows of `d` values).
+    /// Statistics against `comparison` (rows of `d` values); `bootstrap` `None`: no intervals.
     pub fn new(
-        reference: Vec<f32>,
+        comparison: Comparison,
         d: usize,
         projections: usize,
         seed: u64,
+        bootstrap: Option<Bootstrap>,
         mixture: Option<GaussianMixture>,
-        features: Option<FeatureSpace>,
+        classifier: Option<Classifier>,
     ) -> Result<Self> {
+        let features = match classifier {
+            Some(classifier) => {
+                let feats = classifier.assess(&comparison.reference)?.features;
+                Some(FeatureSpace {
+                    reference: FrechetReference::new(&feats, classifier.feature_dim(), bootstrap.as_ref())?,
+                    classifier,
+                })
+            }
+            None => None,
+        };
+        let floor_nearest = match (&comparison.floor, comparison.train.is_empty()) {
+            (Some(f), false) => Some(nearest_distances(f, &comparison.train, d)?),
+            _ => None,
+        };
         Ok(Self {
-            reference_gaussian: Gaussian::fit(&reference, d)?,
-            bandwidth: median_bandwidth_of(&reference, d)?,
-            reference,
+            reference: FrechetReference::new(&comparison.reference, d, bootstrap.as_ref())?,
+            bandwidth: median_bandwidth_of(&comparison.reference, d)?,
+            comparison,
             d,
             projections,
             seed,
+            bootstrap,
             mixture,
             features,
+            floor_nearest,
         })
     }
 
-    /// Every sample statistic of `samples` (rows of `d` values). The families are
-    /// independent, so they run concurrently (each is deterministic on its own).
+    /// The real sets compared with.
+    pub fn comparison(&self) -> &Comparison {
+        &self.comparison
+    }
+
+    /// Every sample statistic of `samples` (rows of `d` values) with its interval. The
+    /// families are independent, so they run concurrently (each is deterministic).
     pub fn measure(&self, samples: &[f32]) -> Result<BTreeMap<String, f64>> {
-        let (raw, (swd, (mix, features))) = rayon::join(
-            || self.raw_distances(samples),
+        let n = crate::metrics::rows_checked(samples, self.d, "samples")?;
+        let (raw, (swd, (mix, (features, nearest)))) = rayon::join(
+            || self.raw_distances(samples, n),
             || {
                 rayon::join(
-                    || sliced_wasserstein(samples, &self.reference, self.d, self.projections, self.seed),
-                    || rayon::join(|| self.mixture_stats(samples), || self.feature_stats(samples)),
+                    || self.swd(samples, n),
+                    || {
+                        rayon::join(
+                            || self.mixture_stats(samples, n),
+                            || rayon::join(|| self.feature_stats(samples, n), || self.memorisation(samples, n)),
+                        )
+                    },
                 )
             },
         );
-        let mut m: BTreeMap<String, f64> = raw?.into_iter().collect();
-        m.insert(names::SWD.into(), swd?);
-        m.extend(mix?);
-        m.extend(features?);
+        let mut m = BTreeMap::new();
+        for family in [raw, swd, mix, features, nearest] {
+            m.extend(family?);
+        }
         Ok(m)
     }
 
+    /// The noise-floor row: the same statistics of the floor set (independent real data
+    /// against the same reference), `None` when the data set has no independent split.
+    pub fn floor(&self) -> Result<Option<BTreeMap<String, f64>>> {
+        self.comparison.floor.as_ref().map(|f| self.measure(f)).transpose()
+    }
+
+    /// `name` = `value`, plus `name_lo` / `name_hi` from `stat` over the bootstrap
+    /// replicates (n generated rows, m reference rows).
+    fn with_interval<F>(&self, name: &str, value: f64, n: usize, m: usize, stat: F) -> Result<Named>
+    where
+        F: Fn(usize, &[u32], &[u32]) -> Result<f64> + Sync,
+    {
+        let mut out = vec![(name.to_string(), value)];
+        if let Some(b) = &self.bootstrap {
+            if let Some(i) = b.interval(value, n, m, stat)? {
+                out.push((format!("{name}{LO}"), i.lo));
+                out.push((format!("{name}{HI}"), i.hi));
+            }
+        }
+        Ok(out)
+    }
+
     /// Fréchet distance and MMD² in data space.
-    fn raw_distances(&self, samples: &[f32]) -> Result<Vec<(String, f64)>> {
-        let fd = frechet(&Gaussian::fit(samples, self.d)?, &self.reference_gaussian)?;
-        let mmd = mmd2_unbiased(samples, &self.reference, self.d, Some(self.bandwidth))?.value;
-        Ok(vec![(names::FD.into(), fd), (names::MMD2.into(), mmd)])
+    fn raw_distances(&self, samples: &[f32], n: usize) -> Result<Named> {
+        let (d, reference) = (self.d, &self.comparison.reference);
+        let m = reference.len() / d;
+        let fd = self.reference.full.frechet(&Gaussian::fit(samples, d)?)?;
+        let mut out = self.with_interval(names::FD, fd, n, m, |b, cx, _| {
+            self.reference.replicates[b].frechet(&Gaussian::fit_counted(samples, d, cx))
+        })?;
+        let mmd = mmd2_unbiased(samples, reference, d, Some(self.bandwidth))?;
+        match (&self.bootstrap, KernelMatrices::new(samples, reference, d, self.bandwidth)?) {
+            (Some(_), Some(k)) => out.extend(self.with_interval(names::MMD2, mmd.value, n, m, |_, cx, cy| {
+                Ok(k.mmd2(cx, cy))
+            })?),
+            (Some(_), None) if mmd.blocks > 1 => {
+                // Beyond one block: the normal interval of the block estimator's spread.
+                let half = 1.959964 * mmd.block_se;
+                out.extend([
+                    (names::MMD2.to_string(), mmd.value),
+                    (format!("{}{LO}", names::MMD2), mmd.value - half),
+                    (format!("{}{HI}", names::MMD2), mmd.value + half),
+                ]);
+            }
+            _ => out.push((names::MMD2.into(), mmd.value)),
+        }
+        Ok(out)
+    }
+
+    /// Sliced Wasserstein-2 (the same directions in every replicate).
+    fn swd(&self, samples: &[f32], n: usize) -> Result<Named> {
+        let (d, reference) = (self.d, &self.comparison.reference);
+        let value = sliced_wasserstein(samples, reference, d, self.projections, self.seed)?;
+        self.with_interval(names::SWD, value, n, reference.len() / d, |_, cx, cy| {
+            sliced_wasserstein(&gather(samples, d, cx), &gather(reference, d, cy), d, self.projections, self.seed)
+        })
     }
 
     /// The component-mass error (mixture data only).
-    fn mixture_stats(&self, samples: &[f32]) -> Result<Vec<(String, f64)>> {
+    fn mixture_stats(&self, samples: &[f32], n: usize) -> Result<Named> {
         let Some(mix) = &self.mixture else { return Ok(vec![]) };
-        let masses = component_masses(samples, self.d, mix)?;
-        Ok(vec![(names::MASS_ERROR.into(), mass_error(&masses, mix.weights())?)])
+        let assigned = component_of(samples, self.d, mix)?;
+        let error = |c: &[u32]| mass_error(&weighted_histogram(&assigned, c, mix.components()), mix.weights());
+        self.with_interval(names::MASS_ERROR, error(&vec![1; n])?, n, 2, |_, cx, _| error(cx))
     }
 
-    /// The FID analogue and the label histogram (labelled image data only).
-    fn feature_stats(&self, samples: &[f32]) -> Result<Vec<(String, f64)>> {
+    /// The FID analogue, the label histogram and the classifier's confidence (labelled
+    /// image data only).
+    fn feature_stats(&self, samples: &[f32], n: usize) -> Result<Named> {
         let Some(f) = &self.features else { return Ok(vec![]) };
-        let feats = f.classifier.features_host(samples)?;
-        let fd = frechet(&Gaussian::fit(&feats, f.classifier.feature_dim())?, &f.reference)?;
-        let labels = f.classifier.predict(samples)?;
-        let tv = tv_to_uniform(&histogram(&labels, f.classifier.classes())?);
-        Ok(vec![(names::FD_CLASSIFIER.into(), fd), (names::LABEL_TV.into(), tv)])
+        let k = f.classifier.feature_dim();
+        let m = self.comparison.reference.len() / self.d;
+        let a = f.classifier.assess(samples)?;
+        let classes = f.classifier.classes();
+        let ones = vec![1; n];
+        let fd = f.reference.full.frechet(&Gaussian::fit(&a.features, k)?)?;
+        let tv = |c: &[u32]| -> Result<f64> {
+            let labels: Vec<usize> = a.labels.iter().map(|&l| l as usize).collect();
+            Ok(tv_to_uniform(&weighted_histogram(&labels, c, classes)))
+        };
+        let mut out = self.with_interval(names::FD_CLASSIFIER, fd, n, m, |b, cx, _| {
+            f.reference.replicates[b].frechet(&Gaussian::fit_counted(&a.features, k, cx))
+        })?;
+        out.extend(self.with_interval(names::LABEL_TV, tv(&ones)?, n, 2, |_, cx, _| tv(cx))?);
+        out.extend(self.with_interval(
+            names::CONFIDENCE,
+            weighted_mean(&a.confidence, &ones),
+            n,
+            2,
+            |_, cx, _| Ok(weighted_mean(&a.confidence, cx)),
+        )?);
+        Ok(out)
+    }
+
+    /// Mean distance to the nearest training point, relative to the floor set's.
+    fn memorisation(&self, samples: &[f32], n: usize) -> Result<Named> {
+        let Some(floor) = &self.floor_nearest else { return Ok(vec![]) };
+        let near = nearest_distances(samples, &self.comparison.train, self.d)?;
+        let ratio = |cx: &[u32], cy: &[u32]| weighted_mean(&near, cx) / weighted_mean(floor, cy);
+        self.with_interval(
+            names::NN_RATIO,
+            ratio(&vec![1; n], &vec![1; floor.len()]),
+            n,
+            floor.len(),
+            |_, cx, cy| Ok(ratio(cx, cy)),
+        )
     }
 
     /// The names `measure` fills (NaN placeholders for a diverged point).
@@ -132,10 +293,29 @@ impl SampleStats {
             v.push(names::MASS_ERROR);
         }
         if self.features.is_some() {
-            v.extend([names::FD_CLASSIFIER, names::LABEL_TV]);
+            v.extend([names::FD_CLASSIFIER, names::LABEL_TV, names::CONFIDENCE]);
+        }
+        if self.floor_nearest.is_some() {
+            v.push(names::NN_RATIO);
         }
         v
     }
+}
+
+/// Suffix of an interval's lower end column.
+pub const LO: &str = "_lo";
+/// Suffix of an interval's upper end column.
+pub const HI: &str = "_hi";
+
+/// Σ of `counts` per class of `class_of` (each row's class), as fractions.
+fn weighted_histogram(class_of: &[usize], counts: &[u32], classes: usize) -> Vec<f64> {
+    let mut h = vec![0.0; classes];
+    for (&k, &c) in class_of.iter().zip(counts) {
+        h[k] += c as f64;
+    }
+    let total: f64 = h.iter().sum();
+    h.iter_mut().for_each(|v| *v /= total);
+    h
 }
 
 /// MSE on the [0, 1] scale and PSNR of `a` against `b`, under `mse_name` / `psnr_name`.

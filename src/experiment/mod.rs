@@ -5,6 +5,7 @@ pub mod measure;
 pub mod plan;
 pub mod runner;
 pub mod sweep;
+pub mod target;
 pub mod training;
 
 pub use config::{ExperimentConfig, ModelKind, ModelSpec, ScheduleSpec};

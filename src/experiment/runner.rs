@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use crate::classifier::{load_or_train, ClassifierSpec};
 use crate::data::{DataShape, Dataset};
 use crate::error::{Error, Result};
-use crate::metrics::Gaussian;
+use crate::metrics::bootstrap::Bootstrap;
 use crate::model::EpsModel;
 use crate::progress::Progress;
 use crate::rng::{item_normals, Purpose};
@@ -29,7 +29,7 @@ use crate::store::table::write_tables;
 use crate::store::{write_atomic, MetricRow, PointArrays, Reconstruction};
 
 use super::config::ExperimentConfig;
-use super::measure::{distance, exact_flow, names, share_reconstruction, FeatureSpace, SampleStats};
+use super::measure::{distance, exact_flow, names, share_reconstruction, SampleStats};
 use super::plan::{Plan, Point};
 use super::sweep::{EtaSpec, MetricKind};
 use super::training::fingerprint;
@@ -78,6 +78,13 @@ pub struct Manifest {
     pub store_seconds: f64,
     /// Held-out accuracy of the feature classifier (image data with labels).
     pub classifier_accuracy: Option<f64>,
+    /// L_simple of the model on the held-out split (the same noised points for every
+    /// model of the same data), when the data set has one.
+    #[serde(default)]
+    pub heldout_loss: Option<f64>,
+    /// What the samples were compared with (reference set and noise floor).
+    #[serde(default)]
+    pub compared_with: String,
     /// Points run at once.
     pub jobs: usize,
     /// Per point: id, wall time, model time, NFE, diverged, whether it was reused.
@@ -490,6 +497,45 @@ fn reference_id(tau: &Tau) -> String {
     format!("reference_{}_S{}", tau.kind(), tau.steps())
 }
 
+/// The file of the noise-floor row in a results folder.
+pub const NOISE_FLOOR_FILE: &str = "noise_floor.json";
+
+/// The noise-floor row: every sample statistic between an independent real set and the
+/// reference (what a perfect sampler would score at this sample size).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct NoiseFloor {
+    /// What the reference and the floor set are.
+    pub compared_with: String,
+    /// The metrics (with `_lo` / `_hi`); empty without sample statistics or a floor set.
+    pub metrics: BTreeMap<String, f64>,
+}
+
+impl NoiseFloor {
+    fn measure(stats: Option<&SampleStats>, compared_with: &str) -> Result<Self> {
+        Ok(Self {
+            compared_with: compared_with.to_string(),
+            metrics: match stats {
+                Some(s) => s.floor()?.unwrap_or_default(),
+                None => BTreeMap::new(),
+            },
+        })
+    }
+
+    /// The floor saved in results folder `out` (an empty one when the file is missing,
+    /// e.g. a folder from before floors existed).
+    pub fn load(out: &Path) -> Result<Self> {
+        let path = out.join(NOISE_FLOOR_FILE);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => serde_json::from_str(&text).map_err(|e| Error::Io {
+                path: path.display().to_string(),
+                message: e.to_string(),
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
+            Err(e) => Err(Error::io(&path, e)),
+        }
+    }
+}
+
 /// The outcome of a sweep.
 #[derive(Debug, Clone)]
 pub struct SweepOutcome {
@@ -533,28 +579,29 @@ pub fn run_sweep(
         _ => None,
     };
     let classifier_accuracy = classifier.as_ref().map(|c| c.heldout_accuracy);
+    let (comparison, compared_with) = super::target::comparison(cfg, data, plan.samples)?;
     let stats = if wants(MetricKind::SampleStats) {
-        let features = match classifier {
-            Some(c) => {
-                let feats = c.classifier.features_host(&data.heldout.values)?;
-                Some(FeatureSpace {
-                    reference: Gaussian::fit(&feats, c.classifier.feature_dim())?,
-                    classifier: c.classifier,
-                })
-            }
-            None => None,
+        let bootstrap = match cfg.sweep.bootstrap {
+            0 => None,
+            b => Some(Bootstrap::new(b, cfg.seed)?),
         };
         Some(SampleStats::new(
-            data.heldout.values.clone(),
+            comparison,
             d,
             cfg.sweep.projections,
             cfg.seed,
+            bootstrap,
             data.mixture.clone(),
-            features,
+            classifier.map(|c| c.classifier),
         )?)
     } else {
         None
     };
+    let floor = NoiseFloor::measure(stats.as_ref(), &compared_with)?;
+    write_atomic(
+        &out.join(NOISE_FLOOR_FILE),
+        serde_json::to_string_pretty(&floor).expect("serialisable").as_bytes(),
+    )?;
     let ctx = Context {
         model,
         schedule: cfg.schedule.build()?,
@@ -723,6 +770,17 @@ pub fn run_sweep(
         reference_seconds,
         store_seconds,
         classifier_accuracy,
+        heldout_loss: match data.heldout.len() {
+            0 => None,
+            _ => Some(super::training::heldout_loss(
+                model,
+                data,
+                &ctx.schedule,
+                cfg.seed,
+                device.0,
+            )?),
+        },
+        compared_with: floor.compared_with.clone(),
         jobs: opts.jobs,
         points,
     };
@@ -802,7 +860,7 @@ pub fn sweep_experiment(cfg: &ExperimentConfig, opts: &SweepOptions) -> Result<S
             );
         }
     }
-    let data = cfg.data.load(cfg.seed)?;
+    let data = cfg.load_data()?;
     let model = super::training::load_model(cfg, &opts.out, &device)?;
     run_sweep(cfg, model.as_ref(), &data, (&device, &described), opts)
 }

@@ -137,6 +137,13 @@ pub struct SweepSpec {
     /// Sample files to write per point under `exports/` (image data only; default none).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub export: Vec<ExportFormat>,
+    /// Bootstrap replicates behind each sample-quality metric's 95 % interval (0: none).
+    #[serde(default = "default_bootstrap")]
+    pub bootstrap: usize,
+}
+
+fn default_bootstrap() -> usize {
+    200
 }
 
 fn default_steps() -> Vec<usize> {
@@ -188,6 +195,7 @@ impl Default for SweepSpec {
             trajectory_samples: 0,
             projections: default_projections(),
             export: Vec::new(),
+            bootstrap: default_bootstrap(),
         }
     }
 }
@@ -253,6 +261,12 @@ impl SweepSpec {
             return Err(invalid(
                 "samples",
                 "must be at least 2 (sample statistics fit covariances)".into(),
+            ));
+        }
+        if self.bootstrap == 1 {
+            return Err(invalid(
+                "bootstrap",
+                "1 replicate gives no interval: use at least 2 (200 is the default), or 0 for none".into(),
             ));
         }
         if self.reconstruction_samples == Some(0) {

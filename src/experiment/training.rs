@@ -8,12 +8,12 @@ use candle_core::Device;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::config::{ExperimentConfig, ModelKind, ScheduleSpec};
+use super::config::{ExperimentConfig, ModelKind, OracleKind, ScheduleSpec};
 use crate::data::{DataShape, DataSpec, Dataset};
 use crate::error::{Error, Result};
 use crate::model::checkpoint::{load_into, named_tensors, read, save_atomic};
 use crate::model::diffusers::{load_diffusers, CONFIG_FILE};
-use crate::model::{Architecture, EpsModel, MixtureOracle, Network};
+use crate::model::{Architecture, EmpiricalOracle, EpsModel, MixtureOracle, Network};
 use crate::progress::Progress;
 use crate::store::write_atomic;
 use crate::train::{eval_loss, TrainSpec, Trainer};
@@ -145,7 +145,7 @@ pub fn train_experiment(
     } else if let Some(card) = finished_card(&paths, &want)? {
         return Ok(TrainOutcome::Reused(card));
     }
-    let dataset = cfg.data.load(cfg.seed)?;
+    let dataset = cfg.load_data()?;
     let schedule = cfg.schedule.build()?;
     let net = Network::new(&arch, cfg.seed, device.0)?;
     let trainer = Trainer {
@@ -203,9 +203,16 @@ pub fn heldout_loss(
 /// The ε-model of `cfg`: the exact oracle, the diffusers folder or network file at
 /// `model.checkpoint`, or the network trained by `ddimlab train` under `out_dir`.
 pub fn load_model(cfg: &ExperimentConfig, out_dir: &Path, device: &Device) -> Result<Box<dyn EpsModel>> {
-    if cfg.model.kind == ModelKind::Oracle {
-        let mixture = cfg.data.mixture()?.expect("validated: oracle data is a mixture");
-        return Ok(Box::new(MixtureOracle::new(mixture, cfg.schedule.build()?)));
+    match cfg.oracle_kind()? {
+        Some(OracleKind::Mixture) => {
+            let mixture = cfg.data.mixture()?.expect("validated: oracle data is a mixture");
+            return Ok(Box::new(MixtureOracle::new(mixture, cfg.schedule.build()?)));
+        }
+        Some(OracleKind::Empirical { std }) => {
+            let mixture = cfg.empirical_mixture(&cfg.data.load(cfg.seed)?, std)?;
+            return Ok(Box::new(EmpiricalOracle::new(mixture, cfg.schedule.build()?)));
+        }
+        None => {}
     }
     if let Some(dir) = cfg.model.diffusers_dir() {
         let (config, net) = load_diffusers(dir, device)?;

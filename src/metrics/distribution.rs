@@ -34,29 +34,36 @@ impl Gaussian {
     /// of `x` (n × `d`, row-major).
     pub fn fit(x: &[f32], d: usize) -> Result<Gaussian> {
         let n = rows(x, d, "x", 2)?;
+        Ok(Self::fit_counted(x, d, &vec![1; n]))
+    }
+
+    /// [`Gaussian::fit`] of a resample given as a count per row of `x` (row i taken
+    /// `counts[i]` times, Σ counts ≥ 2): the same numbers as fitting the copied rows.
+    /// `x` must already be validated (whole rows, finite).
+    pub fn fit_counted(x: &[f32], d: usize, counts: &[u32]) -> Gaussian {
+        let total: f64 = counts.iter().map(|&c| c as f64).sum();
         let mut mean = vec![0.0; d];
-        for row in x.chunks(d) {
+        for (row, &c) in x.chunks(d).zip(counts) {
             for (m, v) in mean.iter_mut().zip(row) {
-                *m += *v as f64;
+                *m += c as f64 * *v as f64;
             }
         }
-        mean.iter_mut().for_each(|m| *m /= n as f64);
-        let mut cov = vec![0.0; d * d];
-        for row in x.chunks(d) {
-            let c: Vec<f64> = row.iter().zip(&mean).map(|(v, m)| *v as f64 - m).collect();
-            for i in 0..d {
-                for j in i..d {
-                    cov[i * d + j] += c[i] * c[j];
-                }
-            }
-        }
+        mean.iter_mut().for_each(|m| *m /= total);
+        // Σ = Aᵀ A / (N − 1) with row i of A = √c_i (x_i − μ): one matrix product.
+        let kept: Vec<(&[f32], u32)> = x.chunks(d).zip(counts.iter().copied()).filter(|(_, c)| *c > 0).collect();
+        let a = DMatrix::from_fn(kept.len(), d, |i, j| {
+            let (row, c) = kept[i];
+            (c as f64).sqrt() * (row[j] as f64 - mean[j])
+        });
+        let cov = a.tr_mul(&a) / (total - 1.0);
+        let mut flat = vec![0.0; d * d];
         for i in 0..d {
-            for j in i..d {
-                cov[i * d + j] /= (n - 1) as f64;
-                cov[j * d + i] = cov[i * d + j];
+            for j in 0..d {
+                // symmetric by construction up to round-off; keep the upper triangle
+                flat[i * d + j] = cov[(i.min(j), i.max(j))];
             }
         }
-        Ok(Gaussian { mean, cov })
+        Gaussian { mean, cov: flat }
     }
 
     /// The dimension d, after checking that the fields fit together and are finite.
@@ -88,21 +95,47 @@ impl Gaussian {
 /// zero by round-off taken as 0. Covariances with a clearly negative eigenvalue are an
 /// error; a result that is negative by round-off is returned as 0.
 pub fn frechet(a: &Gaussian, b: &Gaussian) -> Result<f64> {
-    let d = a.dim("a")?;
-    if b.dim("b")? != d {
-        return Err(Error::Shape(format!("a has d = {d} but b has d = {}", b.mean.len())));
+    Rooted::new(a)?.frechet(b)
+}
+
+/// A Gaussian with its Σ^{1/2} computed once, for many Fréchet distances against it
+/// (e.g. bootstrap replicates that share one side).
+#[derive(Debug, Clone)]
+pub struct Rooted {
+    mean: Vec<f64>,
+    sigma: DMatrix<f64>,
+    root: DMatrix<f64>,
+}
+
+impl Rooted {
+    /// Checks `a` and takes the square root of its covariance.
+    pub fn new(a: &Gaussian) -> Result<Self> {
+        let d = a.dim("a")?;
+        let sigma = symmetric(&a.cov, d);
+        Ok(Self {
+            root: psd_sqrt(&sigma, "a.cov")?,
+            mean: a.mean.clone(),
+            sigma,
+        })
     }
-    let (sa, sb) = (symmetric(&a.cov, d), symmetric(&b.cov, d));
-    let root_a = psd_sqrt(&sa, "a.cov")?;
-    psd_eigenvalues(sb.clone(), "b.cov")?;
-    let m = &root_a * &sb * &root_a;
-    let tr_root: f64 = SymmetricEigen::new((&m + m.transpose()) / 2.0)
-        .eigenvalues
-        .iter()
-        .map(|l| l.max(0.0).sqrt())
-        .sum();
-    let mean_term: f64 = a.mean.iter().zip(&b.mean).map(|(x, y)| (x - y).powi(2)).sum();
-    Ok((mean_term + sa.trace() + sb.trace() - 2.0 * tr_root).max(0.0))
+
+    /// [`frechet`] between this Gaussian (a) and `b`.
+    pub fn frechet(&self, b: &Gaussian) -> Result<f64> {
+        let d = self.mean.len();
+        if b.dim("b")? != d {
+            return Err(Error::Shape(format!("a has d = {d} but b has d = {}", b.mean.len())));
+        }
+        let sb = symmetric(&b.cov, d);
+        psd_eigenvalues(sb.clone(), "b.cov")?;
+        let m = &self.root * &sb * &self.root;
+        let tr_root: f64 = SymmetricEigen::new((&m + m.transpose()) / 2.0)
+            .eigenvalues
+            .iter()
+            .map(|l| l.max(0.0).sqrt())
+            .sum();
+        let mean_term: f64 = self.mean.iter().zip(&b.mean).map(|(x, y)| (x - y).powi(2)).sum();
+        Ok((mean_term + self.sigma.trace() + sb.trace() - 2.0 * tr_root).max(0.0))
+    }
 }
 
 /// [`frechet`] between the [`Gaussian::fit`]s of `x` and `y` (each n × `d`, n ≥ 2).
@@ -226,6 +259,78 @@ fn mmd2_block(x: &[Vec<f64>], y: &[Vec<f64>], h: f64) -> f64 {
         .iter()
         .sum();
     kxx / (m * (m - 1.0)) + kyy / (n * (n - 1.0)) - 2.0 * kxy / (m * n)
+}
+
+/// The RBF kernel matrices of two samples, for bootstrap replicates of the all-pairs
+/// estimator of [`mmd2_unbiased`] (each sample at most [`MMD_BLOCK`] rows): built once
+/// per pair of samples, each replicate is then three count-weighted quadratic forms.
+pub struct KernelMatrices {
+    n: usize,
+    m: usize,
+    kxx: Vec<f32>,
+    kyy: Vec<f32>,
+    kxy: Vec<f32>,
+}
+
+impl KernelMatrices {
+    /// k(u, v) = exp(−‖u − v‖² / (2h²)) over x × x, y × y and x × y; `None` when a sample
+    /// has more than [`MMD_BLOCK`] rows (the block estimator has no single matrix).
+    pub fn new(x: &[f32], y: &[f32], d: usize, h: f64) -> Result<Option<Self>> {
+        let (n, m) = (rows(x, d, "x", 2)?, rows(y, d, "y", 2)?);
+        if n > MMD_BLOCK || m > MMD_BLOCK {
+            return Ok(None);
+        }
+        let (x, y) = (to_f64_rows(x, d), to_f64_rows(y, d));
+        let gamma = 1.0 / (2.0 * h * h);
+        let gram = |a: &[Vec<f64>], b: &[Vec<f64>]| -> Vec<f32> {
+            a.par_iter()
+                .flat_map_iter(|u| b.iter().map(move |v| (-gamma * sq_dist(u, v)).exp() as f32))
+                .collect()
+        };
+        Ok(Some(Self {
+            n,
+            m,
+            kxx: gram(&x, &x),
+            kyy: gram(&y, &y),
+            kxy: gram(&x, &y),
+        }))
+    }
+
+    /// The unbiased MMD² of the resample that takes row i of x `cx[i]` times and row j
+    /// of y `cy[j]` times: pairs of distinct draws, Σ_{a≠b} k(x_{i_a}, x_{i_b}) =
+    /// cxᵀ Kxx cx − Σ_i cx_i k(x_i, x_i), and likewise for y; all ones give the
+    /// all-pairs estimate itself.
+    pub fn mmd2(&self, cx: &[u32], cy: &[u32]) -> f64 {
+        let quad = |k: &[f32], a: &[u32], b: &[u32], cols: usize| -> f64 {
+            a.iter()
+                .enumerate()
+                .filter(|(_, c)| **c > 0)
+                .map(|(i, &ci)| {
+                    let row = &k[i * cols..(i + 1) * cols];
+                    ci as f64 * row.iter().zip(b).map(|(kv, &cj)| *kv as f64 * cj as f64).sum::<f64>()
+                })
+                .sum()
+        };
+        let diag = |k: &[f32], c: &[u32], size: usize| -> f64 {
+            c.iter().enumerate().map(|(i, &ci)| ci as f64 * k[i * size + i] as f64).sum()
+        };
+        let (n, m) = (cx.iter().sum::<u32>() as f64, cy.iter().sum::<u32>() as f64);
+        let xx = quad(&self.kxx, cx, cx, self.n) - diag(&self.kxx, cx, self.n);
+        let yy = quad(&self.kyy, cy, cy, self.m) - diag(&self.kyy, cy, self.m);
+        let xy = quad(&self.kxy, cx, cy, self.m);
+        xx / (n * (n - 1.0)) + yy / (m * (m - 1.0)) - 2.0 * xy / (n * m)
+    }
+}
+
+/// The Euclidean distance from every row of `x` to its nearest row of `train` (both
+/// × `d`): how close samples come to the training points (memorisation).
+pub fn nearest_distances(x: &[f32], train: &[f32], d: usize) -> Result<Vec<f64>> {
+    rows(x, d, "x", 1)?;
+    rows(train, d, "train", 1)?;
+    let (x, train) = (to_f64_rows(x, d), to_f64_rows(train, d));
+    Ok(x.par_iter()
+        .map(|u| train.iter().map(|v| sq_dist(u, v)).fold(f64::INFINITY, f64::min).sqrt())
+        .collect())
 }
 
 /// Rows of f64 from a validated flat f32 sample.

@@ -10,19 +10,26 @@
 //! - [`mixture`]: component masses of samples under a known Gaussian mixture.
 //! - [`labels`]: class histograms and their total variation to uniform.
 
+pub mod bootstrap;
 pub mod distribution;
 pub mod labels;
 pub mod mixture;
 pub mod reconstruction;
 
 pub use distribution::{
-    frechet, frechet_distance, median_bandwidth_of, mmd2_unbiased, sliced_wasserstein, Gaussian, Mmd, MMD_BLOCK,
+    frechet, frechet_distance, median_bandwidth_of, mmd2_unbiased, nearest_distances, sliced_wasserstein, Gaussian,
+    KernelMatrices, Mmd, Rooted, MMD_BLOCK,
 };
 pub use labels::{histogram, tv_to_uniform};
-pub use mixture::{component_masses, mass_error};
+pub use mixture::{component_masses, component_of, mass_error};
 pub use reconstruction::{mse_unit, per_row_mse_unit, psnr};
 
 use crate::error::{Error, Result};
+
+/// The number of rows of `x` (at least 2; see [`rows`]), for callers outside this module.
+pub fn rows_checked(x: &[f32], d: usize, what: &str) -> Result<usize> {
+    rows(x, d, what, 2)
+}
 
 /// The number of rows of `x` (n × `d`, row-major), after checking that `d ≥ 1`, that `x`
 /// holds whole rows, at least `min_rows` of them, and only finite values.

@@ -7,6 +7,7 @@
 
 pub mod checkpoint;
 pub mod diffusers;
+pub mod empirical;
 pub mod layers;
 pub mod mlp;
 pub mod oracle;
@@ -21,6 +22,7 @@ use crate::data::DataShape;
 use crate::error::Result;
 
 pub use diffusers::load_diffusers;
+pub use empirical::{EmpiricalMixture, EmpiricalOracle};
 pub use mlp::{Mlp, MlpConfig};
 pub use oracle::{GaussianMixture, MixtureOracle};
 pub use unet::{Unet, UnetConfig, UnetSpec};

@@ -69,7 +69,7 @@ pub fn report(dir: &Path) -> Result<ReportSummary> {
         Some(m) => m.config_hash.clone(),
         None => results_hash(&cfg)?,
     };
-    let data = cfg.data.load(cfg.seed)?;
+    let data = cfg.load_data()?;
     let plan = Plan::new(&cfg, data.heldout.len())?;
     let (rows, missing) = saved_rows(dir, &plan, &hash)?;
     if rows.is_empty() {
