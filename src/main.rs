@@ -50,6 +50,19 @@ enum Command {
         /// The results folder (results/<name>).
         dir: PathBuf,
     },
+    /// Compare several results folders: the headline metric at S = 10, 20, 50 for η = 0, 1 and σ̂
+    /// of every model with intervals and noise floors, and which η each model's intervals single out.
+    Compare {
+        /// Results folders (results/<name>), in the order of the table.
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+        /// Where to write the Markdown.
+        #[arg(long, default_value = "results/compare.md")]
+        out: PathBuf,
+        /// Also replace the results section of this README (between its results markers).
+        #[arg(long)]
+        readme: Option<PathBuf>,
+    },
     /// Train the experiment's model into <out>/model.safetensors (+ model.json).
     Train {
         /// The experiment YAML.
@@ -143,6 +156,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             write_report(&opts.out)?;
         }
         Command::Report { dir } => write_report(&dir)?,
+        Command::Compare { dirs, out, readme } => {
+            let base = out.parent().unwrap_or(Path::new("")).to_path_buf();
+            let md = ddimlab::report::compare(&dirs, &base)?;
+            ddimlab::store::write_atomic(&out, format!("# Across models\n\n{md}").as_bytes())?;
+            eprintln!("comparison: {}", out.display());
+            if let Some(readme) = readme {
+                let readme_base = readme.parent().unwrap_or(Path::new("")).to_path_buf();
+                ddimlab::report::splice_readme(&readme, &ddimlab::report::compare(&dirs, &readme_base)?)?;
+                eprintln!("README results section: {}", readme.display());
+            }
+        }
         Command::Train {
             file,
             out,

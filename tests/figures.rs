@@ -82,6 +82,7 @@ fn sweep() -> Vec<Series> {
         .iter()
         .map(|&eta| Series {
             label: format!("η = {eta:.1}"),
+            band: vec![],
             points: steps
                 .iter()
                 .map(|&s: &f64| (s, 5.0 + 40.0 * eta / s.sqrt() + 30.0 / s))
@@ -129,10 +130,12 @@ fn line_chart_survives_nan_empty_and_extreme_data() {
     series[2].points.push((-5.0, 1.0)); // not drawable on a log x axis
     series.push(Series {
         label: "empty".into(),
+        band: vec![],
         points: vec![],
     });
     series.push(Series {
         label: "all NaN".into(),
+        band: vec![],
         points: vec![(f64::NAN, f64::NAN); 3],
     });
     let stem = out.stem("odd");
@@ -142,6 +145,7 @@ fn line_chart_survives_nan_empty_and_extreme_data() {
     let stem = out.stem("nothing");
     let nothing = vec![Series {
         label: "η = 1".into(),
+        band: vec![],
         points: vec![(f64::NAN, 1.0), (10.0, f64::NEG_INFINITY)],
     }];
     line_chart(&stem, "all NaN", "S", "error", &nothing, true, false).unwrap();
@@ -158,14 +162,17 @@ fn line_chart_survives_nan_empty_and_extreme_data() {
     let extreme = vec![
         Series {
             label: "huge".into(),
+            band: vec![],
             points: vec![(1.0, f64::MAX), (2.0, -f64::MAX), (3.0, 0.0)],
         },
         Series {
             label: "constant".into(),
+            band: vec![],
             points: vec![(5.0, 2.0), (5.0, 2.0)],
         },
         Series {
             label: "tiny".into(),
+            band: vec![],
             points: vec![(1e-300, 1e-300), (2e-300, 3e-300)],
         },
     ];

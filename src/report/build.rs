@@ -10,13 +10,15 @@ use polars::prelude::{Column, CsvWriter, DataFrame, SerWriter};
 use super::figures::{image_grid, line_chart, scatter_panels, Series};
 use super::findings::findings;
 use super::tables::{
-    ablation, clips, eta_by_steps, eta_label, etas, find, present, steps, taus, taus_by_steps, timing, MetricInfo,
-    Table, CONSISTENCY, CONSISTENCY_EXACT, RECON, SAMPLE_QUALITY,
+    ablation, clips, eta_by_steps, eta_label, etas, find, present, steps, taus, taus_by_steps, timing, with_floor,
+    MetricInfo, Table, CONSISTENCY, CONSISTENCY_EXACT, RECON, SAMPLE_QUALITY,
 };
 use crate::data::DataShape;
 use crate::error::{Error, Result};
 use crate::experiment::plan::Plan;
-use crate::experiment::runner::{results_hash, saved_rows, Manifest, INTERPOLATION_ID, INTERPOLATION_POINTS};
+use crate::experiment::runner::{
+    results_hash, saved_rows, Manifest, NoiseFloor, INTERPOLATION_ID, INTERPOLATION_POINTS,
+};
 use crate::experiment::ExperimentConfig;
 use crate::store::points::load_arrays;
 use crate::store::{write_atomic, MetricRow};
@@ -50,6 +52,14 @@ fn write_csv(table: &Table, path: &Path) -> Result<()> {
     for (j, name) in table.columns.iter().enumerate() {
         let values: Vec<Option<f64>> = table.rows.iter().map(|r| r.1[j]).collect();
         columns.push(Column::new(name.as_str().into(), values));
+        if !table.intervals.is_empty() {
+            for (suffix, end) in [("lo", false), ("hi", true)] {
+                let ends: Vec<Option<f64>> = (0..table.rows.len())
+                    .map(|i| table.interval(i, j).map(|iv| if end { iv.hi } else { iv.lo }))
+                    .collect();
+                columns.push(Column::new(format!("{name} {suffix}").into(), ends));
+            }
+        }
     }
     let mut df = DataFrame::new(table.rows.len(), columns).map_err(|e| Error::io(path, e))?;
     let mut bytes = Vec::new();
@@ -117,13 +127,26 @@ pub fn report(dir: &Path) -> Result<ReportSummary> {
                 .unwrap_or_default()
         );
     }
+    let floor = NoiseFloor::load(dir)?;
+    let compared_with = manifest
+        .as_ref()
+        .map(|m| m.compared_with.clone())
+        .filter(|c| !c.is_empty())
+        .unwrap_or_else(|| floor.compared_with.clone());
     let _ = writeln!(
         md,
-        "\nSample statistics compare generated samples with the {} held-out points; lower is better \
-         everywhere except PSNR. **Bold**: best cell of its column. †: NFE < S (the quadratic τ repeats \
-         timesteps at this S; repeats are dropped).\n",
-        data.heldout.len()
+        "\nSample statistics: {compared_with}. Lower is better except for PSNR and the classifier's \
+         confidence; nn_ratio is ideal at 1. Each value carries ± half its 95 % bootstrap interval \
+         ({} replicates over generated and reference samples; the exact ends are the `_lo` / `_hi` columns \
+         of metrics.parquet). The **noise floor** row is the same statistic between independent real data \
+         and the reference: no sampler can be told apart from real data below it at this sample size. \
+         **Bold**: the best cell of its column, only where its interval separates from every other row's. \
+         †: NFE < S (the quadratic τ repeats timesteps at this S; repeats are dropped).\n",
+        cfg.sweep.bootstrap
     );
+    if let Some(loss) = manifest.as_ref().and_then(|m| m.heldout_loss) {
+        let _ = writeln!(md, "Held-out L_simple of the model: {loss:.4}.\n");
+    }
     if !missing.is_empty() {
         let _ = writeln!(
             md,
@@ -135,7 +158,7 @@ pub fn report(dir: &Path) -> Result<ReportSummary> {
     }
 
     let _ = writeln!(md, "## What this run shows\n");
-    for f in findings(&rows) {
+    for f in findings(&rows, &floor.metrics) {
         let _ = writeln!(md, "- {f}");
     }
 
@@ -145,7 +168,11 @@ pub fn report(dir: &Path) -> Result<ReportSummary> {
     for &clip in &clip_values {
         for tau in taus(&rows) {
             for m in present(&rows, &SAMPLE_QUALITY) {
-                push_table(&mut md, &mut tables, eta_by_steps(&rows, &m, &tau, clip));
+                push_table(
+                    &mut md,
+                    &mut tables,
+                    with_floor(eta_by_steps(&rows, &m, &tau, clip), &m, &floor.metrics),
+                );
             }
         }
     }
@@ -185,7 +212,7 @@ pub fn report(dir: &Path) -> Result<ReportSummary> {
         }
     }
 
-    let figures = draw_figures(dir, &data, &rows, &figures_dir)?;
+    let figures = draw_figures(dir, &data, &rows, &floor.metrics, &figures_dir)?;
     let _ = writeln!(md, "## Figures\n");
     for f in &figures {
         let name = f
@@ -262,23 +289,35 @@ fn plot_label(eta: &str) -> String {
 }
 
 /// One line per table row: its cells against the sweep's S values (`steps`, the
-/// table's columns); missing cells are left out.
+/// table's columns), with its interval band where known; missing cells are left out.
 fn series(table: &Table, steps: &[usize]) -> Vec<Series> {
     table
         .rows
         .iter()
-        .map(|(label, cells)| Series {
+        .enumerate()
+        .map(|(i, (label, cells))| Series {
             label: plottable(label),
             points: steps
                 .iter()
                 .zip(cells)
                 .filter_map(|(&s, c)| Some((s as f64, (*c)?)))
                 .collect(),
+            band: steps
+                .iter()
+                .enumerate()
+                .filter_map(|(j, &s)| table.interval(i, j).map(|iv| (s as f64, iv.lo, iv.hi)))
+                .collect(),
         })
         .collect()
 }
 
-fn draw_figures(dir: &Path, data: &crate::data::Dataset, rows: &[MetricRow], out: &Path) -> Result<Vec<PathBuf>> {
+fn draw_figures(
+    dir: &Path,
+    data: &crate::data::Dataset,
+    rows: &[MetricRow],
+    floor: &std::collections::BTreeMap<String, f64>,
+    out: &Path,
+) -> Result<Vec<PathBuf>> {
     let mut figures = Vec::new();
     let clip = rows[0].clip_x0;
     for tau in taus(rows) {
@@ -289,7 +328,7 @@ fn draw_figures(dir: &Path, data: &crate::data::Dataset, rows: &[MetricRow], out
                 &format!("{} — {tau} τ", m.label),
                 "S (sampling steps)",
                 m.name,
-                &series(&eta_by_steps(rows, &m, &tau, clip), &steps(rows)),
+                &series(&with_floor(eta_by_steps(rows, &m, &tau, clip), &m, floor), &steps(rows)),
                 true,
                 false,
             )?;

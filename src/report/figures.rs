@@ -84,6 +84,8 @@ pub struct Series {
     pub label: String,
     /// The points; they are drawn in order of increasing x, non-finite ones are skipped.
     pub points: Vec<(f64, f64)>,
+    /// An interval band (x, lo, hi) drawn shaded under the line (linear y axes only).
+    pub band: Vec<(f64, f64, f64)>,
 }
 
 /// Draws a line chart (e.g. a metric against the number of steps S, one line per η) into
@@ -535,6 +537,24 @@ impl LineChart<'_> {
         runs.retain(|run| !run.is_empty());
         runs
     }
+
+    /// The band of `series` in axis coordinates, sorted by x; empty on a log y axis
+    /// (a band reaching 0 has no log) or when any end is not finite.
+    fn band(&self, series: &Series) -> Vec<(f64, f64, f64)> {
+        if self.log_y {
+            return Vec::new();
+        }
+        let mut band: Vec<(f64, f64, f64)> = series
+            .band
+            .iter()
+            .filter_map(|&(x, lo, hi)| {
+                let x = Self::axis_value(x, self.log_x)?;
+                (lo.is_finite() && hi.is_finite()).then_some((x, lo, hi))
+            })
+            .collect();
+        band.sort_by(|a, b| a.0.total_cmp(&b.0));
+        band
+    }
 }
 
 impl Figure for LineChart<'_> {
@@ -547,9 +567,11 @@ impl Figure for LineChart<'_> {
         let body = draw_title(root, self.title, 50)?;
 
         let all: Vec<Vec<Vec<(f64, f64)>>> = self.series.iter().map(|s| self.segments(s)).collect();
+        let bands: Vec<Vec<(f64, f64, f64)>> = self.series.iter().map(|s| self.band(s)).collect();
         let flat = || all.iter().flatten().flatten();
+        let band_ends = || bands.iter().flatten().flat_map(|b| [b.1, b.2]);
         let x_extent = extent(flat().map(|p| p.0));
-        let y_extent = extent(flat().map(|p| p.1));
+        let y_extent = extent(flat().map(|p| p.1).chain(band_ends()));
         let has_data = x_extent.is_some();
         let (x0, x1) = x_extent.unwrap_or((0.0, 1.0));
         let (y0, y1) = y_extent.unwrap_or((0.0, 1.0));
@@ -604,6 +626,14 @@ impl Figure for LineChart<'_> {
             .light_line_style(RGBColor(238, 238, 238))
             .draw()?;
 
+        for (i, band) in bands.iter().enumerate().filter(|(_, b)| b.len() > 1) {
+            let outline: Vec<(f64, f64)> = band
+                .iter()
+                .map(|b| (b.0, b.2))
+                .chain(band.iter().rev().map(|b| (b.0, b.1)))
+                .collect();
+            chart.draw_series(std::iter::once(Polygon::new(outline, colour(i).mix(0.15).filled())))?;
+        }
         for (i, runs) in all.iter().enumerate() {
             let c = colour(i);
             for run in runs {

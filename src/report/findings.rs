@@ -1,10 +1,13 @@
 //! "What this run shows": statements derived from the numbers of a sweep, checked
 //! against the paper's qualitative claims whichever way they come out (never hard-coded).
 
+use std::collections::BTreeMap;
+
 use super::tables::{
-    eta_label, etas, find, format_value, loglog_slope, present, steps, taus, MetricInfo, CONSISTENCY,
+    eta_label, etas, find, format_value, interval_of, loglog_slope, present, steps, taus, MetricInfo, CONSISTENCY,
     CONSISTENCY_EXACT, RECON, SAMPLE_QUALITY,
 };
+use crate::metrics::bootstrap::Interval;
 use crate::store::MetricRow;
 
 /// S up to which the paper finds η = 0 best (its Table 1: S ≤ 50 … 100).
@@ -22,96 +25,192 @@ fn better(m: &MetricInfo, a: f64, b: f64) -> bool {
     }
 }
 
-/// Every statement the numbers support, in report order.
-pub fn findings(rows: &[MetricRow]) -> Vec<String> {
+/// A value with its interval (none when the sweep ran without intervals).
+#[derive(Clone, Copy)]
+struct Estimate {
+    value: f64,
+    interval: Option<Interval>,
+}
+
+impl Estimate {
+    fn of(r: Option<&MetricRow>, m: &MetricInfo) -> Option<Self> {
+        let r = r?;
+        Some(Self {
+            value: value(Some(r), m)?,
+            interval: interval_of(&r.metrics, m.name),
+        })
+    }
+
+    /// Told apart from `other`: both intervals known and disjoint (without intervals,
+    /// never: a difference without its uncertainty supports no claim).
+    fn separated(&self, other: &Estimate) -> bool {
+        matches!((self.interval, other.interval), (Some(a), Some(b)) if a.separated(&b))
+    }
+}
+
+/// What the η values at one (τ, S) support.
+pub(crate) enum Ranking {
+    /// One η is best, and its interval separates from every other η's.
+    Best(String),
+    /// The best η's interval overlaps these η's (best first).
+    Tied(Vec<String>),
+}
+
+pub(crate) fn rank(rows: &[MetricRow], m: &MetricInfo, tau: &str, s: usize, clip: bool) -> Option<Ranking> {
+    let est: Vec<(String, Estimate)> = etas(rows)
+        .into_iter()
+        .filter_map(|e| Some((e.clone(), Estimate::of(find(rows, tau, &e, s, clip), m)?)))
+        .collect();
+    if est.len() < 2 {
+        return None;
+    }
+    let best = est
+        .iter()
+        .reduce(|a, b| if better(m, b.1.value, a.1.value) { b } else { a })?;
+    let ties: Vec<String> = est
+        .iter()
+        .filter(|(e, x)| *e != best.0 && !best.1.separated(x))
+        .map(|(e, _)| e.clone())
+        .collect();
+    Some(if ties.is_empty() {
+        Ranking::Best(best.0.clone())
+    } else {
+        Ranking::Tied(std::iter::once(best.0.clone()).chain(ties).collect())
+    })
+}
+
+/// Every statement the numbers support, in report order; `floor` is the noise-floor row.
+pub fn findings(rows: &[MetricRow], floor: &BTreeMap<String, f64>) -> Vec<String> {
     let clip = rows.first().is_some_and(|r| r.clip_x0);
     let mut out = Vec::new();
-    out.extend(eta_zero_best(rows, clip));
+    out.extend(eta_ordering(rows, clip));
     out.extend(small_s_comparison(rows, clip));
+    out.extend(at_the_floor(rows, floor, clip));
     out.extend(reconstruction(rows, clip));
     out.extend(consistency(rows, clip));
     out
 }
 
-/// Is η = 0 the best η at every S ≤ 50, per metric and τ?
-fn eta_zero_best(rows: &[MetricRow], clip: bool) -> Vec<String> {
-    let etas = etas(rows);
-    if !etas.iter().any(|e| e == "0.0") || etas.len() < 2 {
+fn ranked_metrics(rows: &[MetricRow]) -> Vec<MetricInfo> {
+    present(rows, &SAMPLE_QUALITY).into_iter().filter(|m| m.ranked).collect()
+}
+
+/// Per τ and metric: which η is best at each S ≤ 50 where the intervals separate, and
+/// where they do not, that the η values are indistinguishable at this sample size.
+fn eta_ordering(rows: &[MetricRow], clip: bool) -> Vec<String> {
+    if etas(rows).len() < 2 {
         return Vec::new();
     }
     let small: Vec<usize> = steps(rows).into_iter().filter(|&s| s <= SMALL_S).collect();
     let mut out = Vec::new();
     for tau in taus(rows) {
-        for m in present(rows, &SAMPLE_QUALITY) {
-            let mut wins = 0;
-            let mut exceptions = Vec::new();
-            for &s in &small {
-                let best = etas
-                    .iter()
-                    .filter_map(|e| Some((e, value(find(rows, &tau, e, s, clip), &m)?)))
-                    .reduce(|a, b| if better(&m, b.1, a.1) { b } else { a });
-                match best {
-                    Some((e, _)) if e == "0.0" => wins += 1,
-                    Some((e, _)) => exceptions.push(format!("{} at S = {s}", eta_label(e))),
-                    None => {}
-                }
+        for m in ranked_metrics(rows) {
+            let parts: Vec<String> = small
+                .iter()
+                .filter_map(|&s| {
+                    Some(match rank(rows, &m, &tau, s, clip)? {
+                        Ranking::Best(e) => format!("S = {s}: {} best", eta_label(&e)),
+                        Ranking::Tied(es) => format!(
+                            "S = {s}: {} indistinguishable at this sample size",
+                            es.iter().map(|e| eta_label(e)).collect::<Vec<_>>().join(" ≈ ")
+                        ),
+                    })
+                })
+                .collect();
+            if !parts.is_empty() {
+                out.push(format!("{tau} τ, {}: {}.", m.name, parts.join("; ")));
             }
-            if wins + exceptions.len() == 0 {
-                continue;
-            }
-            out.push(if exceptions.is_empty() {
-                format!(
-                    "{tau} τ, {}: η = 0 is the best η at every S ≤ {SMALL_S} ({wins} of {wins}).",
-                    m.name
-                )
-            } else {
-                format!(
-                    "{tau} τ, {}: η = 0 is the best η at {wins} of {} S ≤ {SMALL_S}; best elsewhere: {}.",
-                    m.name,
-                    wins + exceptions.len(),
-                    exceptions.join(", ")
-                )
-            });
         }
     }
     out
 }
 
-/// At the smallest S: does η = 0 beat η = 1 and σ̂ (the paper's headline)?
+/// At the smallest S: does η = 0 beat η = 1 and σ̂ (the paper's headline), counting
+/// only differences whose intervals separate?
 fn small_s_comparison(rows: &[MetricRow], clip: bool) -> Vec<String> {
     let Some(&s) = steps(rows).first() else {
         return Vec::new();
     };
     let mut out = Vec::new();
     for rival in ["1.0", "sigma_hat"] {
-        let (mut wins, mut total, mut losses) = (0, 0, Vec::new());
+        let (mut wins, mut losses, mut ties) = (Vec::new(), Vec::new(), Vec::new());
         for tau in taus(rows) {
-            for m in present(rows, &SAMPLE_QUALITY) {
+            for m in ranked_metrics(rows) {
                 let (Some(a), Some(b)) = (
-                    value(find(rows, &tau, "0.0", s, clip), &m),
-                    value(find(rows, &tau, rival, s, clip), &m),
+                    Estimate::of(find(rows, &tau, "0.0", s, clip), &m),
+                    Estimate::of(find(rows, &tau, rival, s, clip), &m),
                 ) else {
                     continue;
                 };
-                total += 1;
-                if better(&m, a, b) {
-                    wins += 1;
+                let what = format!("{} ({tau} τ)", m.name);
+                if !a.separated(&b) {
+                    ties.push(what);
+                } else if better(&m, a.value, b.value) {
+                    wins.push(what);
                 } else {
-                    losses.push(format!("{} ({tau} τ)", m.name));
+                    losses.push(what);
                 }
             }
         }
-        if total > 0 {
-            let detail = if losses.is_empty() {
-                String::new()
-            } else {
-                format!("; it does not on {}", losses.join(", "))
-            };
-            out.push(format!(
-                "At S = {s}, η = 0 beats {} on {wins} of {total} (metric, τ) pairs{detail}.",
-                eta_label(rival)
-            ));
+        let total = wins.len() + losses.len() + ties.len();
+        if total == 0 {
+            continue;
         }
+        let list = |v: &[String]| if v.is_empty() { String::new() } else { format!(": {}", v.join(", ")) };
+        out.push(format!(
+            "At S = {s}, η = 0 against {} on {total} (metric, τ) pairs: better with separated intervals on {}{}; \
+             worse on {}{}; indistinguishable at this sample size on {}{}.",
+            eta_label(rival),
+            wins.len(),
+            list(&wins),
+            losses.len(),
+            list(&losses),
+            ties.len(),
+            list(&ties),
+        ));
+    }
+    out
+}
+
+/// Which points of the headline metric cannot be told from real data: their interval
+/// overlaps the noise floor's.
+fn at_the_floor(rows: &[MetricRow], floor: &BTreeMap<String, f64>, clip: bool) -> Vec<String> {
+    let Some(m) = ranked_metrics(rows).into_iter().next() else {
+        return Vec::new();
+    };
+    let (Some(&fv), Some(fi)) = (floor.get(m.name), interval_of(floor, m.name)) else {
+        return Vec::new();
+    };
+    let f = Estimate {
+        value: fv,
+        interval: Some(fi),
+    };
+    let mut out = Vec::new();
+    for tau in taus(rows) {
+        let at: Vec<String> = steps(rows)
+            .into_iter()
+            .flat_map(|s| etas(rows).into_iter().map(move |e| (s, e)))
+            .filter(|(s, e)| Estimate::of(find(rows, &tau, e, *s, clip), &m).is_some_and(|x| !x.separated(&f)))
+            .map(|(s, e)| format!("{} at S = {s}", eta_label(&e)))
+            .collect();
+        out.push(if at.is_empty() {
+            format!(
+                "{tau} τ, {}: every point is separated from the noise floor ({} ± {}): all are told apart from \
+                 real data.",
+                m.name,
+                format_value(fv),
+                format_value(fi.half_width())
+            )
+        } else {
+            format!(
+                "{tau} τ, {}: at the noise floor ({} ± {}), i.e. indistinguishable from real data at this sample \
+                 size: {}.",
+                m.name,
+                format_value(fv),
+                format_value(fi.half_width()),
+                at.join(", ")
+            )
+        });
     }
     out
 }

@@ -2,8 +2,10 @@
 //! folder. Reads files only; knows nothing of sampling.
 
 mod build;
+pub mod compare;
 pub mod figures;
 pub mod findings;
 pub mod tables;
 
 pub use build::{report, ReportSummary};
+pub use compare::{compare, splice_readme};

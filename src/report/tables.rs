@@ -6,6 +6,7 @@
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
+use crate::metrics::bootstrap::Interval;
 use crate::store::MetricRow;
 
 /// A metric the report knows how to present.
@@ -17,39 +18,59 @@ pub struct MetricInfo {
     pub label: &'static str,
     /// Smaller is better (false: larger is better, e.g. PSNR).
     pub lower_better: bool,
+    /// Tables mark a best cell (false: the ideal is a target value, e.g. 1 for nn_ratio).
+    pub ranked: bool,
 }
 
 /// Sample-quality metrics, in the order the report shows them (Table 1's role).
-pub const SAMPLE_QUALITY: [MetricInfo; 6] = [
+pub const SAMPLE_QUALITY: [MetricInfo; 8] = [
     MetricInfo {
         name: "fd_classifier",
         label: "Fréchet distance in classifier features (FID analogue)",
         lower_better: true,
+        ranked: true,
     },
     MetricInfo {
         name: "fd",
         label: "Fréchet distance (data space)",
         lower_better: true,
+        ranked: true,
     },
     MetricInfo {
         name: "mmd2",
         label: "MMD² (unbiased, RBF, median bandwidth)",
         lower_better: true,
+        ranked: true,
     },
     MetricInfo {
         name: "swd",
         label: "sliced Wasserstein-2 distance",
         lower_better: true,
+        ranked: true,
     },
     MetricInfo {
         name: "mass_error",
         label: "mixture mass error (total variation to the true weights)",
         lower_better: true,
+        ranked: true,
     },
     MetricInfo {
         name: "label_tv",
         label: "predicted-label histogram, total variation to uniform",
         lower_better: true,
+        ranked: true,
+    },
+    MetricInfo {
+        name: "confidence",
+        label: "classifier's mean top-class probability (Inception-Score analogue)",
+        lower_better: false,
+        ranked: true,
+    },
+    MetricInfo {
+        name: "nn_ratio",
+        label: "distance to the nearest training point ÷ the floor set's (memorisation: ≪ 1 copies)",
+        lower_better: false,
+        ranked: false,
     },
 ];
 
@@ -58,6 +79,7 @@ pub const RECON: MetricInfo = MetricInfo {
     name: "recon_mse",
     label: "reconstruction MSE per dimension, [0, 1] scale",
     lower_better: true,
+    ranked: true,
 };
 
 /// Distance to the consistency reference (§5.3).
@@ -65,6 +87,7 @@ pub const CONSISTENCY: MetricInfo = MetricInfo {
     name: "consistency_mse",
     label: "MSE to the reference x_0 from the same x_T, [0, 1] scale",
     lower_better: true,
+    ranked: true,
 };
 
 /// Distance to the exact probability-flow solution (single-Gaussian oracle).
@@ -72,6 +95,7 @@ pub const CONSISTENCY_EXACT: MetricInfo = MetricInfo {
     name: "consistency_exact_mse",
     label: "MSE to the exact probability-flow solution, [0, 1] scale",
     lower_better: true,
+    ranked: true,
 };
 
 /// A table: labelled rows of optional numbers under labelled columns.
@@ -89,8 +113,25 @@ pub struct Table {
     pub rows: Vec<LabelledRow>,
     /// Cells to mark with † (NFE < S: repeated timesteps were dropped).
     pub marked: Vec<Vec<bool>>,
-    /// Bold the best cell of each column (smaller is better when true).
+    /// Bold the best cell of each column (smaller is better when true); with intervals,
+    /// only where its interval separates from every other row's.
     pub best: Option<bool>,
+    /// The 95 % interval of each cell, where known (empty: no intervals).
+    pub intervals: Vec<Vec<Option<Interval>>>,
+    /// The last row is the noise floor (real data against the reference): shown, never bold.
+    pub floor: bool,
+    /// Further cells (row, column) to set in bold (rankings made outside the table).
+    pub bold: Vec<(usize, usize)>,
+}
+
+/// The label of the noise-floor row.
+pub const FLOOR_LABEL: &str = "noise floor (real vs real)";
+
+/// The interval of `metric` stored with a row's metrics (`<name>_lo`, `<name>_hi`).
+pub fn interval_of(metrics: &std::collections::BTreeMap<String, f64>, metric: &str) -> Option<Interval> {
+    let lo = *metrics.get(&format!("{metric}_lo"))?;
+    let hi = *metrics.get(&format!("{metric}_hi"))?;
+    (lo.is_finite() && hi.is_finite()).then_some(Interval { lo, hi })
 }
 
 /// Formats a metric value with four significant digits.
@@ -110,22 +151,45 @@ pub fn format_value(v: f64) -> String {
 }
 
 impl Table {
-    /// The table as GitHub Markdown, best cell per column in bold, † where NFE < S.
+    /// The interval of cell (i, j), if known.
+    pub fn interval(&self, i: usize, j: usize) -> Option<Interval> {
+        self.intervals.get(i).and_then(|r| r.get(j).copied().flatten())
+    }
+
+    /// The row of the best cell of column j (`None`: no ranking, or with intervals, no
+    /// cell whose interval separates from every other's). The floor row never competes.
+    fn best_row(&self, j: usize) -> Option<usize> {
+        let lower = self.best?;
+        let rows = self.rows.len() - usize::from(self.floor);
+        let candidates: Vec<(usize, f64)> = (0..rows)
+            .filter_map(|i| Some((i, self.rows[i].1[j]?)))
+            .filter(|(_, v)| v.is_finite())
+            .collect();
+        if candidates.len() < 2 {
+            return None;
+        }
+        let (best, _) = candidates
+            .iter()
+            .copied()
+            .reduce(|a, b| if (b.1 < a.1) == lower && b.1 != a.1 { b } else { a })?;
+        match self.interval(best, j) {
+            None if self.intervals.is_empty() => Some(best),
+            None => None,
+            Some(ib) => candidates
+                .iter()
+                .filter(|(i, _)| *i != best)
+                .all(|(i, _)| self.interval(*i, j).is_some_and(|o| ib.separated(&o)))
+                .then_some(best),
+        }
+    }
+
+    /// The table as GitHub Markdown: value ± half the 95 % interval where known, the
+    /// best cell per column in bold (see `best`), † where NFE < S.
     pub fn markdown(&self) -> String {
         let mut out = String::new();
         let _ = writeln!(out, "| {} | {} |", self.row_header, self.columns.join(" | "));
         let _ = writeln!(out, "| --- |{}", " ---: |".repeat(self.columns.len()));
-        let best: Vec<Option<f64>> = (0..self.columns.len())
-            .map(|j| {
-                let lower = self.best?;
-                let vals = self.rows.iter().filter_map(|(_, r)| r[j]).filter(|v| v.is_finite());
-                if lower {
-                    vals.reduce(f64::min)
-                } else {
-                    vals.reduce(f64::max)
-                }
-            })
-            .collect();
+        let best: Vec<Option<usize>> = (0..self.columns.len()).map(|j| self.best_row(j)).collect();
         for (i, (label, cells)) in self.rows.iter().enumerate() {
             let cells: Vec<String> = cells
                 .iter()
@@ -134,10 +198,14 @@ impl Table {
                     None => "—".into(),
                     Some(v) => {
                         let mark = if self.marked[i][j] { " †" } else { "" };
-                        if best[j] == Some(*v) && self.rows.len() > 1 {
-                            format!("**{}**{mark}", format_value(*v))
+                        let text = match self.interval(i, j) {
+                            Some(iv) => format!("{} ± {}", format_value(*v), format_value(iv.half_width())),
+                            None => format_value(*v),
+                        };
+                        if best[j] == Some(i) || self.bold.contains(&(i, j)) {
+                            format!("**{text}**{mark}")
                         } else {
-                            format!("{}{mark}", format_value(*v))
+                            format!("{text}{mark}")
                         }
                     }
                 })
@@ -193,6 +261,30 @@ pub fn eta_label(eta: &str) -> String {
     }
 }
 
+/// The η label of a row, naming the x̂_0 clipping of σ̂ (the official code's σ̂ sampler,
+/// `ddpm_noisy`, always clips; its `generalized_steps` never does).
+pub fn eta_clip_label(eta: &str, clip: bool) -> String {
+    match (eta, clip) {
+        ("sigma_hat", true) => "σ̂ (x̂_0 clipped, as the official ddpm_noisy)".into(),
+        ("sigma_hat", false) => "σ̂ (no clipping)".into(),
+        _ => eta_label(eta),
+    }
+}
+
+/// `table` with the noise-floor row of `metric` appended (the same value in every
+/// column: the floor does not depend on S), when `floor` has it.
+pub fn with_floor(mut table: Table, metric: &MetricInfo, floor: &std::collections::BTreeMap<String, f64>) -> Table {
+    let Some(&v) = floor.get(metric.name) else { return table };
+    let columns = table.columns.len();
+    table.rows.push((FLOOR_LABEL.into(), vec![Some(v); columns]));
+    table.marked.push(vec![false; columns]);
+    if !table.intervals.is_empty() {
+        table.intervals.push(vec![interval_of(floor, metric.name); columns]);
+    }
+    table.floor = true;
+    table
+}
+
 /// Which metrics of `candidates` some row carries.
 pub fn present(rows: &[MetricRow], candidates: &[MetricInfo]) -> Vec<MetricInfo> {
     candidates
@@ -224,18 +316,23 @@ fn clip_suffix(clip: bool, clips: &[bool]) -> (&'static str, &'static str) {
 pub type LabelledRow = (String, Vec<Option<f64>>);
 
 /// Rows of `metric` over the sweep's S values, one per (label, τ, η), with † marks.
-fn over_steps(
-    rows: &[MetricRow],
-    metric: &MetricInfo,
-    specs: Vec<(String, String, String)>,
-    clip: bool,
-) -> (Vec<LabelledRow>, Vec<Vec<bool>>) {
+/// The rows, † marks and intervals of a table over S.
+type OverSteps = (Vec<LabelledRow>, Vec<Vec<bool>>, Vec<Vec<Option<Interval>>>);
+
+fn over_steps(rows: &[MetricRow], metric: &MetricInfo, specs: Vec<(String, String, String)>, clip: bool) -> OverSteps {
     let steps = steps(rows);
     let mut table_rows = Vec::new();
     let mut marked = Vec::new();
+    let mut intervals = Vec::new();
     for (label, tau, eta) in specs {
         let cells: Vec<Option<&MetricRow>> = steps.iter().map(|&s| find(rows, &tau, &eta, s, clip)).collect();
         marked.push(cells.iter().map(|c| c.is_some_and(|r| r.nfe != r.steps)).collect());
+        intervals.push(
+            cells
+                .iter()
+                .map(|c| c.and_then(|r| interval_of(&r.metrics, metric.name)))
+                .collect(),
+        );
         table_rows.push((
             label,
             cells
@@ -244,7 +341,7 @@ fn over_steps(
                 .collect(),
         ));
     }
-    (table_rows, marked)
+    (table_rows, marked, intervals)
 }
 
 /// Table 1 layout for one metric and τ kind: rows η, columns S.
@@ -252,9 +349,9 @@ pub fn eta_by_steps(rows: &[MetricRow], metric: &MetricInfo, tau: &str, clip: bo
     let (title_clip, name_clip) = clip_suffix(clip, &clips(rows));
     let specs = etas(rows)
         .into_iter()
-        .map(|eta| (eta_label(&eta), tau.to_string(), eta))
+        .map(|eta| (eta_clip_label(&eta, clip), tau.to_string(), eta))
         .collect();
-    let (table_rows, marked) = over_steps(rows, metric, specs, clip);
+    let (table_rows, marked, intervals) = over_steps(rows, metric, specs, clip);
     Table {
         name: format!("{}_{tau}{name_clip}", metric.name),
         title: format!("{} — {tau} τ{title_clip}", metric.label),
@@ -262,7 +359,10 @@ pub fn eta_by_steps(rows: &[MetricRow], metric: &MetricInfo, tau: &str, clip: bo
         columns: s_columns(&steps(rows)),
         rows: table_rows,
         marked,
-        best: Some(metric.lower_better),
+        best: metric.ranked.then_some(metric.lower_better),
+        intervals,
+        floor: false,
+        bold: Vec::new(),
     }
 }
 
@@ -273,7 +373,7 @@ pub fn taus_by_steps(rows: &[MetricRow], metric: &MetricInfo, eta: &str, clip: b
         .into_iter()
         .map(|tau| (format!("{tau} τ"), tau, eta.to_string()))
         .collect();
-    let (table_rows, marked) = over_steps(rows, metric, specs, clip);
+    let (table_rows, marked, intervals) = over_steps(rows, metric, specs, clip);
     Table {
         name: format!("{}_by_tau{name_clip}", metric.name),
         title: format!("{}{title_clip}", metric.label),
@@ -281,7 +381,10 @@ pub fn taus_by_steps(rows: &[MetricRow], metric: &MetricInfo, eta: &str, clip: b
         columns: s_columns(&steps(rows)),
         rows: table_rows,
         marked,
-        best: Some(metric.lower_better),
+        best: metric.ranked.then_some(metric.lower_better),
+        intervals,
+        floor: false,
+        bold: Vec::new(),
     }
 }
 
@@ -328,6 +431,9 @@ pub fn ablation(
         rows: table_rows,
         marked,
         best: None,
+        intervals: Vec::new(),
+        floor: false,
+        bold: Vec::new(),
     }
 }
 
@@ -357,6 +463,9 @@ pub fn timing(rows: &[MetricRow]) -> Table {
             .map(|r| vec![r.nfe != r.steps, false, false, false])
             .collect(),
         best: None,
+        intervals: Vec::new(),
+        floor: false,
+        bold: Vec::new(),
     }
 }
 
