@@ -6,6 +6,7 @@ cargo=$1
 shift
 bin=${CARGO_TARGET_DIR:-target}/release/ddimlab
 parts=()
+dirs=()
 timed() { # label, command...
   local label=$1 start
   shift
@@ -21,7 +22,10 @@ for exp in "$@"; do
     timed "$name: train (reused when finished)" "$bin" train "$exp"
   fi
   timed "$name: sweep + report" "$bin" sweep "$exp"
+  dirs+=("results/$(sed -n 's/^name: *\([A-Za-z0-9_-]*\).*/\1/p' "$exp" | head -1)")
 done
+# The cross-model table, and the README's results section generated from the reports.
+timed "compare + README results" "$bin" compare "${dirs[@]}" --out results/compare.md --readme README.md
 echo
 echo "make sweep: time per part"
 printf '  %s\n' "${parts[@]}"

@@ -67,18 +67,20 @@ fn wrong_types_and_enum_values_are_located() {
 
 #[test]
 fn invalid_values_and_combinations_are_refused_with_their_location() {
-    let err = parse(
-        &GOOD
-            .replace("kind: gaussian_mixture", "kind: moons")
-            .replace("  weights: [0.5, 0.5]\n", "")
-            .replace("  means: [[-2.0, 0.0], [2.0, 0.0]]\n", "")
-            .replace("  std: 0.3\n", ""),
-    )
-    .unwrap_err();
+    // On data that are not a mixture the oracle is the empirical one: its width is checked.
+    let moons = GOOD
+        .replace("kind: gaussian_mixture", "kind: moons")
+        .replace("  weights: [0.5, 0.5]\n", "")
+        .replace("  means: [[-2.0, 0.0], [2.0, 0.0]]\n", "")
+        .replace("  std: 0.3\n", "");
+    assert!(parse(&moons).is_ok());
+    let err = parse(&moons.replace("kind: oracle", "kind: oracle\n  std: .nan")).unwrap_err();
     assert!(
-        err.contains("exp.yaml:6:3: model.kind: oracle needs Gaussian-mixture data"),
+        err.contains("exp.yaml:7:3: model.std: NaN: the kernel width must be finite and at least 0"),
         "{err}"
     );
+    let err = parse(&GOOD.replace("kind: oracle", "kind: oracle\n  std: 0.1")).unwrap_err();
+    assert!(err.contains("model.std: the data are a Gaussian mixture"), "{err}");
     let err = parse(&format!("{GOOD}schedule:\n  beta_start: 0.02\n  beta_end: 0.01\n")).unwrap_err();
     assert!(
         err.starts_with("exp.yaml:10:1: schedule:") && err.contains("beta_start < beta_end"),

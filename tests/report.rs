@@ -10,7 +10,7 @@ use ddimlab::experiment::ExperimentConfig;
 use ddimlab::model::{EpsModel, MixtureOracle};
 use ddimlab::report::findings::findings;
 use ddimlab::report::report;
-use ddimlab::report::tables::{eta_by_steps, loglog_slope, SAMPLE_QUALITY};
+use ddimlab::report::tables::{eta_by_steps, loglog_slope, with_floor, SAMPLE_QUALITY};
 use ddimlab::store::MetricRow;
 use polars::prelude::*;
 
@@ -39,7 +39,11 @@ fn synthetic() -> Vec<MetricRow> {
     for tau in ["linear", "quadratic"] {
         for eta in ["0.0", "1.0", "sigma_hat"] {
             for s in [10, 20, 40] {
-                let e = if eta == "0.0" { 0.0 } else { 1.0 };
+                let e = match eta {
+                    "0.0" => 0.0,
+                    "1.0" => 1.0,
+                    _ => 0.5,
+                };
                 let fd = if eta == "0.0" {
                     1.0 / s as f64
                 } else {
@@ -47,7 +51,18 @@ fn synthetic() -> Vec<MetricRow> {
                 };
                 let nfe = if tau == "quadratic" && s == 40 { 29 } else { s };
                 let recon = 1.0 / (s * s) as f64;
-                rows.push(row(tau, eta, s, nfe, &[("fd", fd), ("recon_mse", recon)]));
+                rows.push(row(
+                    tau,
+                    eta,
+                    s,
+                    nfe,
+                    &[
+                        ("fd", fd),
+                        ("fd_lo", fd - 0.001),
+                        ("fd_hi", fd + 0.001),
+                        ("recon_mse", recon),
+                    ],
+                ));
             }
         }
     }
@@ -61,27 +76,45 @@ fn table1_layout_has_eta_rows_step_columns_bold_best_and_daggers() {
     let t = eta_by_steps(&rows, fd, "quadratic", false);
     assert_eq!(t.columns, ["S = 10", "S = 20", "S = 40"]);
     let labels: Vec<&str> = t.rows.iter().map(|r| r.0.as_str()).collect();
-    assert_eq!(labels, ["η = 0.0", "η = 1.0", "σ̂"]);
+    assert_eq!(labels, ["η = 0.0", "η = 1.0", "σ̂ (no clipping)"]);
     assert_eq!(t.rows[1].1[0], Some(1.2));
     let md = t.markdown();
     let lines: Vec<&str> = md.lines().collect();
     assert_eq!(lines.len(), 2 + 3);
     assert!(
-        lines[2].starts_with("| η = 0.0 | **0.1000** | **0.05000** | **0.02500** †"),
+        lines[2].starts_with("| η = 0.0 | **0.1000 ± 0.001000** | **0.05000 ± 0.001000** | **0.02500 ± 0.001000** †"),
         "{md}"
     );
-    assert!(lines[3].contains("| 1.200 |") && !lines[3].contains("**"), "{md}");
+    assert!(lines[3].contains("| 1.200 ± 0.001000 |") && !lines[3].contains("**"), "{md}");
+    // Overlapping intervals: no cell of that column is bold.
+    let mut wide = rows.clone();
+    for r in wide.iter_mut().filter(|r| r.steps == 10) {
+        let v = r.metrics["fd"];
+        r.metrics.insert("fd_lo".into(), v - 5.0);
+        r.metrics.insert("fd_hi".into(), v + 5.0);
+    }
+    let md = eta_by_steps(&wide, fd, "quadratic", false).markdown();
+    assert!(md.lines().nth(2).unwrap().starts_with("| η = 0.0 | 0.1000 ± 5.000 | **"), "{md}");
+    // The floor row: appended, never bold.
+    let floor = BTreeMap::from([("fd".to_string(), 0.0), ("fd_lo".into(), 0.0), ("fd_hi".into(), 0.0001)]);
+    let md = with_floor(eta_by_steps(&rows, fd, "quadratic", false), fd, &floor).markdown();
+    assert!(md.contains("| noise floor (real vs real) | 0 ± 5.000e-5 | 0 ± 5.000e-5 | 0 ± 5.000e-5 |"), "{md}");
+    assert!(md.contains("**0.1000 ± 0.001000**"), "{md}");
 }
 
 #[test]
-fn findings_are_derived_from_the_numbers() {
+fn findings_name_a_best_eta_only_where_intervals_separate() {
     let rows = synthetic();
-    let f = findings(&rows).join("\n");
+    let none = BTreeMap::new();
+    let f = findings(&rows, &none).join("\n");
     assert!(
-        f.contains("linear τ, fd: η = 0 is the best η at every S ≤ 50 (3 of 3)"),
+        f.contains("linear τ, fd: S = 10: η = 0.0 best; S = 20: η = 0.0 best; S = 40: η = 0.0 best."),
         "{f}"
     );
-    assert!(f.contains("At S = 10, η = 0 beats η = 1.0 on 2 of 2"), "{f}");
+    assert!(
+        f.contains("At S = 10, η = 0 against η = 1.0 on 2 (metric, τ) pairs: better with separated intervals on 2"),
+        "{f}"
+    );
     // recon = 1/S²: slope −2, ×0.25 per doubling.
     assert!(f.contains("fitted MSE ∝ S^-2.00, i.e. ×0.25 per doubling"), "{f}");
     // Flip one cell: the statement must change.
@@ -91,10 +124,26 @@ fn findings_are_derived_from_the_numbers() {
         .find(|r| r.tau == "linear" && r.eta == "0.0" && r.steps == 20)
         .unwrap()
         .metrics
-        .insert("fd".into(), 99.0);
-    let f = findings(&worse).join("\n");
+        .extend([("fd".to_string(), 99.0), ("fd_lo".into(), 98.9), ("fd_hi".into(), 99.1)]);
+    let f = findings(&worse, &none).join("\n");
+    assert!(f.contains("linear τ, fd: S = 10: η = 0.0 best; S = 20: σ̂ best; S = 40: η = 0.0 best."), "{f}");
+    // Without intervals, or with wide ones, no η is named best.
+    let mut bare = rows.clone();
+    for r in &mut bare {
+        r.metrics.retain(|k, _| !k.ends_with("_lo") && !k.ends_with("_hi"));
+    }
+    let f = findings(&bare, &none).join("\n");
     assert!(
-        f.contains("linear τ, fd: η = 0 is the best η at 2 of 3 S ≤ 50; best elsewhere: η = 1.0 at S = 20"),
+        f.contains("S = 10: η = 0.0 ≈ σ̂ ≈ η = 1.0 indistinguishable at this sample size"),
+        "{f}"
+    );
+    assert!(!f.contains(" best"), "{f}");
+    // The floor: points whose interval overlaps it are named.
+    let floor = BTreeMap::from([("fd".to_string(), 0.05), ("fd_lo".into(), 0.045), ("fd_hi".into(), 0.055)]);
+    let f = findings(&rows, &floor).join("\n");
+    assert!(
+        f.contains("linear τ, fd: at the noise floor (0.05000 ± 0.005000), i.e. indistinguishable from real data at \
+                    this sample size: η = 0.0 at S = 20."),
         "{f}"
     );
     assert!((loglog_slope(&[(1.0, 1.0), (2.0, 0.5), (4.0, 0.25)]).unwrap() + 1.0).abs() < 1e-12);

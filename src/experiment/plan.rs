@@ -50,7 +50,7 @@ pub struct Reference {
 /// Every point of a sweep and the shared work.
 #[derive(Debug, Clone)]
 pub struct Plan {
-    /// Points in sweep order (τ kind, then clip, then η, then S).
+    /// Points in sweep order (τ kind, then clip, then η, then S; then `sweep.extra`).
     pub points: Vec<Point>,
     /// One consistency reference per τ kind, when consistency is measured.
     pub references: Vec<Reference>,
@@ -82,6 +82,21 @@ impl Plan {
                             owns_reconstruction: j == 0 && cfg.metrics.contains(&MetricKind::Reconstruction),
                         });
                     }
+                }
+            }
+        }
+        for &kind in &sweep.tau {
+            for extra in &sweep.extra {
+                let tau = Tau::new(kind, extra.steps, t)?;
+                let id = Point::name(&tau, &extra.eta, false);
+                if !points.iter().any(|p| p.id == id) {
+                    points.push(Point {
+                        id,
+                        tau,
+                        eta: extra.eta,
+                        clip_x0: false,
+                        owns_reconstruction: false,
+                    });
                 }
             }
         }

@@ -156,6 +156,7 @@ pub fn results_hash(cfg: &ExperimentConfig) -> Result<String> {
     stripped.sweep.clip_x0 = super::sweep::ClipSpec::Each(Vec::new());
     stripped.sweep.batch_size = 0;
     stripped.sweep.export.clear();
+    stripped.sweep.extra.clear();
     let weights = match (&cfg.model.checkpoint, cfg.model.diffusers_dir()) {
         (_, Some(dir)) => {
             let (config, weights) = crate::model::diffusers::check_folder(dir)?;

@@ -140,6 +140,20 @@ pub struct SweepSpec {
     /// Bootstrap replicates behind each sample-quality metric's 95 % interval (0: none).
     #[serde(default = "default_bootstrap")]
     pub bootstrap: usize,
+    /// Single points outside the grid (each τ kind, no clipping), e.g. η = 1 at S = 1000
+    /// without paying for every η at S = 1000.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra: Vec<ExtraPoint>,
+}
+
+/// One point outside the sweep grid.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExtraPoint {
+    /// S.
+    pub steps: usize,
+    /// η or `sigma_hat`.
+    pub eta: EtaSpec,
 }
 
 fn default_bootstrap() -> usize {
@@ -196,6 +210,7 @@ impl Default for SweepSpec {
             projections: default_projections(),
             export: Vec::new(),
             bootstrap: default_bootstrap(),
+            extra: Vec::new(),
         }
     }
 }
@@ -261,6 +276,12 @@ impl SweepSpec {
             return Err(invalid(
                 "samples",
                 "must be at least 2 (sample statistics fit covariances)".into(),
+            ));
+        }
+        if let Some((i, e)) = self.extra.iter().enumerate().find(|(_, e)| e.steps == 0 || e.steps > timesteps) {
+            return Err(invalid(
+                &format!("extra[{i}].steps"),
+                format!("S = {} is outside the allowed range 1..={timesteps} (schedule.timesteps)", e.steps),
             ));
         }
         if self.bootstrap == 1 {
