@@ -58,8 +58,8 @@ fn synthetic() -> Vec<MetricRow> {
                     nfe,
                     &[
                         ("fd", fd),
-                        ("fd_lo", fd - 0.001),
-                        ("fd_hi", fd + 0.001),
+                        ("fd_lo", fd - 0.01),
+                        ("fd_hi", fd + 0.01),
                         ("recon_mse", recon),
                     ],
                 ));
@@ -82,10 +82,10 @@ fn table1_layout_has_eta_rows_step_columns_bold_best_and_daggers() {
     let lines: Vec<&str> = md.lines().collect();
     assert_eq!(lines.len(), 2 + 3);
     assert!(
-        lines[2].starts_with("| η = 0.0 | **0.1000 ± 0.001000** | **0.05000 ± 0.001000** | **0.02500 ± 0.001000** †"),
+        lines[2].starts_with("| η = 0.0 | **0.1000 ± 0.01000** | **0.05000 ± 0.01000** | **0.02500 ± 0.01000** †"),
         "{md}"
     );
-    assert!(lines[3].contains("| 1.200 ± 0.001000 |") && !lines[3].contains("**"), "{md}");
+    assert!(lines[3].contains("| 1.200 ± 0.01000 |") && !lines[3].contains("**"), "{md}");
     // Overlapping intervals: no cell of that column is bold.
     let mut wide = rows.clone();
     for r in wide.iter_mut().filter(|r| r.steps == 10) {
@@ -99,7 +99,7 @@ fn table1_layout_has_eta_rows_step_columns_bold_best_and_daggers() {
     let floor = BTreeMap::from([("fd".to_string(), 0.0), ("fd_lo".into(), 0.0), ("fd_hi".into(), 0.0001)]);
     let md = with_floor(eta_by_steps(&rows, fd, "quadratic", false), fd, &floor).markdown();
     assert!(md.contains("| noise floor (real vs real) | 0 ± 5.000e-5 | 0 ± 5.000e-5 | 0 ± 5.000e-5 |"), "{md}");
-    assert!(md.contains("**0.1000 ± 0.001000**"), "{md}");
+    assert!(md.contains("**0.1000 ± 0.01000**"), "{md}");
 }
 
 #[test]
@@ -134,7 +134,7 @@ fn findings_name_a_best_eta_only_where_intervals_separate() {
     }
     let f = findings(&bare, &none).join("\n");
     assert!(
-        f.contains("S = 10: η = 0.0 ≈ σ̂ ≈ η = 1.0 indistinguishable at this sample size"),
+        f.contains("S = 10: η = 0.0 ≈ η = 1.0 ≈ σ̂ indistinguishable at this sample size"),
         "{f}"
     );
     assert!(!f.contains(" best"), "{f}");
@@ -217,7 +217,8 @@ fn a_mixture_sweep_reports_tables_figures_and_missing_points() {
         .unwrap()
         .finish()
         .unwrap();
-    assert_eq!(csv.shape(), (3, 4));
+    // 3 η rows and the noise floor; the label, then each S with its interval's ends.
+    assert_eq!(csv.shape(), (4, 10));
     let pq = ParquetReader::new(std::fs::File::open(out.join("metrics.parquet")).unwrap())
         .finish()
         .unwrap();
@@ -232,6 +233,12 @@ fn a_mixture_sweep_reports_tables_figures_and_missing_points() {
     let col = csv.column("S = 10").unwrap().f64().unwrap().clone();
     assert_eq!(col.get(2).unwrap(), at("linear_sigma_hat_S10"));
     assert_eq!(col.get(0).unwrap(), at("linear_eta0.0_S10"));
+    let lo = pq.column("fd_lo").unwrap().f64().unwrap().clone();
+    let csv_lo = csv.column("S = 10 lo").unwrap().f64().unwrap().clone();
+    let i0 = (0..pq.height()).find(|&i| ids.get(i) == Some("linear_eta0.0_S10")).unwrap();
+    assert_eq!(csv_lo.get(0), lo.get(i0));
+    let floor = ddimlab::experiment::runner::NoiseFloor::load(&out).unwrap();
+    assert_eq!(col.get(3), floor.metrics.get("fd").copied());
     for stem in &summary.figures {
         check_figure(stem);
     }
