@@ -267,7 +267,7 @@ impl EpsModel for Shrink {
 fn an_image_sweep_draws_sample_grids() {
     let cfg = ExperimentConfig::parse(
         "name: img\nseed: 1\ndevice: cpu\ndata:\n  kind: digits\nmodel:\n  kind: mlp\n  train:\n    steps: 1\n\
-         sweep:\n  steps: [5, 10]\n  eta: [0.0, 1.0]\n  tau: [linear]\n  samples: 40\nmetrics: [reconstruction, consistency]\n",
+         sweep:\n  steps: [10, 20]\n  eta: [0.0, 1.0]\n  tau: [linear]\n  samples: 40\nmetrics: [reconstruction, consistency]\n",
         Path::new("img.yaml"),
     )
     .unwrap();
@@ -276,4 +276,74 @@ fn an_image_sweep_draws_sample_grids() {
     let summary = report(&out).unwrap();
     let grid = summary.figures.iter().find(|f| f.ends_with("samples_linear")).unwrap();
     check_figure(grid);
+}
+
+#[test]
+fn empirical_oracle_sweeps_compare_across_models_and_splice_the_readme() {
+    let root = workdir("compare");
+    let configs = [
+        "name: emp\nseed: 2\ndevice: cpu\ndata:\n  kind: moons\n  n_train: 200\n  n_heldout: 100\nmodel:\n  kind: oracle\n  std: 0.05\n\
+         sweep:\n  steps: [10, 20]\n  eta: [0.0, 1.0, sigma_hat]\n  tau: [linear]\n  samples: 100\n  bootstrap: 20\n\
+         \x20 extra:\n    - {steps: 50, eta: 1.0}\nmetrics: [sample_stats]\n",
+        "name: mix\nseed: 2\ndevice: cpu\ndata:\n  kind: grid25\n  n_train: 50\n  n_heldout: 150\nmodel:\n  kind: oracle\n\
+         sweep:\n  steps: [10, 20]\n  eta: [0.0, 1.0]\n  tau: [linear]\n  samples: 100\n  bootstrap: 20\nmetrics: [sample_stats]\n",
+    ];
+    let mut dirs = Vec::new();
+    for text in configs {
+        let cfg = ExperimentConfig::parse(text, Path::new("c.yaml")).unwrap();
+        let out = root.join(&cfg.name);
+        let opts = SweepOptions {
+            out: out.clone(),
+            force: false,
+            jobs: 1,
+        };
+        let outcome = ddimlab::experiment::runner::sweep_experiment(&cfg, &opts).unwrap();
+        assert!(outcome.manifest.heldout_loss.is_some_and(|l| l.is_finite() && l > 0.0));
+        dirs.push(out);
+    }
+    // The extra point ran for η = 1 only; the floor was drawn from the smoothed training set.
+    let rows = ddimlab::store::read_rows(&dirs[0].join("metrics.parquet")).unwrap();
+    let ids: Vec<&str> = rows.iter().map(|r| r.point_id.as_str()).collect();
+    assert!(ids.contains(&"linear_eta1.0_S50") && !ids.contains(&"linear_eta0.0_S50"), "{ids:?}");
+    let floor = ddimlab::experiment::runner::NoiseFloor::load(&dirs[0]).unwrap();
+    assert!(floor.compared_with.contains("smoothed by N(0, 0.05²)"), "{}", floor.compared_with);
+    assert!(floor.metrics.contains_key("fd_lo") && floor.metrics.contains_key("nn_ratio"));
+
+    let md = ddimlab::report::compare(&dirs, &root).unwrap();
+    for needle in [
+        "#### Fréchet distance (data space)",
+        "| emp | empirical oracle (training set ⊛ N(0, 0.05²)) |",
+        "| mix | exact mixture oracle |",
+        "| emp: η = 0.0 |",
+        "| emp: σ̂ (no clipping) |",
+        "| emp: noise floor |",
+        "| mix: noise floor |",
+        "[emp/report.md](emp/report.md)",
+        "- **emp**: linear τ, fd: S = 10:",
+        "| emp | empirical oracle (training set ⊛ N(0, 0.05²)) | 0.",
+        "| model, η | S = 10 | S = 20 | S = 50 |",
+    ] {
+        assert!(md.contains(needle), "{needle}\n{md}");
+    }
+    // The cell of (emp, η = 0, S = 5) is that point's fd.
+    let fd = rows.iter().find(|r| r.point_id == "linear_eta0.0_S10").unwrap().metrics["fd"];
+    let value = ddimlab::report::tables::format_value(fd);
+    assert!(
+        md.contains(&format!("| emp: η = 0.0 | {value} ± ")) || md.contains(&format!("| emp: η = 0.0 | **{value} ± ")),
+        "{value}\n{md}"
+    );
+
+    // The README splice keeps everything outside the markers and is idempotent.
+    let readme = root.join("README.md");
+    let (begin, end) = (ddimlab::report::compare::README_BEGIN, ddimlab::report::compare::README_END);
+    std::fs::write(&readme, format!("# Title\n\nintro\n\n{begin}\nold\n{end}\n\nafter\n")).unwrap();
+    ddimlab::report::splice_readme(&readme, &md).unwrap();
+    let once = std::fs::read_to_string(&readme).unwrap();
+    assert!(once.starts_with("# Title\n\nintro\n\n") && once.ends_with(&format!("{end}\n\nafter\n")));
+    assert!(once.contains(&md) && !once.contains("\nold\n"));
+    ddimlab::report::splice_readme(&readme, &md).unwrap();
+    assert_eq!(std::fs::read_to_string(&readme).unwrap(), once);
+    std::fs::write(&readme, "no markers\n").unwrap();
+    let err = ddimlab::report::splice_readme(&readme, &md).unwrap_err().to_string();
+    assert!(err.contains("markers"), "{err}");
 }

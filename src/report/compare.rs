@@ -141,6 +141,7 @@ fn models_table(group: &[&Entry], base: &Path) -> String {
         let link = relative(&e.dir.join("report.md"), base);
         let top = steps(&e.rows).last().copied().unwrap_or(0);
         let sample = find(&e.rows, &e.tau(), "1.0", top, false)
+            .filter(|r| r.metrics.contains_key(names::CONFIDENCE))
             .map(|r| format!("{} (S = {top})", with_interval(&r.metrics)))
             .unwrap_or_else(|| "—".into());
         let _ = writeln!(
