@@ -175,6 +175,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let cfg = ExperimentConfig::load(&file)?;
             let dir = out_dir(&cfg, out);
+            let _lock = ddimlab::store::lock::FolderLock::acquire(&dir, &format!("ddimlab train ({})", cfg.name))?;
             let (device, described) = ddimlab::device::resolve(&cfg.device)?;
             eprintln!("device: {described}");
             let steps = cfg.model.train.as_ref().map_or(0, |t| t.steps);

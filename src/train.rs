@@ -221,6 +221,10 @@ pub struct Trainer<'a> {
     pub spec: &'a TrainSpec,
     /// The experiment seed.
     pub seed: u64,
+    /// The fingerprint of everything that determines the training (seed, data, model,
+    /// schedule, train spec): a saved state carries it, and a state of another
+    /// configuration is refused instead of resumed.
+    pub fingerprint: &'a str,
 }
 
 /// A resumable training state: raw weights, EMA weights, AdamW moments and the step.
@@ -328,6 +332,10 @@ impl Trainer<'_> {
         }
         all.insert("meta.step".into(), Tensor::new(state.step as i64, &Device::Cpu)?);
         all.insert("meta.adam_t".into(), Tensor::new(state.adam.t as i64, &Device::Cpu)?);
+        all.insert(
+            "meta.fingerprint".into(),
+            Tensor::new(self.fingerprint.as_bytes(), &Device::Cpu)?,
+        );
         save_atomic(&all, path)
     }
 
@@ -340,6 +348,21 @@ impl Trainer<'_> {
             })?;
             Ok(t.to_scalar::<i64>()? as usize)
         };
+        let saved = match file.get("meta.fingerprint") {
+            Some(t) => String::from_utf8_lossy(&t.to_vec1::<u8>()?).into_owned(),
+            None => String::new(),
+        };
+        if saved != self.fingerprint {
+            return Err(Error::Io {
+                path: path.display().to_string(),
+                message: format!(
+                    "the interrupted training here belongs to a different configuration (fingerprint {}, this one {}): \
+                     rerun with --force to start this one over, or restore the experiment it came from",
+                    if saved.is_empty() { "none" } else { &saved },
+                    self.fingerprint
+                ),
+            });
+        }
         let group = |prefix: &str| -> HashMap<String, Tensor> {
             names
                 .iter()

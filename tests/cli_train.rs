@@ -70,6 +70,22 @@ fn train_writes_reuses_resumes_and_refuses() {
         !ok && err.contains("different configuration") && err.contains("--force"),
         "{err}"
     );
+    // An interrupted state of one configuration is never resumed by another (fewer steps
+    // and another lr here): refused, and --force starts the new one over.
+    let out2 = dir.join("out2");
+    let o2 = out2.to_str().unwrap();
+    let (ok, err) = run(&["train", e, "--out", o2, "--stop-after", "12"]);
+    assert!(ok, "{err}");
+    let changed = std::fs::read_to_string(&exp).unwrap().replace("steps: 30", "steps: 8\n    lr: 0.5");
+    std::fs::write(&exp, changed).unwrap();
+    let (ok, err) = run(&["train", e, "--out", o2]);
+    assert!(!ok && err.contains("interrupted training") && err.contains("--force"), "{err}");
+    assert!(!out2.join("model.json").exists());
+    let (ok, err) = run(&["train", e, "--out", o2, "--force"]);
+    assert!(ok, "{err}");
+    let card: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out2.join("model.json")).unwrap()).unwrap();
+    assert_eq!(card["steps"], 8);
 }
 
 #[test]

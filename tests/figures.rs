@@ -208,7 +208,7 @@ fn image_grid_size_follows_the_layout_formula() {
         .map(|eta| (format!("η = {eta:.1}"), (0..4).map(digit).collect()))
         .collect();
     let columns: Vec<String> = steps.iter().map(|s| format!("S={s}")).collect();
-    image_grid(&stem, "Same x_T", &rows, 8, 8, &columns).unwrap();
+    image_grid(&stem, "Same x_T", &rows, (1, 8, 8), &columns).unwrap();
 
     // Short labels: label column at its minimum; 8×8 images scaled ×8 = 64 px, wider than
     // the column labels; R = 3, C = 4.
@@ -225,7 +225,7 @@ fn image_grid_size_follows_the_layout_formula() {
     let stem = out.stem("grid16");
     let big = vec![0.25f32; 256];
     let rows = vec![("a".to_string(), vec![big.clone(); 2]), ("b".to_string(), vec![big])];
-    image_grid(&stem, "g16", &rows, 16, 16, &[]).unwrap();
+    image_grid(&stem, "g16", &rows, (1, 16, 16), &[]).unwrap();
     let (r, c) = (2, 2);
     let width = 2 * GRID_MARGIN + GRID_MIN_LABEL_WIDTH + c * cell + (c - 1) * GRID_GAP;
     let height = 2 * GRID_MARGIN + GRID_TITLE_BAND + r * cell + (r - 1) * GRID_GAP;
@@ -245,8 +245,7 @@ fn image_grid_odd_data() {
         &stem,
         "odd pixels",
         &[("odd".into(), vec![odd])],
-        8,
-        8,
+        (1, 8, 8),
         &["S = 10".into()],
     )
     .unwrap();
@@ -254,7 +253,7 @@ fn image_grid_odd_data() {
 
     // No rows at all: a valid, nearly empty figure.
     let stem = out.stem("empty");
-    image_grid(&stem, "empty grid", &[], 8, 8, &[]).unwrap();
+    image_grid(&stem, "empty grid", &[], (1, 8, 8), &[]).unwrap();
     assert!(std::fs::read_to_string(with_ext(&stem, "svg"))
         .unwrap()
         .contains("no data"));
@@ -262,8 +261,29 @@ fn image_grid_odd_data() {
 
     // A wrongly sized image or a zero size is an error, not a panic.
     let stem = out.stem("bad");
-    assert!(image_grid(&stem, "bad", &[("x".into(), vec![vec![0.0; 63]])], 8, 8, &[]).is_err());
-    assert!(image_grid(&stem, "bad", &[], 0, 8, &[]).is_err());
+    assert!(image_grid(&stem, "bad", &[("x".into(), vec![vec![0.0; 63]])], (1, 8, 8), &[]).is_err());
+    assert!(image_grid(&stem, "bad", &[], (1, 0, 8), &[]).is_err());
+    assert!(image_grid(&stem, "bad", &[], (2, 8, 8), &[]).is_err());
+}
+
+#[test]
+fn rgb_images_are_drawn_in_colour_not_as_separate_planes() {
+    let out = OutDir::new("grid-rgb");
+    // One 2×2 CHW image: red, green / blue, white.
+    let planes = [
+        [1.0f32, -1.0, -1.0, 1.0], // R
+        [-1.0, 1.0, -1.0, 1.0],    // G
+        [-1.0, -1.0, 1.0, 1.0],    // B
+    ];
+    let image: Vec<f32> = planes.concat();
+    let stem = out.stem("rgb");
+    image_grid(&stem, "rgb", &[("x".into(), vec![image.clone()])], (3, 2, 2), &[]).unwrap();
+    let svg = std::fs::read_to_string(with_ext(&stem, "svg")).unwrap().to_uppercase();
+    for colour in ["#FF0000", "#00FF00", "#0000FF", "#FFFFFF"] {
+        assert!(svg.contains(colour), "{colour} missing");
+    }
+    // Read as one channel it is refused: 12 values are not a 2×2 grey image.
+    assert!(image_grid(&stem, "grey", &[("x".into(), vec![image])], (1, 2, 2), &[]).is_err());
 }
 
 fn moons(n: usize) -> Vec<(f64, f64)> {

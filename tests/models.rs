@@ -323,6 +323,7 @@ fn interrupted_training_resumes_to_the_same_weights() {
             schedule: &schedule,
             spec: &spec,
             seed: 9,
+            fingerprint: "f",
         }
         .run(state, stop, &mut Progress::hidden())
         .unwrap()
@@ -343,6 +344,20 @@ fn interrupted_training_resumes_to_the_same_weights() {
     for (k, t) in &a {
         assert_eq!(values(t), values(&b[k]), "{k}");
     }
+    // A state saved by another configuration is refused, not resumed.
+    let third = Network::new(&small_mlp(), 9, &Device::Cpu).unwrap();
+    let err = Trainer {
+        net: &third,
+        data: &data.train,
+        schedule: &schedule,
+        spec: &spec,
+        seed: 9,
+        fingerprint: "another",
+    }
+    .run(Some(&state), None, &mut Progress::hidden())
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("different configuration") && err.contains("--force"), "{err}");
 }
 
 /// The trained MLP's ε approaches the exact ε* on held-out x_t, and DDIM samples land on the modes.
@@ -369,6 +384,7 @@ fn trained_mlp_approaches_the_oracle_and_samples_the_modes() {
         schedule: &schedule,
         spec: &train,
         seed: 0,
+        fingerprint: "f",
     }
     .run(None, None, &mut Progress::hidden())
     .unwrap();
@@ -440,6 +456,7 @@ fn training_on_digits_beats_an_untrained_net_on_heldout_loss() {
         schedule: &schedule,
         spec: &spec,
         seed: 0,
+        fingerprint: "f",
     }
     .run(None, None, &mut Progress::hidden())
     .unwrap();

@@ -232,10 +232,16 @@ impl ModelSpec {
                     time_dim: self.time_dim.unwrap_or(d.time_dim),
                     layer_norm: self.layer_norm.unwrap_or(d.layer_norm),
                 };
-                for (key, v) in [("hidden", config.hidden), ("time_dim", config.time_dim)] {
-                    if v < 2 {
-                        return Err(invalid(key, format!("{v}: must be at least 2")));
-                    }
+                if config.hidden < 2 {
+                    return Err(invalid("hidden", format!("{}: must be at least 2", config.hidden)));
+                }
+                // The sinusoidal embedding pairs sin and cos over d/2 frequencies spaced by
+                // 1/(d/2 − 1): d must be even and at least 4.
+                if config.time_dim < 4 || config.time_dim % 2 != 0 {
+                    return Err(invalid(
+                        "time_dim",
+                        format!("{}: the time embedding needs an even width of at least 4", config.time_dim),
+                    ));
                 }
                 Some(Architecture::Mlp { shape, config })
             }
@@ -315,6 +321,15 @@ impl ScheduleSpec {
 impl ExperimentConfig {
     /// Parses and validates `text` (the contents of `file`, used in messages).
     pub fn parse(text: &str, file: &Path) -> Result<Self> {
+        if text.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with('#')) {
+            return Err(Error::Config {
+                message: format!(
+                    "{}: the file is empty: an experiment needs at least `name`, `data` and `model` \
+                     (see experiments/*.yaml)",
+                    file.display()
+                ),
+            });
+        }
         let de = serde_yaml_ng::Deserializer::from_str(text);
         let config: Self = serde_path_to_error::deserialize(de).map_err(|e| {
             let path = e.path().to_string();
@@ -388,6 +403,45 @@ impl ExperimentConfig {
             });
         }
         self.oracle_kind()?;
+        self.check_memory()?;
+        Ok(())
+    }
+
+    /// Bytes one sweep point needs at the least, whatever the model: x_T, the samples and
+    /// their measured copy (n × d f32 each, held for the whole point), the bootstrap's
+    /// resampled copies (one per thread, counted as two), the stored trajectory, the
+    /// reconstruction arrays, and the sampler's working set for one batch (x, ε, x̂_0 and
+    /// the noise: four batch × d tensors). The model's own activations come on top.
+    pub fn point_bytes(&self) -> Result<u64> {
+        let d = self.data_shape()?.numel() as u64;
+        let sw = &self.sweep;
+        let n = sw.samples as u64;
+        let recon = sw.reconstruction_samples.unwrap_or(sw.samples) as u64;
+        let top = sw.steps.iter().chain(sw.extra.iter().map(|e| &e.steps)).copied().max().unwrap_or(0) as u64;
+        let trajectory = sw.trajectory_samples as u64 * (top + 1);
+        let batch = (sw.batch_size as u64).min(n);
+        Ok(4 * d * (5 * n + 3 * recon + trajectory + 4 * batch))
+    }
+
+    /// Refuses a sweep whose points cannot fit in this machine's memory (Linux:
+    /// `MemTotal` of /proc/meminfo; elsewhere nothing is checked).
+    fn check_memory(&self) -> Result<()> {
+        let Some(total) = machine_memory_bytes() else { return Ok(()) };
+        let need = self.point_bytes()?;
+        if need > total {
+            let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+            return Err(Error::Invalid {
+                field: "sweep.samples".into(),
+                message: format!(
+                    "{} samples of {} values: one point needs at least {:.1} GiB of memory, this machine has {:.1} GiB; \
+                     use fewer samples (or trajectory_samples)",
+                    self.sweep.samples,
+                    self.data_shape()?.numel(),
+                    gib(need),
+                    gib(total)
+                ),
+            });
+        }
         Ok(())
     }
 
@@ -463,13 +517,27 @@ impl ExperimentConfig {
         self.data.shape()
     }
 
-    /// Checks that the files of a diffusers `checkpoint:` folder are there (parsing does
-    /// not look at files); the error names the folder and what to download into it.
+    /// Checks the files of `model.checkpoint` (parsing does not look at files): a
+    /// diffusers folder must hold its two files (the error names what to download); a
+    /// `.safetensors` file must exist and its header must list exactly the variables of
+    /// the experiment's architecture, with their shapes.
     pub fn check_checkpoint(&self) -> Result<()> {
-        match self.model.diffusers_dir() {
-            Some(dir) => crate::model::diffusers::check_folder(dir).map(|_| ()),
-            None => Ok(()),
+        if let Some(dir) = self.model.diffusers_dir() {
+            return crate::model::diffusers::check_folder(dir).map(|_| ());
         }
+        let (Some(file), Some(arch)) = (&self.model.checkpoint, self.architecture()?) else {
+            return Ok(());
+        };
+        if !file.is_file() {
+            return Err(Error::Io {
+                path: file.display().to_string(),
+                message: "model.checkpoint: no such file (a checkpoint written by `ddimlab train`, \
+                          `<results>/model.safetensors`)"
+                    .into(),
+            });
+        }
+        let net = crate::model::Network::new(&arch, self.seed, &candle_core::Device::Cpu)?;
+        crate::model::checkpoint::check_header(&net.varmap, file)
     }
 
     /// Sets `model.checkpoint` to `checkpoint` (the `--checkpoint` flag) and validates the
@@ -490,6 +558,14 @@ impl ExperimentConfig {
     pub fn to_yaml(&self) -> String {
         serde_yaml_ng::to_string(self).expect("configs serialise")
     }
+}
+
+/// This machine's memory in bytes (`MemTotal` of /proc/meminfo), when it can be read.
+fn machine_memory_bytes() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }
 
 /// serde_yaml_ng writes "path: message at line L column C"; the path and location are

@@ -847,6 +847,7 @@ fn unix(t: SystemTime) -> u64 {
 /// data and the model, and runs the sweep (what `ddimlab sweep` does).
 pub fn sweep_experiment(cfg: &ExperimentConfig, opts: &SweepOptions) -> Result<SweepOutcome> {
     cfg.check_checkpoint()?;
+    let _lock = crate::store::lock::FolderLock::acquire(&opts.out, &format!("ddimlab sweep ({})", cfg.name))?;
     let (device, described) = crate::device::resolve(&cfg.device)?;
     eprintln!("device: {described}");
     if let Some(train) = cfg.model.train.as_ref().filter(|_| cfg.model.checkpoint.is_none()) {

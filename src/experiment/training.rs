@@ -154,6 +154,7 @@ pub fn train_experiment(
         schedule: &schedule,
         spec: &train,
         seed: cfg.seed,
+        fingerprint: &want,
     };
     let report = trainer.run(Some(&paths.state), stop_after, progress)?;
     if report.steps_done < train.steps {

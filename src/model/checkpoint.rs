@@ -135,6 +135,74 @@ pub fn read(path: &Path, device: &Device) -> Result<HashMap<String, Tensor>> {
     })
 }
 
+/// The tensor names and shapes of a safetensors file, from its header alone (the first
+/// 8 + N bytes: N little-endian, then N bytes of JSON), without reading the tensors.
+pub fn header_shapes(path: &Path) -> Result<BTreeMap<String, Vec<usize>>> {
+    use std::io::Read;
+    let bad = |message: String| Error::Io {
+        path: path.display().to_string(),
+        message,
+    };
+    let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let file_len = f.metadata().map_err(|e| Error::io(path, e))?.len();
+    let mut len = [0u8; 8];
+    f.read_exact(&mut len)
+        .map_err(|_| bad("not a safetensors file: shorter than its 8-byte header length".into()))?;
+    let n = u64::from_le_bytes(len);
+    if n > file_len.saturating_sub(8) || n > 100 << 20 {
+        return Err(bad(format!(
+            "not a safetensors file: its header would be {n} bytes in a {file_len}-byte file"
+        )));
+    }
+    let mut header = vec![0u8; n as usize];
+    f.read_exact(&mut header).map_err(|e| Error::io(path, e))?;
+    let json: serde_json::Value = serde_json::from_slice(&header)
+        .map_err(|e| bad(format!("not a safetensors file: its header is not JSON ({e})")))?;
+    let map = json
+        .as_object()
+        .ok_or_else(|| bad("not a safetensors file: its header is not a JSON object".into()))?;
+    let mut shapes = BTreeMap::new();
+    for (name, v) in map.iter().filter(|(k, _)| *k != "__metadata__") {
+        let shape = v
+            .get("shape")
+            .and_then(|s| s.as_array())
+            .and_then(|a| a.iter().map(|d| d.as_u64().map(|d| d as usize)).collect::<Option<Vec<_>>>())
+            .ok_or_else(|| bad(format!("not a safetensors file: tensor {name} has no shape")))?;
+        shapes.insert(name.clone(), shape);
+    }
+    Ok(shapes)
+}
+
+/// Checks, from the header alone, that `path` holds exactly the variables of `varmap`
+/// with their shapes (the same rule as [`load_into`]).
+pub fn check_header(varmap: &VarMap, path: &Path) -> Result<()> {
+    let file = header_shapes(path)?;
+    let data = varmap.data().lock().expect("varmap poisoned");
+    let mut problems = Vec::new();
+    let mut names: Vec<&String> = data.keys().collect();
+    names.sort();
+    for name in names {
+        let want = data[name].shape().dims().to_vec();
+        match file.get(name) {
+            None => problems.push(format!("missing {name} {want:?}")),
+            Some(got) if *got != want => problems.push(format!("{name}: checkpoint {got:?}, model {want:?}")),
+            Some(_) => {}
+        }
+    }
+    problems.extend(file.keys().filter(|k| !data.contains_key(*k)).map(|k| format!("unexpected {k}")));
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Io {
+            path: path.display().to_string(),
+            message: format!(
+                "the checkpoint does not fit the experiment's architecture: {}",
+                problems.join("; ")
+            ),
+        })
+    }
+}
+
 /// Copies the tensors of `file` into the variables of `varmap`. Refuses, listing every
 /// missing, unexpected and differently shaped tensor, unless the two match exactly.
 pub fn load_into(varmap: &VarMap, file: &HashMap<String, Tensor>, source: &str) -> Result<()> {

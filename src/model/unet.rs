@@ -137,6 +137,12 @@ impl UnetConfig {
             });
         }
         let block_out_channels: Vec<usize> = spec.channel_mult.iter().map(|m| m * spec.base_channels).collect();
+        if spec.norm_groups == 0 {
+            return Err(Error::Invalid {
+                field: "model.norm_groups".into(),
+                message: "0: GroupNorm needs at least 1 group (a divisor of every level's channels)".into(),
+            });
+        }
         if let Some(c) = block_out_channels
             .iter()
             .find(|c| **c == 0 || *c % spec.norm_groups != 0)
@@ -149,6 +155,18 @@ impl UnetConfig {
         let attn: Vec<bool> = (0..levels)
             .map(|i| spec.attention_resolutions.contains(&(height >> i)))
             .collect();
+        if let Some(d) = spec.attention_head_dim {
+            // Attention runs at the attended levels and in the middle block (the last level).
+            let attended = (0..levels).filter(|&i| attn[i]).chain([levels - 1]);
+            if let Some(c) = attended.map(|i| block_out_channels[i]).find(|c| d == 0 || c % d != 0) {
+                return Err(Error::Invalid {
+                    field: "model.attention_head_dim".into(),
+                    message: format!(
+                        "{d}: must be a head size ≥ 1 that divides the {c} channels attended to (or leave it out: one head)"
+                    ),
+                });
+            }
+        }
         let down = attn
             .iter()
             .map(|a| if *a { "AttnDownBlock2D" } else { "DownBlock2D" }.to_string())

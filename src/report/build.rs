@@ -372,9 +372,9 @@ fn draw_figures(
 }
 
 /// The slerp interpolation grid saved by the sweep (paper §5.4): one row per latent pair.
-fn interpolation_figure(dir: &Path, out: &Path, height: usize, width: usize) -> Result<PathBuf> {
+fn interpolation_figure(dir: &Path, out: &Path, (channels, height, width): (usize, usize, usize)) -> Result<PathBuf> {
     let a = load_arrays(dir, INTERPOLATION_ID)?;
-    let n = height * width;
+    let n = channels * height * width;
     let images: Vec<Vec<f32>> = a.samples.chunks(n).map(<[f32]>::to_vec).collect();
     let per_row = INTERPOLATION_POINTS.min(images.len().max(1));
     let rows: Vec<(String, Vec<Vec<f32>>)> = images
@@ -393,8 +393,7 @@ fn interpolation_figure(dir: &Path, out: &Path, height: usize, width: usize) -> 
             a.timesteps.len()
         ),
         &rows,
-        height,
-        width,
+        (channels, height, width),
         &columns,
     )?;
     Ok(stem)
@@ -429,8 +428,12 @@ fn sample_figures(dir: &Path, data: &crate::data::Dataset, rows: &[MetricRow], o
     for tau in taus(rows) {
         let stem = out.join(format!("samples_{tau}"));
         match data.shape() {
-            DataShape::Image { height, width, .. } => {
-                let n = height * width;
+            DataShape::Image {
+                channels,
+                height,
+                width,
+            } => {
+                let n = channels * height * width;
                 let grid: Vec<(String, Vec<Vec<f32>>)> = labelled_samples(dir, rows, &tau, clip, 10 * n)?
                     .into_iter()
                     .map(|(label, x)| (label, x.chunks(n).map(<[f32]>::to_vec).collect()))
@@ -439,12 +442,11 @@ fn sample_figures(dir: &Path, data: &crate::data::Dataset, rows: &[MetricRow], o
                     &stem,
                     &format!("Samples from the same x_T — {tau} τ"),
                     &grid,
-                    height,
-                    width,
+                    (channels, height, width),
                     &[],
                 )?;
                 if tau == taus(rows)[0] && dir.join("points").join(format!("{INTERPOLATION_ID}.json")).exists() {
-                    figures.push(interpolation_figure(dir, out, height, width)?);
+                    figures.push(interpolation_figure(dir, out, (channels, height, width))?);
                 }
             }
             DataShape::Vector(2) => {

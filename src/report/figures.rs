@@ -141,11 +141,10 @@ pub fn image_grid(
     stem: &Path,
     title: &str,
     rows: &[(String, Vec<Vec<f32>>)],
-    height: usize,
-    width: usize,
+    (channels, height, width): (usize, usize, usize),
     column_labels: &[String],
 ) -> Result<()> {
-    let grid = ImageGrid::new(title, rows, height, width, column_labels)?;
+    let grid = ImageGrid::new(title, rows, (channels, height, width), column_labels)?;
     render(stem, &grid)
 }
 
@@ -685,6 +684,7 @@ struct ImageGrid<'a> {
     title: &'a str,
     rows: &'a [(String, Vec<Vec<f32>>)],
     column_labels: &'a [String],
+    channels: usize,
     width: usize,
     scale: u32,
     pitch_x: u32,
@@ -699,11 +699,16 @@ impl<'a> ImageGrid<'a> {
     fn new(
         title: &'a str,
         rows: &'a [(String, Vec<Vec<f32>>)],
-        height: usize,
-        width: usize,
+        (channels, height, width): (usize, usize, usize),
         column_labels: &'a [String],
     ) -> Result<Self> {
         ensure_font()?;
+        if channels != 1 && channels != 3 {
+            return Err(Error::Invalid {
+                field: "image channels".into(),
+                message: format!("{channels}: image grids draw 1 (grey) or 3 (RGB) channels"),
+            });
+        }
         if height == 0 || width == 0 || height > 4096 || width > 4096 {
             return Err(Error::Invalid {
                 field: "image size".into(),
@@ -711,11 +716,11 @@ impl<'a> ImageGrid<'a> {
             });
         }
         for (label, images) in rows {
-            if let Some((j, image)) = images.iter().enumerate().find(|(_, im)| im.len() != height * width) {
+            let numel = channels * height * width;
+            if let Some((j, image)) = images.iter().enumerate().find(|(_, im)| im.len() != numel) {
                 return Err(Error::Shape(format!(
-                    "image grid row {label:?}, image {j}: {} values, expected {height} × {width} = {}",
+                    "image grid row {label:?}, image {j}: {} values, expected {channels} × {height} × {width} = {numel}",
                     image.len(),
-                    height * width
                 )));
             }
         }
@@ -748,6 +753,7 @@ impl<'a> ImageGrid<'a> {
             title,
             rows,
             column_labels,
+            channels,
             width,
             scale,
             pitch_x,
@@ -759,13 +765,20 @@ impl<'a> ImageGrid<'a> {
     }
 }
 
-/// Grey level of a value in [−1, 1] (clamped): −1 → black, +1 → white; NaN → red.
-fn grey(v: f32) -> RGBColor {
-    if v.is_nan() {
+/// The colour of pixel k (row-major over height × width) of a CHW image: grey for one
+/// channel, RGB for three, each value in [−1, 1] mapped as the exports map it
+/// ([`crate::store::export::to_u8`]: −1 → 0, +1 → 255); a NaN in any channel → red.
+fn pixel(image: &[f32], channels: usize, plane: usize, k: usize) -> RGBColor {
+    let v = |ch: usize| image[ch * plane + k];
+    if (0..channels).any(|ch| v(ch).is_nan()) {
         return NAN_PIXEL;
     }
-    let g = ((v.clamp(-1.0, 1.0) + 1.0) * 127.5).round() as u8;
-    RGBColor(g, g, g)
+    let u = |ch: usize| crate::store::export::to_u8(v(ch));
+    if channels == 3 {
+        RGBColor(u(0), u(1), u(2))
+    } else {
+        RGBColor(u(0), u(0), u(0))
+    }
 }
 
 impl Figure for ImageGrid<'_> {
@@ -800,11 +813,12 @@ impl Figure for ImageGrid<'_> {
             ))?;
             for (j, image) in images.iter().enumerate() {
                 let x0 = left + j as i32 * (px + gap) + (px - img_w) / 2;
-                for (k, &v) in image.iter().enumerate() {
+                let plane = image.len() / self.channels;
+                for k in 0..plane {
                     let (r, c) = ((k / self.width) as i32, (k % self.width) as i32);
                     let corner = (x0 + c * s, y0 + r * s);
                     let block = [corner, (corner.0 + s, corner.1 + s)];
-                    body.draw(&Rectangle::new(block, grey(v).filled()))?;
+                    body.draw(&Rectangle::new(block, pixel(image, self.channels, plane, k).filled()))?;
                 }
             }
         }

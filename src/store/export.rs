@@ -29,8 +29,12 @@ pub const GRID_COLUMNS: usize = 8;
 /// The folder of the exports inside a results folder.
 pub const EXPORT_DIR: &str = "exports";
 
-/// Images `[n, c, h, w]` (values in [−1, 1]) as uint8 `[n, h, w, c]`: round((x + 1) · 127.5),
-/// clamped to 0 ..= 255 (NaN gives 0).
+/// A value in [−1, 1] as uint8: round((x + 1) · 127.5), clamped to 0 ..= 255 (NaN gives 0).
+pub fn to_u8(v: f32) -> u8 {
+    ((v as f64 + 1.0) * 127.5).round().clamp(0.0, 255.0) as u8
+}
+
+/// Images `[n, c, h, w]` (values in [−1, 1]) as uint8 `[n, h, w, c]` by [`to_u8`].
 pub fn to_uint8_nhwc(samples: &[f32], shape: DataShape) -> Result<Array4<u8>> {
     let DataShape::Image {
         channels: c,
@@ -42,8 +46,7 @@ pub fn to_uint8_nhwc(samples: &[f32], shape: DataShape) -> Result<Array4<u8>> {
     };
     let n = samples.len() / shape.numel();
     Ok(Array4::from_shape_fn((n, h, w, c), |(i, y, x, ch)| {
-        let v = samples[((i * c + ch) * h + y) * w + x];
-        ((v as f64 + 1.0) * 127.5).round().clamp(0.0, 255.0) as u8
+        to_u8(samples[((i * c + ch) * h + y) * w + x])
     }))
 }
 

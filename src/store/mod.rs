@@ -7,6 +7,7 @@
 
 pub mod export;
 pub mod h5;
+pub mod lock;
 pub mod point;
 pub mod points;
 pub mod table;
