@@ -392,6 +392,7 @@ fn run_in_temp(cfg: &ExperimentConfig, tag: &str) -> ddimlab::experiment::runner
         out: dir.clone(),
         force: true,
         jobs: 1,
+        shard: None,
     };
     let m = sweep_experiment(cfg, &opts).unwrap().manifest;
     std::fs::remove_dir_all(&dir).ok();

@@ -44,6 +44,18 @@ enum Command {
         /// Model checkpoint overriding `model.checkpoint` (a diffusers folder or a .safetensors file).
         #[arg(long)]
         checkpoint: Option<PathBuf>,
+        /// Run only shard K of N (K = 0 … N−1, e.g. $SLURM_ARRAY_TASK_ID/N), balanced by model
+        /// evaluations; join the shard folders with `ddimlab merge`.
+        #[arg(long, value_name = "K/N")]
+        shard: Option<ddimlab::experiment::plan::Shard>,
+    },
+    /// Join the results folders of a sharded sweep into OUT (tables, samples.h5, manifest, report).
+    Merge {
+        /// The merged results folder.
+        out: PathBuf,
+        /// The shard folders (`ddimlab sweep … --shard K/N --out DIR`).
+        #[arg(required = true)]
+        shards: Vec<PathBuf>,
     },
     /// Write report.md, tables/*.csv and figures/* of a results folder (a sweep does this at its end).
     Report {
@@ -123,12 +135,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             force,
             jobs,
             checkpoint,
+            shard,
         } => {
             let cfg = load(&file, checkpoint)?;
             let opts = SweepOptions {
                 out: out_dir(&cfg, out),
                 force,
                 jobs: jobs.max(1),
+                shard,
             };
             let outcome = sweep_experiment(&cfg, &opts)?;
             let m = &outcome.manifest;
@@ -156,6 +170,24 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             write_report(&opts.out)?;
         }
         Command::Report { dir } => write_report(&dir)?,
+        Command::Merge { out, shards } => {
+            let outcome = ddimlab::experiment::runner::merge(&out, &shards)?;
+            eprintln!(
+                "merged {} shards into {}: {} points, {:.1} s of shard wall time in all",
+                shards.len(),
+                out.display(),
+                outcome.manifest.points.len(),
+                outcome.manifest.wall_seconds
+            );
+            write_report(&out)?;
+            if !outcome.missing.is_empty() {
+                anyhow::bail!(
+                    "{} planned points are in no shard (rerun the shards that failed): {}",
+                    outcome.missing.len(),
+                    outcome.missing.join(", ")
+                );
+            }
+        }
         Command::Compare { dirs, out, readme } => {
             let base = out.parent().unwrap_or(Path::new("")).to_path_buf();
             let md = ddimlab::report::compare(&dirs, &base)?;

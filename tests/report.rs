@@ -182,6 +182,7 @@ fn sweep(cfg: &ExperimentConfig, model: &dyn EpsModel, out: &Path) {
         out: out.to_path_buf(),
         force: false,
         jobs: 1,
+        shard: None,
     };
     run_sweep(cfg, model, &data, (&Device::Cpu, "cpu"), &opts).unwrap();
 }
@@ -296,6 +297,7 @@ fn empirical_oracle_sweeps_compare_across_models_and_splice_the_readme() {
             out: out.clone(),
             force: false,
             jobs: 1,
+            shard: None,
         };
         let outcome = ddimlab::experiment::runner::sweep_experiment(&cfg, &opts).unwrap();
         assert!(outcome.manifest.heldout_loss.is_some_and(|l| l.is_finite() && l > 0.0));

@@ -42,6 +42,7 @@ fn sweep_lib(cfg: &ExperimentConfig, out: &Path) -> ddimlab::experiment::runner:
         out: out.to_path_buf(),
         force: false,
         jobs: 2,
+        shard: None,
     };
     run_sweep(cfg, &model, &data, (&Device::Cpu, "cpu"), &opts).unwrap()
 }
@@ -192,6 +193,7 @@ fn results_do_not_depend_on_batch_size_and_stale_points_are_refused() {
         out: out.join("a"),
         force: false,
         jobs: 1,
+        shard: None,
     };
     let err = run_sweep(&other, &model, &data, (&Device::Cpu, "cpu"), &opts)
         .unwrap_err()
@@ -227,6 +229,7 @@ fn a_diverging_point_is_recorded_and_the_sweep_goes_on() {
         out: workdir("nan"),
         force: false,
         jobs: 1,
+        shard: None,
     };
     let outcome = run_sweep(&cfg, &model, &data, (&Device::Cpu, "cpu"), &opts).unwrap();
     let s2 = &outcome.rows[0]; // tau {0, 500}
@@ -321,4 +324,83 @@ fn a_killed_sweep_resumes_to_the_same_results() {
         .filter(|p| p["reused"].as_bool().unwrap())
         .count();
     assert_eq!(reused, done_before, "every point saved before the kill is reused");
+}
+
+#[test]
+fn three_shards_and_a_merge_equal_one_run() {
+    let cfg = config(&yaml(
+        "  steps: [3, 6, 12]\n  eta: [0.0, 1.0, sigma_hat]\n  tau: [linear, quadratic]\n",
+        60,
+    ));
+    let data = cfg.data.load(cfg.seed).unwrap();
+    let model = MixtureOracle::new(data.mixture.clone().unwrap(), cfg.schedule.build().unwrap());
+    let dir = workdir("shards");
+    let run = |out: &Path, shard: Option<&str>| {
+        let opts = SweepOptions {
+            out: out.to_path_buf(),
+            force: false,
+            jobs: 1,
+            shard: shard.map(|s| s.parse().unwrap()),
+        };
+        run_sweep(&cfg, &model, &data, (&Device::Cpu, "cpu"), &opts).unwrap()
+    };
+    let whole = run(&dir.join("whole"), None);
+    // Every non-reference point is in exactly one shard; the shards' work is balanced.
+    let plan = Plan::new(&cfg, 300).unwrap();
+    let shards: Vec<Vec<usize>> = (0..3).map(|k| plan.shard(format!("{k}/3").parse().unwrap())).collect();
+    let refs: Vec<usize> = plan.references.iter().filter_map(|r| r.point).collect();
+    for i in 0..plan.points.len() {
+        let times = shards.iter().filter(|s| s.contains(&i)).count();
+        assert_eq!(times, if refs.contains(&i) { 3 } else { 1 }, "{}", plan.points[i].id);
+    }
+    let work: Vec<usize> = shards
+        .iter()
+        .map(|s| s.iter().filter(|i| !refs.contains(i)).map(|&i| plan.point_evaluations(&plan.points[i])).sum())
+        .collect();
+    let (lo, hi) = (*work.iter().min().unwrap(), *work.iter().max().unwrap());
+    let largest = plan.points.iter().map(|p| plan.point_evaluations(p)).max().unwrap();
+    assert!(hi - lo <= largest, "{work:?}");
+
+    let parts: Vec<PathBuf> = (0..3).map(|k| dir.join(format!("shard{k}"))).collect();
+    for (k, part) in parts.iter().enumerate() {
+        let outcome = run(part, Some(&format!("{k}/3")));
+        assert_eq!(outcome.manifest.shard.as_deref(), Some(format!("{k}/3").as_str()));
+    }
+    let merged = dir.join("merged");
+    let outcome = ddimlab::experiment::runner::merge(&merged, &parts).unwrap();
+    assert!(outcome.missing.is_empty(), "{:?}", outcome.missing);
+    assert_eq!(outcome.manifest.shards.len(), 3);
+    // The same metrics (timing aside) and the same samples.h5 arrays as one run.
+    let strip = |mut rows: Vec<ddimlab::store::MetricRow>| {
+        for r in &mut rows {
+            (r.seconds, r.model_seconds) = (0.0, 0.0);
+        }
+        rows
+    };
+    let merged_rows = ddimlab::store::read_rows(&merged.join("metrics.parquet")).unwrap();
+    // (compared as text: σ̂ rows carry eta_value NaN, which is never == itself)
+    assert_eq!(format!("{:?}", strip(merged_rows)), format!("{:?}", strip(whole.rows.clone())));
+    for r in &whole.rows {
+        let a = ddimlab::store::read_point(&dir.join("whole/samples.h5"), &r.point_id).unwrap();
+        let b = ddimlab::store::read_point(&merged.join("samples.h5"), &r.point_id).unwrap();
+        assert_eq!(a.arrays, b.arrays, "{}", r.point_id);
+    }
+    // A shard of another configuration is refused; a missing shard is listed.
+    let other = config(&yaml("  steps: [3]\n  eta: [0.0]\n  tau: [linear]\n", 61));
+    let odd = dir.join("odd");
+    let opts = SweepOptions {
+        out: odd.clone(),
+        force: false,
+        jobs: 1,
+        shard: None,
+    };
+    run_sweep(&other, &model, &data, (&Device::Cpu, "cpu"), &opts).unwrap();
+    let err = ddimlab::experiment::runner::merge(&dir.join("m2"), &[parts[0].clone(), odd])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("only shards of one sweep can be merged"), "{err}");
+    let partial = ddimlab::experiment::runner::merge(&dir.join("m3"), &parts[..2]).unwrap();
+    assert!(!partial.missing.is_empty());
+    assert!("3/3".parse::<ddimlab::experiment::plan::Shard>().is_err());
+    assert!("1/0".parse::<ddimlab::experiment::plan::Shard>().is_err());
 }

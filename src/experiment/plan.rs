@@ -36,6 +36,35 @@ impl Point {
     }
 }
 
+/// Shard `index` of `count` (`--shard K/N`, K = 0 … N − 1, as a Slurm array task id).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    /// K.
+    pub index: usize,
+    /// N ≥ 1.
+    pub count: usize,
+}
+
+impl std::str::FromStr for Shard {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        let bad = || format!("{s:?}: expected K/N with 0 ≤ K < N, e.g. 0/4 (K as $SLURM_ARRAY_TASK_ID)");
+        let (k, n) = s.split_once('/').ok_or_else(bad)?;
+        let (index, count): (usize, usize) = (k.trim().parse().map_err(|_| bad())?, n.trim().parse().map_err(|_| bad())?);
+        if count == 0 || index >= count {
+            return Err(bad());
+        }
+        Ok(Self { index, count })
+    }
+}
+
+impl std::fmt::Display for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
 /// A consistency reference: η = 0, no clipping, S = `sweep.reference_steps`, over the
 /// τ kind of the points it serves (so both start from x_T at the same timestep).
 #[derive(Debug, Clone, PartialEq)]
@@ -128,6 +157,33 @@ impl Plan {
             0
         };
         p.tau.nfe() * (self.samples + recon)
+    }
+
+    /// The indices of the points shard `shard` runs. Consistency-reference points are in
+    /// every shard (each needs their samples, computed identically everywhere); the other
+    /// points are dealt longest-first by their model evaluations (ties by id), each to
+    /// the shard with the least work so far (ties to the lower index): deterministic,
+    /// balanced, every point in exactly one shard.
+    pub fn shard(&self, shard: Shard) -> Vec<usize> {
+        let references: Vec<usize> = self.references.iter().filter_map(|r| r.point).collect();
+        let mut others: Vec<usize> = (0..self.points.len()).filter(|i| !references.contains(i)).collect();
+        others.sort_by(|&a, &b| {
+            let (pa, pb) = (&self.points[a], &self.points[b]);
+            self.point_evaluations(pb)
+                .cmp(&self.point_evaluations(pa))
+                .then_with(|| pa.id.cmp(&pb.id))
+        });
+        let mut load = vec![0usize; shard.count];
+        let mut mine = references;
+        for i in others {
+            let k = (0..shard.count).min_by_key(|&k| (load[k], k)).expect("count ≥ 1");
+            load[k] += self.point_evaluations(&self.points[i]);
+            if k == shard.index {
+                mine.push(i);
+            }
+        }
+        mine.sort_unstable();
+        mine
     }
 
     /// The reference that serves points of τ kind `kind`.

@@ -30,7 +30,7 @@ use crate::store::{write_atomic, MetricRow, PointArrays, Reconstruction};
 
 use super::config::ExperimentConfig;
 use super::measure::{distance, exact_flow, names, share_reconstruction, SampleStats};
-use super::plan::{Plan, Point};
+use super::plan::{Plan, Point, Shard};
 use super::sweep::{EtaSpec, MetricKind};
 use super::training::fingerprint;
 
@@ -43,6 +43,8 @@ pub struct SweepOptions {
     pub force: bool,
     /// Points run at once (1: one after the other, batches still use every core).
     pub jobs: usize,
+    /// Run only this shard's points (`--shard K/N`); `None`: all of them.
+    pub shard: Option<Shard>,
 }
 
 /// What a sweep did.
@@ -87,8 +89,27 @@ pub struct Manifest {
     pub compared_with: String,
     /// Points run at once.
     pub jobs: usize,
+    /// The shard this run did (`K/N`), when it was one.
+    #[serde(default)]
+    pub shard: Option<String>,
+    /// For a merged folder: each shard's folder, wall time and model time.
+    #[serde(default)]
+    pub shards: Vec<ShardTiming>,
     /// Per point: id, wall time, model time, NFE, diverged, whether it was reused.
     pub points: Vec<PointTiming>,
+}
+
+/// One shard of a merged folder in its manifest.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ShardTiming {
+    /// Its results folder.
+    pub dir: String,
+    /// `K/N`.
+    pub shard: Option<String>,
+    /// Its wall time, seconds.
+    pub wall_seconds: f64,
+    /// Its time inside model evaluations, seconds.
+    pub model_seconds: f64,
 }
 
 /// The timing of one point in the manifest.
@@ -564,7 +585,14 @@ pub fn run_sweep(
     let shape = data.shape();
     let d = shape.numel();
     let wants = |m: MetricKind| cfg.metrics.contains(&m);
-    let progress = Progress::new("sweep", plan.total_evaluations() as u64);
+    let mine: Vec<usize> = match opts.shard {
+        Some(shard) => plan.shard(shard),
+        None => (0..plan.points.len()).collect(),
+    };
+    let progress = Progress::new(
+        "sweep",
+        mine.iter().map(|&i| plan.point_evaluations(&plan.points[i])).sum::<usize>() as u64,
+    );
     let classifier = match (wants(MetricKind::SampleStats), &data.train.labels, shape) {
         (true, Some(_), DataShape::Image { .. }) => {
             progress.println("feature classifier: training or loading (FID analogue)");
@@ -674,12 +702,10 @@ pub fn run_sweep(
     }
 
     // 2. The other points, `jobs` at a time.
-    let todo: Vec<&Point> = plan
-        .points
+    let todo: Vec<&Point> = mine
         .iter()
-        .enumerate()
-        .filter(|(i, _)| !reference_points.contains(i))
-        .map(|(_, p)| p)
+        .filter(|i| !reference_points.contains(i))
+        .map(|&i| &plan.points[i])
         .collect();
     let run_one = |p: &&Point| -> Result<(MetricRow, bool)> {
         if let PointStatus::Done(row) = point_status(out, &p.id, &hash)? {
@@ -711,6 +737,7 @@ pub fn run_sweep(
         record(&mut timings, &row, reused);
     }
     if matches!(shape, DataShape::Image { .. })
+        && opts.shard.is_none_or(|s| s.index == 0)
         && !matches!(point_status(out, INTERPOLATION_ID, &hash)?, PointStatus::Done(_))
     {
         let (row, arrays) = ctx.interpolate(plan.samples)?;
@@ -721,31 +748,17 @@ pub fn run_sweep(
 
     // 3. Tables, samples.h5, config.yaml, manifest.json.
     let store_start = Instant::now();
-    let (rows, missing) = saved_rows(out, &plan, &hash)?;
+    let (mut rows, mut missing) = saved_rows(out, &plan, &hash)?;
+    let ids: Vec<&str> = mine.iter().map(|&i| plan.points[i].id.as_str()).collect();
+    rows.retain(|r| ids.contains(&r.point_id.as_str()));
+    missing.retain(|id| ids.contains(&id.as_str()));
     if !missing.is_empty() {
         return Err(Error::Io {
             path: out.join("points").display().to_string(),
             message: format!("points not saved after the sweep ran: {}", missing.join(", ")),
         });
     }
-    write_tables(&rows, out)?;
-    let meta = H5Meta {
-        experiment: cfg.name.clone(),
-        config_yaml: cfg.to_yaml(),
-        seed: cfg.seed,
-        ddimlab_version: env!("CARGO_PKG_VERSION").into(),
-    };
-    // Each point's arrays are loaded once, for samples.h5 and for its exports.
-    write_samples(
-        &out.join("samples.h5"),
-        &meta,
-        rows.iter().map(|row| {
-            let arrays = load_arrays(out, &row.point_id)?;
-            export_point(out, &row.point_id, &arrays.samples, shape, &cfg.sweep.export)?;
-            Ok((row.clone(), arrays))
-        }),
-    )?;
-    write_atomic(&out.join("config.yaml"), cfg.to_yaml().as_bytes())?;
+    finalize(out, cfg, &rows, shape)?;
     let store_seconds = store_start.elapsed().as_secs_f64();
 
     let points: Vec<PointTiming> = plan.points.iter().filter_map(|p| timings.remove(&p.id)).collect();
@@ -783,6 +796,8 @@ pub fn run_sweep(
         },
         compared_with: floor.compared_with.clone(),
         jobs: opts.jobs,
+        shard: opts.shard.map(|s| s.to_string()),
+        shards: Vec::new(),
         points,
     };
     write_atomic(
@@ -792,6 +807,142 @@ pub fn run_sweep(
             .as_bytes(),
     )?;
     Ok(SweepOutcome { manifest, rows })
+}
+
+/// Writes the tables of `rows`, `samples.h5` (with each point's exports) and
+/// `config.yaml` into the results folder `out`.
+fn finalize(out: &Path, cfg: &ExperimentConfig, rows: &[MetricRow], shape: DataShape) -> Result<()> {
+    write_tables(rows, out)?;
+    let meta = H5Meta {
+        experiment: cfg.name.clone(),
+        config_yaml: cfg.to_yaml(),
+        seed: cfg.seed,
+        ddimlab_version: env!("CARGO_PKG_VERSION").into(),
+    };
+    // Each point's arrays are loaded once, for samples.h5 and for its exports.
+    write_samples(
+        &out.join("samples.h5"),
+        &meta,
+        rows.iter().map(|row| {
+            let arrays = load_arrays(out, &row.point_id)?;
+            export_point(out, &row.point_id, &arrays.samples, shape, &cfg.sweep.export)?;
+            Ok((row.clone(), arrays))
+        }),
+    )?;
+    write_atomic(&out.join("config.yaml"), cfg.to_yaml().as_bytes())
+}
+
+/// What `merge` did.
+#[derive(Debug, Clone)]
+pub struct MergeOutcome {
+    /// The merged manifest.
+    pub manifest: Manifest,
+    /// Planned points that no shard saved.
+    pub missing: Vec<String>,
+}
+
+/// Joins the results folders of the shards of one sweep into `out`: refuses shards of
+/// different configurations (config hash), copies every saved point, and writes the
+/// tables, `samples.h5`, `config.yaml`, the noise floor and a manifest with the total
+/// and per-shard times. Points that no shard saved are listed in the outcome (and left
+/// out of the tables, as in a partial sweep).
+pub fn merge(out: &Path, shards: &[PathBuf]) -> Result<MergeOutcome> {
+    let Some(first) = shards.first() else {
+        return Err(Error::Invalid {
+            field: "SHARD_DIR".into(),
+            message: "name at least one shard folder".into(),
+        });
+    };
+    let read_manifest = |dir: &Path| -> Result<Manifest> {
+        let path = dir.join("manifest.json");
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+        serde_json::from_str(&text).map_err(|e| Error::io(&path, e))
+    };
+    let manifests = shards.iter().map(|d| read_manifest(d)).collect::<Result<Vec<_>>>()?;
+    let hash = manifests[0].config_hash.clone();
+    if let Some((dir, m)) = shards.iter().zip(&manifests).find(|(_, m)| m.config_hash != hash) {
+        return Err(Error::Config {
+            message: format!(
+                "{} ran configuration {} but {} ran {}: only shards of one sweep can be merged",
+                dir.display(),
+                m.config_hash,
+                first.display(),
+                hash
+            ),
+        });
+    }
+    let _lock = crate::store::lock::FolderLock::acquire(out, "ddimlab merge")?;
+    let cfg = ExperimentConfig::load(&first.join("config.yaml"))?;
+    for dir in shards {
+        copy_points(&dir.join("points"), &out.join("points"))?;
+    }
+    let floor = first.join(NOISE_FLOOR_FILE);
+    if floor.exists() {
+        std::fs::copy(&floor, out.join(NOISE_FLOOR_FILE)).map_err(|e| Error::io(&floor, e))?;
+    }
+    let data = cfg.load_data()?;
+    let plan = Plan::new(&cfg, data.heldout.len())?;
+    let (rows, missing) = saved_rows(out, &plan, &hash)?;
+    finalize(out, &cfg, &rows, data.shape())?;
+    let m0 = &manifests[0];
+    let timing = |r: &MetricRow| PointTiming {
+        id: r.point_id.clone(),
+        seconds: r.seconds,
+        model_seconds: r.model_seconds,
+        nfe: r.nfe,
+        diverged: r.diverged,
+        reused: false,
+    };
+    let point_seconds: f64 = rows.iter().map(|r| r.seconds).sum();
+    let model_seconds: f64 = rows.iter().map(|r| r.model_seconds).sum();
+    let manifest = Manifest {
+        started_unix: manifests.iter().map(|m| m.started_unix).min().unwrap_or(0),
+        finished_unix: manifests.iter().map(|m| m.finished_unix).max().unwrap_or(0),
+        wall_seconds: manifests.iter().map(|m| m.wall_seconds).sum(),
+        point_seconds,
+        model_seconds,
+        outside_seconds: point_seconds - model_seconds,
+        outside_share: if point_seconds > 0.0 {
+            (point_seconds - model_seconds) / point_seconds
+        } else {
+            0.0
+        },
+        reference_seconds: manifests.iter().map(|m| m.reference_seconds).sum(),
+        store_seconds: manifests.iter().map(|m| m.store_seconds).sum(),
+        shard: None,
+        shards: shards
+            .iter()
+            .zip(&manifests)
+            .map(|(d, m)| ShardTiming {
+                dir: d.display().to_string(),
+                shard: m.shard.clone(),
+                wall_seconds: m.wall_seconds,
+                model_seconds: m.model_seconds,
+            })
+            .collect(),
+        points: rows.iter().map(timing).collect(),
+        ..m0.clone()
+    };
+    write_atomic(
+        &out.join("manifest.json"),
+        serde_json::to_string_pretty(&manifest).expect("serialisable").as_bytes(),
+    )?;
+    Ok(MergeOutcome { manifest, missing })
+}
+
+/// Copies every file of the points folder `from` into `to` (a point saved by several
+/// shards — the consistency references — is the same file in each).
+fn copy_points(from: &Path, to: &Path) -> Result<()> {
+    std::fs::create_dir_all(to).map_err(|e| Error::io(to, e))?;
+    let entries = std::fs::read_dir(from).map_err(|e| Error::io(from, e))?;
+    for entry in entries {
+        let path = entry.map_err(|e| Error::io(from, e))?.path();
+        if path.is_file() {
+            let name = path.file_name().expect("a file has a name");
+            std::fs::copy(&path, to.join(name)).map_err(|e| Error::io(&path, e))?;
+        }
+    }
+    Ok(())
 }
 
 /// Refuses a folder holding points of a different configuration (unless `force`, which
