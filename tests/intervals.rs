@@ -124,3 +124,23 @@ fn the_floor_row_equals_a_direct_computation() {
     // The same numbers as measuring the floor set as if it were samples.
     assert_eq!(stats.measure(&floor).unwrap(), row);
 }
+
+#[test]
+fn counted_sliced_wasserstein_equals_copied_rows() {
+    use ddimlab::metrics::{sliced_wasserstein_counted, SortedProjections};
+    let d = 3;
+    let (x, y) = (gaussian(2, 0, 40, d, 0.3), gaussian(2, 1, 25, d, 0.0));
+    let (px, py) = (
+        SortedProjections::new(&x, d, 16, 5).unwrap(),
+        SortedProjections::new(&y, d, 16, 5).unwrap(),
+    );
+    let ones = sliced_wasserstein_counted(&px, &vec![1; 40], &py, &vec![1; 25]);
+    assert_eq!(ones, sliced_wasserstein(&x, &y, d, 16, 5).unwrap());
+    let (cx, cy) = (
+        ddimlab::metrics::bootstrap::counts(1, 2, 40),
+        ddimlab::metrics::bootstrap::counts(1, 3, 25),
+    );
+    let counted = sliced_wasserstein_counted(&px, &cx, &py, &cy);
+    let copied = sliced_wasserstein(&gather(&x, d, &cx), &gather(&y, d, &cy), d, 16, 5).unwrap();
+    assert!((counted - copied).abs() < 1e-12, "{counted} vs {copied}");
+}

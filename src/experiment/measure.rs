@@ -8,10 +8,10 @@ use crate::classifier::Classifier;
 use crate::error::Result;
 use rayon::prelude::*;
 
-use crate::metrics::bootstrap::{gather, weighted_mean, Bootstrap};
+use crate::metrics::bootstrap::{weighted_mean, Bootstrap};
 use crate::metrics::{
     component_of, mass_error, median_bandwidth_of, mmd2_unbiased, mse_unit, nearest_distances, psnr,
-    sliced_wasserstein, tv_to_uniform, Gaussian, KernelMatrices, Rooted,
+    sliced_wasserstein_counted, tv_to_uniform, Gaussian, KernelMatrices, Rooted, SortedProjections,
 };
 use crate::model::oracle::GaussianMixture;
 use crate::store::MetricRow;
@@ -104,6 +104,8 @@ pub struct SampleStats {
     features: Option<FeatureSpace>,
     /// Nearest-training-point distances of the floor set.
     floor_nearest: Option<Vec<f64>>,
+    /// The reference's sorted projections for the sliced Wasserstein distance.
+    reference_projections: SortedProjections,
 }
 
 /// A value and, when intervals are on, its `_lo` / `_hi` ends.
@@ -135,6 +137,7 @@ impl SampleStats {
             _ => None,
         };
         Ok(Self {
+            reference_projections: SortedProjections::new(&comparison.reference, d, projections, seed)?,
             reference: FrechetReference::new(&comparison.reference, d, bootstrap.as_ref())?,
             bandwidth: median_bandwidth_of(&comparison.reference, d)?,
             comparison,
@@ -206,7 +209,7 @@ impl SampleStats {
         let m = reference.len() / d;
         let fd = self.reference.full.frechet(&Gaussian::fit(samples, d)?)?;
         let mut out = self.with_interval(names::FD, fd, n, m, |b, cx, _| {
-            self.reference.replicates[b].frechet(&Gaussian::fit_counted(samples, d, cx))
+            Ok(self.reference.replicates[b].frechet_fitted(&Gaussian::fit_counted(samples, d, cx)))
         })?;
         let mmd = mmd2_unbiased(samples, reference, d, Some(self.bandwidth))?;
         match (&self.bootstrap, KernelMatrices::new(samples, reference, d, self.bandwidth)?) {
@@ -227,12 +230,16 @@ impl SampleStats {
         Ok(out)
     }
 
-    /// Sliced Wasserstein-2 (the same directions in every replicate).
+    /// Sliced Wasserstein-2 (the same directions in every replicate; each side projected
+    /// and sorted once, resamples as counts).
     fn swd(&self, samples: &[f32], n: usize) -> Result<Named> {
-        let (d, reference) = (self.d, &self.comparison.reference);
-        let value = sliced_wasserstein(samples, reference, d, self.projections, self.seed)?;
-        self.with_interval(names::SWD, value, n, reference.len() / d, |_, cx, cy| {
-            sliced_wasserstein(&gather(samples, d, cx), &gather(reference, d, cy), d, self.projections, self.seed)
+        let (x, y) = (
+            SortedProjections::new(samples, self.d, self.projections, self.seed)?,
+            &self.reference_projections,
+        );
+        let value = sliced_wasserstein_counted(&x, &vec![1; n], y, &vec![1; y.rows()]);
+        self.with_interval(names::SWD, value, n, y.rows(), |_, cx, cy| {
+            Ok(sliced_wasserstein_counted(&x, cx, y, cy))
         })
     }
 
@@ -259,7 +266,7 @@ impl SampleStats {
             Ok(tv_to_uniform(&weighted_histogram(&labels, c, classes)))
         };
         let mut out = self.with_interval(names::FD_CLASSIFIER, fd, n, m, |b, cx, _| {
-            f.reference.replicates[b].frechet(&Gaussian::fit_counted(&a.features, k, cx))
+            Ok(f.reference.replicates[b].frechet_fitted(&Gaussian::fit_counted(&a.features, k, cx)))
         })?;
         out.extend(self.with_interval(names::LABEL_TV, tv(&ones)?, n, 2, |_, cx, _| tv(cx))?);
         out.extend(self.with_interval(

@@ -49,13 +49,17 @@ impl Gaussian {
             }
         }
         mean.iter_mut().for_each(|m| *m /= total);
-        // Σ = Aᵀ A / (N − 1) with row i of A = √c_i (x_i − μ): one matrix product.
-        let kept: Vec<(&[f32], u32)> = x.chunks(d).zip(counts.iter().copied()).filter(|(_, c)| *c > 0).collect();
-        let a = DMatrix::from_fn(kept.len(), d, |i, j| {
-            let (row, c) = kept[i];
-            (c as f64).sqrt() * (row[j] as f64 - mean[j])
-        });
-        let cov = a.tr_mul(&a) / (total - 1.0);
+        // Σ = Aᵀ A / (N − 1) with row i of A = √c_i (x_i − μ): one matrix product. The
+        // rows are written as the columns of Aᵀ (contiguous in nalgebra's column-major order).
+        let mut at = Vec::with_capacity(x.len());
+        let mut kept = 0;
+        for (row, &c) in x.chunks(d).zip(counts).filter(|(_, c)| **c > 0) {
+            let w = (c as f64).sqrt();
+            at.extend(row.iter().zip(&mean).map(|(v, m)| w * (*v as f64 - m)));
+            kept += 1;
+        }
+        let at = DMatrix::from_vec(d, kept, at);
+        let cov = (&at * at.transpose()) / (total - 1.0);
         let mut flat = vec![0.0; d * d];
         for i in 0..d {
             for j in 0..d {
@@ -127,14 +131,25 @@ impl Rooted {
         }
         let sb = symmetric(&b.cov, d);
         psd_eigenvalues(sb.clone(), "b.cov")?;
-        let m = &self.root * &sb * &self.root;
+        Ok(self.frechet_psd(b, &sb))
+    }
+
+    /// [`Rooted::frechet`] against a Gaussian from [`Gaussian::fit_counted`], positive
+    /// semidefinite by construction (Σ = AᵀA / (N − 1)), so its eigenvalue check is
+    /// skipped (one eigendecomposition fewer per bootstrap replicate).
+    pub fn frechet_fitted(&self, b: &Gaussian) -> f64 {
+        self.frechet_psd(b, &symmetric(&b.cov, self.mean.len()))
+    }
+
+    fn frechet_psd(&self, b: &Gaussian, sb: &DMatrix<f64>) -> f64 {
+        let m = &self.root * sb * &self.root;
         let tr_root: f64 = SymmetricEigen::new((&m + m.transpose()) / 2.0)
             .eigenvalues
             .iter()
             .map(|l| l.max(0.0).sqrt())
             .sum();
         let mean_term: f64 = self.mean.iter().zip(&b.mean).map(|(x, y)| (x - y).powi(2)).sum();
-        Ok((mean_term + self.sigma.trace() + sb.trace() - 2.0 * tr_root).max(0.0))
+        (mean_term + self.sigma.trace() + sb.trace() - 2.0 * tr_root).max(0.0)
     }
 }
 
@@ -417,21 +432,77 @@ pub fn sliced_wasserstein(x: &[f32], y: &[f32], d: usize, projections: usize, se
             message: "at least one projection is needed".into(),
         });
     }
+    let (px, py) = (
+        SortedProjections::new(x, d, projections, seed)?,
+        SortedProjections::new(y, d, projections, seed)?,
+    );
+    let (cx, cy) = (vec![1; px.rows()], vec![1; py.rows()]);
+    Ok(sliced_wasserstein_counted(&px, &cx, &py, &cy))
+}
+
+/// The `projections` directions of [`sliced_wasserstein`] for `seed`: normalised standard
+/// normals from ChaCha8, in order.
+fn directions(d: usize, projections: usize, seed: u64) -> Vec<Vec<f64>> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let directions: Vec<Vec<f64>> = (0..projections).map(|_| unit_direction(d, &mut rng)).collect();
-    let project = |data: &[f32], theta: &[f64]| -> Vec<f64> {
-        let mut p: Vec<f64> = data
-            .chunks(d)
-            .map(|r| r.iter().zip(theta).map(|(v, t)| *v as f64 * t).sum())
-            .collect();
-        p.sort_unstable_by(f64::total_cmp);
-        p
-    };
-    let w2: Vec<f64> = directions
-        .par_iter()
-        .map(|t| w2_squared_1d(&project(x, t), &project(y, t)))
+    (0..projections).map(|_| unit_direction(d, &mut rng)).collect()
+}
+
+/// The rows of a sample projected onto the directions of [`sliced_wasserstein`], each
+/// direction's values sorted (with the rows they came from): computed once, they serve
+/// any resample of the rows (bootstrap replicates) without projecting or sorting again.
+#[derive(Debug, Clone)]
+pub struct SortedProjections {
+    /// Per direction: the projected values, ascending.
+    values: Vec<Vec<f64>>,
+    /// Per direction: the row of each sorted value.
+    rows: Vec<Vec<u32>>,
+}
+
+impl SortedProjections {
+    /// Projects and sorts the rows of `x` (n × `d`, n ≥ 1).
+    pub fn new(x: &[f32], d: usize, projections: usize, seed: u64) -> Result<Self> {
+        rows(x, d, "x", 1)?;
+        if projections == 0 {
+            return Err(Error::Invalid {
+                field: "projections".into(),
+                message: "at least one projection is needed".into(),
+            });
+        }
+        let (values, rows): (Vec<Vec<f64>>, Vec<Vec<u32>>) = directions(d, projections, seed)
+            .par_iter()
+            .map(|theta| {
+                let p: Vec<f64> = x
+                    .chunks(d)
+                    .map(|r| r.iter().zip(theta).map(|(v, t)| *v as f64 * t).sum())
+                    .collect();
+                let mut order: Vec<u32> = (0..p.len() as u32).collect();
+                order.sort_unstable_by(|&a, &b| p[a as usize].total_cmp(&p[b as usize]).then(a.cmp(&b)));
+                (order.iter().map(|&i| p[i as usize]).collect(), order)
+            })
+            .unzip();
+        Ok(Self { values, rows })
+    }
+
+    /// Number of rows projected.
+    pub fn rows(&self) -> usize {
+        self.values.first().map_or(0, Vec::len)
+    }
+}
+
+/// [`sliced_wasserstein`] between the resamples that take row i of x `cx[i]` times and
+/// row j of y `cy[j]` times (all ones: the samples themselves), from their sorted
+/// projections (made with the same directions). Each 1-D W2² is exact: the quantile
+/// functions are step functions whose steps are the sorted values with widths c/Σc.
+pub fn sliced_wasserstein_counted(x: &SortedProjections, cx: &[u32], y: &SortedProjections, cy: &[u32]) -> f64 {
+    let w2: Vec<f64> = (0..x.values.len())
+        .into_par_iter()
+        .map(|k| {
+            let wx: Vec<u64> = x.rows[k].iter().map(|&r| cx[r as usize] as u64).collect();
+            let wy: Vec<u64> = y.rows[k].iter().map(|&r| cy[r as usize] as u64).collect();
+            w2_squared_1d(&x.values[k], &wx, &y.values[k], &wy)
+        })
         .collect();
-    Ok((w2.iter().sum::<f64>() / projections as f64).sqrt())
+    (w2.iter().sum::<f64>() / x.values.len() as f64).sqrt()
 }
 
 /// A direction uniform on the unit sphere in d dimensions.
@@ -445,22 +516,40 @@ fn unit_direction(d: usize, rng: &mut ChaCha8Rng) -> Vec<f64> {
     }
 }
 
-/// The exact squared 1-D Wasserstein-2 distance between the empirical distributions of
-/// two sorted samples. In units of 1/(m·n), step i of `xs` ends at (i+1)·n and step j of
-/// `ys` at (j+1)·m.
-fn w2_squared_1d(xs: &[f64], ys: &[f64]) -> f64 {
-    let (m, n) = (xs.len(), ys.len());
-    let (mut i, mut j, mut start, mut total) = (0, 0, 0, 0.0);
-    while i < m && j < n {
-        let end = ((i + 1) * n).min((j + 1) * m);
-        total += (end - start) as f64 * (xs[i] - ys[j]).powi(2);
-        start = end;
-        if (i + 1) * n == end {
+/// The exact squared 1-D Wasserstein-2 distance between two weighted empirical
+/// distributions on sorted values: value i of `xs` has weight wx[i] / Σwx, value j of
+/// `ys` weight wy[j] / Σwy. In units of 1/(Σwx · Σwy), step i of `xs` is wx[i] · Σwy
+/// long and step j of `ys` wy[j] · Σwx: integers, so the breakpoints are exact.
+fn w2_squared_1d(xs: &[f64], wx: &[u64], ys: &[f64], wy: &[u64]) -> f64 {
+    let (sx, sy): (u64, u64) = (wx.iter().sum(), wy.iter().sum());
+    let (mut i, mut j, mut total) = (0, 0, 0.0);
+    let (mut left_x, mut left_y) = (0u64, 0u64); // what remains of the current steps
+    loop {
+        while left_x == 0 && i < xs.len() {
+            left_x = wx[i] * sy;
+            if left_x == 0 {
+                i += 1;
+            }
+        }
+        while left_y == 0 && j < ys.len() {
+            left_y = wy[j] * sx;
+            if left_y == 0 {
+                j += 1;
+            }
+        }
+        if i >= xs.len() || j >= ys.len() {
+            break;
+        }
+        let step = left_x.min(left_y);
+        total += step as f64 * (xs[i] - ys[j]).powi(2);
+        left_x -= step;
+        left_y -= step;
+        if left_x == 0 {
             i += 1;
         }
-        if (j + 1) * m == end {
+        if left_y == 0 {
             j += 1;
         }
     }
-    total / (m * n) as f64
+    total / (sx as f64 * sy as f64)
 }

@@ -17,8 +17,8 @@ pub mod mixture;
 pub mod reconstruction;
 
 pub use distribution::{
-    frechet, frechet_distance, median_bandwidth_of, mmd2_unbiased, nearest_distances, sliced_wasserstein, Gaussian,
-    KernelMatrices, Mmd, Rooted, MMD_BLOCK,
+    frechet, frechet_distance, median_bandwidth_of, mmd2_unbiased, nearest_distances, sliced_wasserstein, sliced_wasserstein_counted, Gaussian,
+    KernelMatrices, SortedProjections, Mmd, Rooted, MMD_BLOCK,
 };
 pub use labels::{histogram, tv_to_uniform};
 pub use mixture::{component_masses, component_of, mass_error};

@@ -108,6 +108,15 @@ pub fn compare(dirs: &[PathBuf], base: &Path) -> Result<String> {
         let group: Vec<&Entry> = entries.iter().filter(|e| e.headline() == Some(m)).collect();
         let _ = writeln!(md, "#### {}\n", m.label);
         let _ = writeln!(md, "{}", models_table(&group, base));
+        if group.iter().any(|e| e.model.contains("oracle")) {
+            let _ = writeln!(
+                md,
+                "An oracle's held-out L_simple is measured on draws from its own target (for the empirical \
+                 oracle: held-out points drawn from the smoothed training set, whose extra h-noise the loss \
+                 cannot remove), a trained model's on the real held-out split: compare the oracles' with each \
+                 other, the trained models' with each other.\n"
+            );
+        }
         let _ = writeln!(md, "{}", eta_table(&group, &m).markdown());
         let _ = writeln!(
             md,
