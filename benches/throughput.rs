@@ -81,6 +81,7 @@ fn train_rate(arch: &Architecture, batch: usize, warm: usize, steps: usize) -> f
             schedule: &schedule,
             spec: &spec,
             seed: 0,
+            fingerprint: "bench",
         }
         .run(None, None, &mut Progress::hidden())
         .unwrap();

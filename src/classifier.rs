@@ -238,7 +238,7 @@ impl Classifier {
     /// its host output.
     fn host_batches<T>(&self, x: &[f32], mut f: impl FnMut(&Tensor) -> Result<Vec<T>>) -> Result<Vec<T>> {
         let d = self.shape.numel();
-        if x.len() % d != 0 {
+        if !x.len().is_multiple_of(d) {
             return Err(Error::Shape(format!(
                 "{} values are not whole points of shape {} ({d} values each)",
                 x.len(),
@@ -270,23 +270,16 @@ impl Classifier {
     /// point of `x` (flat rows), from one pass.
     pub fn assess(&self, x: &[f32]) -> Result<Assessment> {
         let mut out = Assessment::default();
-        let per: Vec<(Vec<f32>, Vec<(u8, f64)>)> = self.host_batches(x, |t| {
+        self.host_batches(x, |t| -> Result<Vec<()>> {
             let features = self.features(t)?;
             let probs = candle_nn::ops::softmax_last_dim(&self.out.forward(&features)?)?;
-            let top = probs.max(D::Minus1)?.to_dtype(DType::F64)?.to_vec1::<f64>()?;
-            let idx = probs.argmax(D::Minus1)?.to_vec1::<u32>()?;
-            Ok(vec![(
-                features.flatten_all()?.to_vec1::<f32>()?,
-                idx.into_iter().map(|i| i as u8).zip(top).collect(),
-            )])
+            out.features.extend(features.flatten_all()?.to_vec1::<f32>()?);
+            out.confidence
+                .extend(probs.max(D::Minus1)?.to_dtype(DType::F64)?.to_vec1::<f64>()?);
+            out.labels
+                .extend(probs.argmax(D::Minus1)?.to_vec1::<u32>()?.into_iter().map(|i| i as u8));
+            Ok(Vec::new())
         })?;
-        for (f, lp) in per {
-            out.features.extend(f);
-            for (l, p) in lp {
-                out.labels.push(l);
-                out.confidence.push(p);
-            }
-        }
         Ok(out)
     }
 

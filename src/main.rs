@@ -128,6 +128,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                  (plus training, if the model is not trained yet)",
                 plan.total_evaluations()
             );
+            println!(
+                "memory: at least {:.1} MiB per point (samples, their copies, trajectory, reconstruction, one batch), \
+                 plus the model's activations",
+                cfg.point_bytes()? as f64 / (1u64 << 20) as f64
+            );
         }
         Command::Sweep {
             file,
@@ -194,8 +199,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             ddimlab::store::write_atomic(&out, format!("# Across models\n\n{md}").as_bytes())?;
             eprintln!("comparison: {}", out.display());
             if let Some(readme) = readme {
-                let readme_base = readme.parent().unwrap_or(Path::new("")).to_path_buf();
-                ddimlab::report::splice_readme(&readme, &ddimlab::report::compare(&dirs, &readme_base)?)?;
+                // The README's figures go to docs/ beside it (results/ is not committed).
+                let docs = readme.parent().unwrap_or(Path::new("")).join("docs");
+                std::fs::create_dir_all(&docs)?;
+                let block = ddimlab::report::compare(&dirs, &docs)?.replace("](compare_", "](docs/compare_");
+                ddimlab::report::splice_readme(&readme, &block)?;
                 eprintln!("README results section: {}", readme.display());
             }
         }

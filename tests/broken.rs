@@ -39,7 +39,13 @@ fn every_broken_file_is_refused_with_its_message() {
             .output()
             .unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{}: exit {:?}\n{err}", file.display(), out.status.code());
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{}: exit {:?}\n{err}",
+            file.display(),
+            out.status.code()
+        );
         assert!(err.contains(word), "{}: message lacks {word:?}:\n{err}", file.display());
         assert!(!err.contains("panicked"), "{}:\n{err}", file.display());
     }
@@ -53,8 +59,22 @@ enum Mutation {
 }
 
 const VALUES: [&str; 16] = [
-    "0", "-1", "1", "2", "1e300", "-1e300", ".nan", ".inf", "\"text\"", "[]", "[0]", "{}", "null", "true",
-    "18446744073709551615", "[-3, 0, 2000000000]",
+    "0",
+    "-1",
+    "1",
+    "2",
+    "1e300",
+    "-1e300",
+    ".nan",
+    ".inf",
+    "\"text\"",
+    "[]",
+    "[0]",
+    "{}",
+    "null",
+    "true",
+    "18446744073709551615",
+    "[-3, 0, 2000000000]",
 ];
 
 /// Lines of `text` that hold a `key: value` (the mutation sites).

@@ -76,16 +76,47 @@ fn train_writes_reuses_resumes_and_refuses() {
     let o2 = out2.to_str().unwrap();
     let (ok, err) = run(&["train", e, "--out", o2, "--stop-after", "12"]);
     assert!(ok, "{err}");
-    let changed = std::fs::read_to_string(&exp).unwrap().replace("steps: 30", "steps: 8\n    lr: 0.5");
+    let changed = std::fs::read_to_string(&exp)
+        .unwrap()
+        .replace("steps: 30", "steps: 8\n    lr: 0.5");
     std::fs::write(&exp, changed).unwrap();
     let (ok, err) = run(&["train", e, "--out", o2]);
-    assert!(!ok && err.contains("interrupted training") && err.contains("--force"), "{err}");
+    assert!(
+        !ok && err.contains("interrupted training") && err.contains("--force"),
+        "{err}"
+    );
     assert!(!out2.join("model.json").exists());
     let (ok, err) = run(&["train", e, "--out", o2, "--force"]);
     assert!(ok, "{err}");
     let card: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out2.join("model.json")).unwrap()).unwrap();
     assert_eq!(card["steps"], 8);
+
+    // validate opens the checkpoint's header: a model of another width is refused by name.
+    let model = out.join("model.safetensors");
+    let wide = dir.join("wide.yaml");
+    let text = std::fs::read_to_string(experiment(&dir, 30, 0)).unwrap();
+    let text = text.replace("hidden: 32", "hidden: 48").replace(
+        "  train:\n    steps: 30\n    batch_size: 32\n    checkpoint_every: 5\n",
+        "",
+    ) + &format!("  checkpoint: {}\n", model.display());
+    std::fs::write(&wide, text).unwrap();
+    let (ok, err) = run(&["validate", wide.to_str().unwrap()]);
+    assert!(
+        !ok && err.contains("does not fit the experiment's architecture"),
+        "{err}"
+    );
+
+    // One process per results folder: a held lock refuses a second one, naming the holder.
+    let lock = ddimlab::store::lock::FolderLock::acquire(&out, "a test").unwrap();
+    let (ok, err) = run(&["train", e, "--out", o]);
+    assert!(
+        !ok && err.contains("in use by another ddimlab process") && err.contains("a test"),
+        "{err}"
+    );
+    drop(lock);
+    let (ok, err) = run(&["train", e, "--out", o]);
+    assert!(ok, "{err}");
 }
 
 #[test]
@@ -101,7 +132,10 @@ fn help_version_and_bad_files() {
     let bad = dir.join("bad.yaml");
     std::fs::write(&bad, "name: x\ndata: {kind: digits}\nmodel: {kind: oracle, std: -1}\n").unwrap();
     let (ok, err) = run(&["validate", bad.to_str().unwrap()]);
-    assert!(!ok && err.contains("model.std: -1: the kernel width must be finite and at least 0"), "{err}");
+    assert!(
+        !ok && err.contains("model.std: -1: the kernel width must be finite and at least 0"),
+        "{err}"
+    );
     std::fs::write(&bad, "name: x\ndata: {kind: grid25}\nmodel: {kind: oracle, std: 0.2}\n").unwrap();
     let (ok, err) = run(&["validate", bad.to_str().unwrap()]);
     assert!(!ok && err.contains("remove `model.std`"), "{err}");

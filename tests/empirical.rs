@@ -75,11 +75,22 @@ fn posterior_weights_are_a_softmax_over_training_points() {
     let v = a * h * h + 1.0 - a;
     let logits: Vec<f64> = p
         .chunks(3)
-        .map(|xi| -xi.iter().zip(&x).map(|(q, u)| (u - a.sqrt() * *q as f64).powi(2)).sum::<f64>() / (2.0 * v))
+        .map(|xi| {
+            -xi.iter()
+                .zip(&x)
+                .map(|(q, u)| (u - a.sqrt() * *q as f64).powi(2))
+                .sum::<f64>()
+                / (2.0 * v)
+        })
         .collect();
     let z: f64 = logits.iter().map(|l| l.exp()).sum();
     for (i, l) in logits.iter().enumerate() {
-        assert!((r[(0, i)] - l.exp() / z).abs() < 1e-12, "{} vs {}", r[(0, i)], l.exp() / z);
+        assert!(
+            (r[(0, i)] - l.exp() / z).abs() < 1e-12,
+            "{} vs {}",
+            r[(0, i)],
+            l.exp() / z
+        );
     }
 }
 
@@ -121,9 +132,18 @@ fn h_zero_memorises_every_sample_lands_on_a_training_point() {
         for row in x0.chunks(3) {
             let nearest = p
                 .chunks(3)
-                .map(|q| q.iter().zip(row).map(|(a, b)| (*a as f64 - b).powi(2)).sum::<f64>().sqrt())
+                .map(|q| {
+                    q.iter()
+                        .zip(row)
+                        .map(|(a, b)| (*a as f64 - b).powi(2))
+                        .sum::<f64>()
+                        .sqrt()
+                })
                 .fold(f64::INFINITY, f64::min);
-            assert!(nearest < 1e-3, "η {eta}, S {steps}: sample {row:?} is {nearest} from the nearest training point");
+            assert!(
+                nearest < 1e-3,
+                "η {eta}, S {steps}: sample {row:?} is {nearest} from the nearest training point"
+            );
         }
     }
 }

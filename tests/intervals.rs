@@ -47,10 +47,15 @@ fn mean_intervals_cover_the_true_mean_95_percent_of_the_time() {
     let mut covered = 0;
     for r in 0..repeats {
         let u = gaussian(5, r, n, 2, 0.0);
-        let v: Vec<f64> = u.chunks(2).map(|z| 0.5 * ((z[0] * z[0] + z[1] * z[1]) as f64)).collect();
+        let v: Vec<f64> = u
+            .chunks(2)
+            .map(|z| 0.5 * ((z[0] * z[0] + z[1] * z[1]) as f64))
+            .collect();
         let i = Bootstrap::new(200, 100 + r as u64)
             .unwrap()
-            .interval(v.iter().sum::<f64>() / n as f64, n, 2, |_, cx, _| Ok(weighted_mean(&v, cx)))
+            .interval(v.iter().sum::<f64>() / n as f64, n, 2, |_, cx, _| {
+                Ok(weighted_mean(&v, cx))
+            })
             .unwrap()
             .unwrap();
         covered += usize::from(i.lo <= 1.0 && 1.0 <= i.hi);
@@ -74,18 +79,14 @@ fn counted_resamples_equal_copied_rows() {
     let h = median_bandwidth_of(&y, d).unwrap();
     let k = KernelMatrices::new(&x, &y, d, h).unwrap().unwrap();
     let direct = mmd2_unbiased(&x, &y, d, Some(h)).unwrap().value;
-    assert!((k.mmd2(&vec![1; 50], &vec![1; 40]) - direct).abs() < 1e-6, "{direct}");
+    assert!((k.mmd2(&[1; 50], &[1; 40]) - direct).abs() < 1e-6, "{direct}");
 }
 
 #[test]
 fn the_floor_row_equals_a_direct_computation() {
     let d = 2;
-    let mix = GaussianMixture::isotropic(
-        vec![0.5, 0.5],
-        vec![vec![-0.5, 0.0], vec![0.5, 0.2]],
-        vec![0.2, 0.1],
-    )
-    .unwrap();
+    let mix =
+        GaussianMixture::isotropic(vec![0.5, 0.5], vec![vec![-0.5, 0.0], vec![0.5, 0.2]], vec![0.2, 0.1]).unwrap();
     let reference = gaussian(3, 0, 300, d, 0.0);
     let floor = gaussian(3, 1, 200, d, 0.1);
     let train = gaussian(3, 2, 100, d, 0.0);
@@ -107,7 +108,10 @@ fn the_floor_row_equals_a_direct_computation() {
     let h = median_bandwidth_of(&reference, d).unwrap();
     let direct = [
         (names::FD, frechet_distance(&floor, &reference, d).unwrap()),
-        (names::MMD2, mmd2_unbiased(&floor, &reference, d, Some(h)).unwrap().value),
+        (
+            names::MMD2,
+            mmd2_unbiased(&floor, &reference, d, Some(h)).unwrap().value,
+        ),
         (names::SWD, sliced_wasserstein(&floor, &reference, d, 16, 7).unwrap()),
         (
             names::MASS_ERROR,
@@ -117,7 +121,10 @@ fn the_floor_row_equals_a_direct_computation() {
     ];
     for (name, want) in direct {
         let got = row[name];
-        assert!((got - want).abs() < 1e-9 * want.abs().max(1.0), "{name}: {got} vs {want}");
+        assert!(
+            (got - want).abs() < 1e-9 * want.abs().max(1.0),
+            "{name}: {got} vs {want}"
+        );
         let (lo, hi) = (row[&format!("{name}_lo")], row[&format!("{name}_hi")]);
         assert!(lo <= hi && lo.is_finite() && hi.is_finite(), "{name}: [{lo}, {hi}]");
     }
@@ -134,7 +141,7 @@ fn counted_sliced_wasserstein_equals_copied_rows() {
         SortedProjections::new(&x, d, 16, 5).unwrap(),
         SortedProjections::new(&y, d, 16, 5).unwrap(),
     );
-    let ones = sliced_wasserstein_counted(&px, &vec![1; 40], &py, &vec![1; 25]);
+    let ones = sliced_wasserstein_counted(&px, &[1; 40], &py, &[1; 25]);
     assert_eq!(ones, sliced_wasserstein(&x, &y, d, 16, 5).unwrap());
     let (cx, cy) = (
         ddimlab::metrics::bootstrap::counts(1, 2, 40),

@@ -357,7 +357,10 @@ fn interrupted_training_resumes_to_the_same_weights() {
     .run(Some(&state), None, &mut Progress::hidden())
     .unwrap_err()
     .to_string();
-    assert!(err.contains("different configuration") && err.contains("--force"), "{err}");
+    assert!(
+        err.contains("different configuration") && err.contains("--force"),
+        "{err}"
+    );
 }
 
 /// The trained MLP's ε approaches the exact ε* on held-out x_t, and DDIM samples land on the modes.

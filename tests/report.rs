@@ -85,7 +85,10 @@ fn table1_layout_has_eta_rows_step_columns_bold_best_and_daggers() {
         lines[2].starts_with("| η = 0.0 | **0.1000 ± 0.01000** | **0.05000 ± 0.01000** | **0.02500 ± 0.01000** †"),
         "{md}"
     );
-    assert!(lines[3].contains("| 1.200 ± 0.01000 |") && !lines[3].contains("**"), "{md}");
+    assert!(
+        lines[3].contains("| 1.200 ± 0.01000 |") && !lines[3].contains("**"),
+        "{md}"
+    );
     // Overlapping intervals: no cell of that column is bold.
     let mut wide = rows.clone();
     for r in wide.iter_mut().filter(|r| r.steps == 10) {
@@ -94,11 +97,20 @@ fn table1_layout_has_eta_rows_step_columns_bold_best_and_daggers() {
         r.metrics.insert("fd_hi".into(), v + 5.0);
     }
     let md = eta_by_steps(&wide, fd, "quadratic", false).markdown();
-    assert!(md.lines().nth(2).unwrap().starts_with("| η = 0.0 | 0.1000 ± 5.000 | **"), "{md}");
+    assert!(
+        md.lines()
+            .nth(2)
+            .unwrap()
+            .starts_with("| η = 0.0 | 0.1000 ± 5.000 | **"),
+        "{md}"
+    );
     // The floor row: appended, never bold.
     let floor = BTreeMap::from([("fd".to_string(), 0.0), ("fd_lo".into(), 0.0), ("fd_hi".into(), 0.0001)]);
     let md = with_floor(eta_by_steps(&rows, fd, "quadratic", false), fd, &floor).markdown();
-    assert!(md.contains("| noise floor (real vs real) | 0 ± 5.000e-5 | 0 ± 5.000e-5 | 0 ± 5.000e-5 |"), "{md}");
+    assert!(
+        md.contains("| noise floor (real vs real) | 0 ± 5.000e-5 | 0 ± 5.000e-5 | 0 ± 5.000e-5 |"),
+        "{md}"
+    );
     assert!(md.contains("**0.1000 ± 0.01000**"), "{md}");
 }
 
@@ -126,7 +138,10 @@ fn findings_name_a_best_eta_only_where_intervals_separate() {
         .metrics
         .extend([("fd".to_string(), 99.0), ("fd_lo".into(), 98.9), ("fd_hi".into(), 99.1)]);
     let f = findings(&worse, &none).join("\n");
-    assert!(f.contains("linear τ, fd: S = 10: η = 0.0 best; S = 20: σ̂ best; S = 40: η = 0.0 best."), "{f}");
+    assert!(
+        f.contains("linear τ, fd: S = 10: η = 0.0 best; S = 20: σ̂ best; S = 40: η = 0.0 best."),
+        "{f}"
+    );
     // Without intervals, or with wide ones, no η is named best.
     let mut bare = rows.clone();
     for r in &mut bare {
@@ -139,11 +154,17 @@ fn findings_name_a_best_eta_only_where_intervals_separate() {
     );
     assert!(!f.contains(" best"), "{f}");
     // The floor: points whose interval overlaps it are named.
-    let floor = BTreeMap::from([("fd".to_string(), 0.05), ("fd_lo".into(), 0.045), ("fd_hi".into(), 0.055)]);
+    let floor = BTreeMap::from([
+        ("fd".to_string(), 0.05),
+        ("fd_lo".into(), 0.045),
+        ("fd_hi".into(), 0.055),
+    ]);
     let f = findings(&rows, &floor).join("\n");
     assert!(
-        f.contains("linear τ, fd: at the noise floor (0.05000 ± 0.005000), i.e. indistinguishable from real data at \
-                    this sample size: η = 0.0 at S = 20."),
+        f.contains(
+            "linear τ, fd: at the noise floor (0.05000 ± 0.005000), i.e. indistinguishable from real data at \
+                    this sample size: η = 0.0 at S = 20."
+        ),
         "{f}"
     );
     assert!((loglog_slope(&[(1.0, 1.0), (2.0, 0.5), (4.0, 0.25)]).unwrap() + 1.0).abs() < 1e-12);
@@ -236,7 +257,9 @@ fn a_mixture_sweep_reports_tables_figures_and_missing_points() {
     assert_eq!(col.get(0).unwrap(), at("linear_eta0.0_S10"));
     let lo = pq.column("fd_lo").unwrap().f64().unwrap().clone();
     let csv_lo = csv.column("S = 10 lo").unwrap().f64().unwrap().clone();
-    let i0 = (0..pq.height()).find(|&i| ids.get(i) == Some("linear_eta0.0_S10")).unwrap();
+    let i0 = (0..pq.height())
+        .find(|&i| ids.get(i) == Some("linear_eta0.0_S10"))
+        .unwrap();
     assert_eq!(csv_lo.get(0), lo.get(i0));
     let floor = ddimlab::experiment::runner::NoiseFloor::load(&out).unwrap();
     assert_eq!(col.get(3), floor.metrics.get("fd").copied());
@@ -306,9 +329,16 @@ fn empirical_oracle_sweeps_compare_across_models_and_splice_the_readme() {
     // The extra point ran for η = 1 only; the floor was drawn from the smoothed training set.
     let rows = ddimlab::store::read_rows(&dirs[0].join("metrics.parquet")).unwrap();
     let ids: Vec<&str> = rows.iter().map(|r| r.point_id.as_str()).collect();
-    assert!(ids.contains(&"linear_eta1.0_S50") && !ids.contains(&"linear_eta0.0_S50"), "{ids:?}");
+    assert!(
+        ids.contains(&"linear_eta1.0_S50") && !ids.contains(&"linear_eta0.0_S50"),
+        "{ids:?}"
+    );
     let floor = ddimlab::experiment::runner::NoiseFloor::load(&dirs[0]).unwrap();
-    assert!(floor.compared_with.contains("smoothed by N(0, 0.05²)"), "{}", floor.compared_with);
+    assert!(
+        floor.compared_with.contains("smoothed by N(0, 0.05²)"),
+        "{}",
+        floor.compared_with
+    );
     assert!(floor.metrics.contains_key("fd_lo") && floor.metrics.contains_key("nn_ratio"));
 
     let md = ddimlab::report::compare(&dirs, &root).unwrap();
@@ -337,7 +367,10 @@ fn empirical_oracle_sweeps_compare_across_models_and_splice_the_readme() {
 
     // The README splice keeps everything outside the markers and is idempotent.
     let readme = root.join("README.md");
-    let (begin, end) = (ddimlab::report::compare::README_BEGIN, ddimlab::report::compare::README_END);
+    let (begin, end) = (
+        ddimlab::report::compare::README_BEGIN,
+        ddimlab::report::compare::README_END,
+    );
     std::fs::write(&readme, format!("# Title\n\nintro\n\n{begin}\nold\n{end}\n\nafter\n")).unwrap();
     ddimlab::report::splice_readme(&readme, &md).unwrap();
     let once = std::fs::read_to_string(&readme).unwrap();

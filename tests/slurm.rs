@@ -50,7 +50,10 @@ fn the_array_script_trains_once_shards_and_merges() {
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
-    assert!(String::from_utf8_lossy(&out.stdout).contains("submitted: train"), "{err}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("submitted: train"),
+        "{err}"
+    );
     let root = dir.join("results/tiny");
     assert!(root.join("train/model.safetensors").exists());
     let manifest: serde_json::Value =

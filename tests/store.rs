@@ -32,7 +32,7 @@ fn row(point_id: &str, eta: &str, steps: usize, metrics: &[(&str, f64)]) -> Metr
         eta_value: eta.parse().unwrap_or(f64::NAN),
         steps,
         nfe: steps - 1,
-        clip_x0: steps % 2 == 0,
+        clip_x0: steps.is_multiple_of(2),
         seconds: 1.25 * steps as f64,
         model_seconds: 0.5 * steps as f64,
         diverged: false,

@@ -355,7 +355,12 @@ fn three_shards_and_a_merge_equal_one_run() {
     }
     let work: Vec<usize> = shards
         .iter()
-        .map(|s| s.iter().filter(|i| !refs.contains(i)).map(|&i| plan.point_evaluations(&plan.points[i])).sum())
+        .map(|s| {
+            s.iter()
+                .filter(|i| !refs.contains(i))
+                .map(|&i| plan.point_evaluations(&plan.points[i]))
+                .sum()
+        })
         .collect();
     let (lo, hi) = (*work.iter().min().unwrap(), *work.iter().max().unwrap());
     let largest = plan.points.iter().map(|p| plan.point_evaluations(p)).max().unwrap();
@@ -379,7 +384,10 @@ fn three_shards_and_a_merge_equal_one_run() {
     };
     let merged_rows = ddimlab::store::read_rows(&merged.join("metrics.parquet")).unwrap();
     // (compared as text: σ̂ rows carry eta_value NaN, which is never == itself)
-    assert_eq!(format!("{:?}", strip(merged_rows)), format!("{:?}", strip(whole.rows.clone())));
+    assert_eq!(
+        format!("{:?}", strip(merged_rows)),
+        format!("{:?}", strip(whole.rows.clone()))
+    );
     for r in &whole.rows {
         let a = ddimlab::store::read_point(&dir.join("whole/samples.h5"), &r.point_id).unwrap();
         let b = ddimlab::store::read_point(&merged.join("samples.h5"), &r.point_id).unwrap();

@@ -237,10 +237,13 @@ impl ModelSpec {
                 }
                 // The sinusoidal embedding pairs sin and cos over d/2 frequencies spaced by
                 // 1/(d/2 − 1): d must be even and at least 4.
-                if config.time_dim < 4 || config.time_dim % 2 != 0 {
+                if config.time_dim < 4 || !config.time_dim.is_multiple_of(2) {
                     return Err(invalid(
                         "time_dim",
-                        format!("{}: the time embedding needs an even width of at least 4", config.time_dim),
+                        format!(
+                            "{}: the time embedding needs an even width of at least 4",
+                            config.time_dim
+                        ),
                     ));
                 }
                 Some(Architecture::Mlp { shape, config })
@@ -321,7 +324,10 @@ impl ScheduleSpec {
 impl ExperimentConfig {
     /// Parses and validates `text` (the contents of `file`, used in messages).
     pub fn parse(text: &str, file: &Path) -> Result<Self> {
-        if text.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with('#')) {
+        if text
+            .lines()
+            .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
+        {
             return Err(Error::Config {
                 message: format!(
                     "{}: the file is empty: an experiment needs at least `name`, `data` and `model` \
@@ -417,7 +423,13 @@ impl ExperimentConfig {
         let sw = &self.sweep;
         let n = sw.samples as u64;
         let recon = sw.reconstruction_samples.unwrap_or(sw.samples) as u64;
-        let top = sw.steps.iter().chain(sw.extra.iter().map(|e| &e.steps)).copied().max().unwrap_or(0) as u64;
+        let top = sw
+            .steps
+            .iter()
+            .chain(sw.extra.iter().map(|e| &e.steps))
+            .copied()
+            .max()
+            .unwrap_or(0) as u64;
         let trajectory = sw.trajectory_samples as u64 * (top + 1);
         let batch = (sw.batch_size as u64).min(n);
         Ok(4 * d * (5 * n + 3 * recon + trajectory + 4 * batch))
@@ -426,7 +438,9 @@ impl ExperimentConfig {
     /// Refuses a sweep whose points cannot fit in this machine's memory (Linux:
     /// `MemTotal` of /proc/meminfo; elsewhere nothing is checked).
     fn check_memory(&self) -> Result<()> {
-        let Some(total) = machine_memory_bytes() else { return Ok(()) };
+        let Some(total) = machine_memory_bytes() else {
+            return Ok(());
+        };
         let need = self.point_bytes()?;
         if need > total {
             let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
@@ -497,7 +511,11 @@ impl ExperimentConfig {
             let (values, picked) = mixture.sample_indexed(data.heldout.len(), &mut rng);
             data.heldout = Split {
                 values,
-                labels: data.train.labels.as_ref().map(|l| picked.iter().map(|&i| l[i]).collect()),
+                labels: data
+                    .train
+                    .labels
+                    .as_ref()
+                    .map(|l| picked.iter().map(|&i| l[i]).collect()),
                 shape: data.train.shape,
             };
         }

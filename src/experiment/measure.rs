@@ -212,10 +212,13 @@ impl SampleStats {
             Ok(self.reference.replicates[b].frechet_fitted(&Gaussian::fit_counted(samples, d, cx)))
         })?;
         let mmd = mmd2_unbiased(samples, reference, d, Some(self.bandwidth))?;
-        match (&self.bootstrap, KernelMatrices::new(samples, reference, d, self.bandwidth)?) {
-            (Some(_), Some(k)) => out.extend(self.with_interval(names::MMD2, mmd.value, n, m, |_, cx, cy| {
-                Ok(k.mmd2(cx, cy))
-            })?),
+        match (
+            &self.bootstrap,
+            KernelMatrices::new(samples, reference, d, self.bandwidth)?,
+        ) {
+            (Some(_), Some(k)) => {
+                out.extend(self.with_interval(names::MMD2, mmd.value, n, m, |_, cx, cy| Ok(k.mmd2(cx, cy)))?)
+            }
             (Some(_), None) if mmd.blocks > 1 => {
                 // Beyond one block: the normal interval of the block estimator's spread.
                 let half = 1.959964 * mmd.block_se;
@@ -281,7 +284,9 @@ impl SampleStats {
 
     /// Mean distance to the nearest training point, relative to the floor set's.
     fn memorisation(&self, samples: &[f32], n: usize) -> Result<Named> {
-        let Some(floor) = &self.floor_nearest else { return Ok(vec![]) };
+        let Some(floor) = &self.floor_nearest else {
+            return Ok(vec![]);
+        };
         let near = nearest_distances(samples, &self.comparison.train, self.d)?;
         let ratio = |cx: &[u32], cy: &[u32]| weighted_mean(&near, cx) / weighted_mean(floor, cy);
         self.with_interval(

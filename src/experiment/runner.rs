@@ -591,7 +591,9 @@ pub fn run_sweep(
     };
     let progress = Progress::new(
         "sweep",
-        mine.iter().map(|&i| plan.point_evaluations(&plan.points[i])).sum::<usize>() as u64,
+        mine.iter()
+            .map(|&i| plan.point_evaluations(&plan.points[i]))
+            .sum::<usize>() as u64,
     );
     let classifier = match (wants(MetricKind::SampleStats), &data.train.labels, shape) {
         (true, Some(_), DataShape::Image { .. }) => {
@@ -776,11 +778,7 @@ pub fn run_sweep(
         point_seconds,
         model_seconds,
         outside_seconds: point_seconds - model_seconds,
-        outside_share: if point_seconds > 0.0 {
-            (point_seconds - model_seconds) / point_seconds
-        } else {
-            0.0
-        },
+        outside_share: outside_share(point_seconds, model_seconds),
         reference_seconds,
         store_seconds,
         classifier_accuracy,
@@ -902,11 +900,7 @@ pub fn merge(out: &Path, shards: &[PathBuf]) -> Result<MergeOutcome> {
         point_seconds,
         model_seconds,
         outside_seconds: point_seconds - model_seconds,
-        outside_share: if point_seconds > 0.0 {
-            (point_seconds - model_seconds) / point_seconds
-        } else {
-            0.0
-        },
+        outside_share: outside_share(point_seconds, model_seconds),
         reference_seconds: manifests.iter().map(|m| m.reference_seconds).sum(),
         store_seconds: manifests.iter().map(|m| m.store_seconds).sum(),
         shard: None,
@@ -925,7 +919,9 @@ pub fn merge(out: &Path, shards: &[PathBuf]) -> Result<MergeOutcome> {
     };
     write_atomic(
         &out.join("manifest.json"),
-        serde_json::to_string_pretty(&manifest).expect("serialisable").as_bytes(),
+        serde_json::to_string_pretty(&manifest)
+            .expect("serialisable")
+            .as_bytes(),
     )?;
     Ok(MergeOutcome { manifest, missing })
 }
@@ -987,6 +983,15 @@ pub fn saved_rows(out: &Path, plan: &Plan, hash: &str) -> Result<(Vec<MetricRow>
     }
     share_reconstruction(&mut rows);
     Ok((rows, missing))
+}
+
+/// The share of point time spent outside model evaluations (0 when no point ran).
+fn outside_share(point_seconds: f64, model_seconds: f64) -> f64 {
+    if point_seconds > 0.0 {
+        (point_seconds - model_seconds) / point_seconds
+    } else {
+        0.0
+    }
 }
 
 fn unix(t: SystemTime) -> u64 {

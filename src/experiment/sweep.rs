@@ -278,10 +278,18 @@ impl SweepSpec {
                 "must be at least 2 (sample statistics fit covariances)".into(),
             ));
         }
-        if let Some((i, e)) = self.extra.iter().enumerate().find(|(_, e)| e.steps == 0 || e.steps > timesteps) {
+        if let Some((i, e)) = self
+            .extra
+            .iter()
+            .enumerate()
+            .find(|(_, e)| e.steps == 0 || e.steps > timesteps)
+        {
             return Err(invalid(
                 &format!("extra[{i}].steps"),
-                format!("S = {} is outside the allowed range 1..={timesteps} (schedule.timesteps)", e.steps),
+                format!(
+                    "S = {} is outside the allowed range 1..={timesteps} (schedule.timesteps)",
+                    e.steps
+                ),
             ));
         }
         if self.bootstrap == 1 {

@@ -327,7 +327,10 @@ impl KernelMatrices {
                 .sum()
         };
         let diag = |k: &[f32], c: &[u32], size: usize| -> f64 {
-            c.iter().enumerate().map(|(i, &ci)| ci as f64 * k[i * size + i] as f64).sum()
+            c.iter()
+                .enumerate()
+                .map(|(i, &ci)| ci as f64 * k[i * size + i] as f64)
+                .sum()
         };
         let (n, m) = (cx.iter().sum::<u32>() as f64, cy.iter().sum::<u32>() as f64);
         let xx = quad(&self.kxx, cx, cx, self.n) - diag(&self.kxx, cx, self.n);
@@ -401,7 +404,7 @@ fn median_bandwidth(x: &[Vec<f64>], y: &[Vec<f64>]) -> Result<f64> {
         .collect();
     dists.sort_unstable_by(f64::total_cmp);
     let mid = dists.len() / 2;
-    let median = if dists.len() % 2 == 0 {
+    let median = if dists.len().is_multiple_of(2) {
         (dists[mid - 1] + dists[mid]) / 2.0
     } else {
         dists[mid]

@@ -17,8 +17,8 @@ pub mod mixture;
 pub mod reconstruction;
 
 pub use distribution::{
-    frechet, frechet_distance, median_bandwidth_of, mmd2_unbiased, nearest_distances, sliced_wasserstein, sliced_wasserstein_counted, Gaussian,
-    KernelMatrices, SortedProjections, Mmd, Rooted, MMD_BLOCK,
+    frechet, frechet_distance, median_bandwidth_of, mmd2_unbiased, nearest_distances, sliced_wasserstein,
+    sliced_wasserstein_counted, Gaussian, KernelMatrices, Mmd, Rooted, SortedProjections, MMD_BLOCK,
 };
 pub use labels::{histogram, tv_to_uniform};
 pub use mixture::{component_masses, component_of, mass_error};
@@ -40,7 +40,7 @@ pub(crate) fn rows(x: &[f32], d: usize, what: &str, min_rows: usize) -> Result<u
             message: "the dimension must be at least 1".into(),
         });
     }
-    if x.len() % d != 0 {
+    if !x.len().is_multiple_of(d) {
         return Err(Error::Shape(format!(
             "{what} has {} values, not a whole number of rows of d = {d}",
             x.len()

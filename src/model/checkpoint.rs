@@ -166,7 +166,11 @@ pub fn header_shapes(path: &Path) -> Result<BTreeMap<String, Vec<usize>>> {
         let shape = v
             .get("shape")
             .and_then(|s| s.as_array())
-            .and_then(|a| a.iter().map(|d| d.as_u64().map(|d| d as usize)).collect::<Option<Vec<_>>>())
+            .and_then(|a| {
+                a.iter()
+                    .map(|d| d.as_u64().map(|d| d as usize))
+                    .collect::<Option<Vec<_>>>()
+            })
             .ok_or_else(|| bad(format!("not a safetensors file: tensor {name} has no shape")))?;
         shapes.insert(name.clone(), shape);
     }
@@ -189,7 +193,11 @@ pub fn check_header(varmap: &VarMap, path: &Path) -> Result<()> {
             Some(_) => {}
         }
     }
-    problems.extend(file.keys().filter(|k| !data.contains_key(*k)).map(|k| format!("unexpected {k}")));
+    problems.extend(
+        file.keys()
+            .filter(|k| !data.contains_key(*k))
+            .map(|k| format!("unexpected {k}")),
+    );
     if problems.is_empty() {
         Ok(())
     } else {

@@ -16,7 +16,7 @@
 //! finite. h = 0 gives Dirac components: the exact ε* of the training set itself, which
 //! memorises (DDIM lands on training points); h > 0 smooths it.
 
-use candle_core::{DType, Tensor};
+use candle_core::Tensor;
 use nalgebra::DMatrix;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -47,7 +47,7 @@ pub struct EmpiricalMixture {
 impl EmpiricalMixture {
     /// The mixture over the rows of `points` (N ≥ 1 rows of `d` finite values), width `h` ≥ 0.
     pub fn new(points: &[f32], d: usize, h: f64) -> Result<Self> {
-        if d == 0 || points.is_empty() || points.len() % d != 0 {
+        if d == 0 || points.is_empty() || !points.len().is_multiple_of(d) {
             return Err(Error::Mixture(format!(
                 "{} values are not a whole number (≥ 1) of points of dimension {d}",
                 points.len()
@@ -166,26 +166,11 @@ impl EmpiricalOracle {
 impl EpsModel for EmpiricalOracle {
     fn eps(&self, x: &Tensor, t: &[usize]) -> Result<Tensor> {
         let d = self.mixture.dim();
-        let n = x.dim(0)?;
-        if x.elem_count() != n * d || t.len() != n {
-            return Err(Error::Shape(format!(
-                "empirical oracle for {d}-dimensional data got x of shape {:?} and {} timesteps",
-                x.dims(),
-                t.len()
-            )));
-        }
-        if let Some(bad) = t.iter().find(|t| **t >= self.schedule.timesteps()) {
-            return Err(Error::Shape(format!(
-                "timestep {bad} is outside 0..{}",
-                self.schedule.timesteps()
-            )));
-        }
-        let xs = x.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?;
+        let xs = super::host_rows(x, t, d, self.schedule.timesteps(), "empirical oracle")?;
+        let n = t.len();
         let mut eps = vec![0.0; xs.len()];
         // Rows in chunks that share one t (a sampler batch shares it throughout).
-        let starts: Vec<usize> = (0..n)
-            .filter(|&i| i % CHUNK == 0 || t[i] != t[i - 1])
-            .collect();
+        let starts: Vec<usize> = (0..n).filter(|&i| i % CHUNK == 0 || t[i] != t[i - 1]).collect();
         let chunks: Vec<(usize, usize)> = starts
             .iter()
             .enumerate()

@@ -40,6 +40,26 @@ pub trait EpsModel: Send + Sync {
     fn eps(&self, x: &Tensor, t: &[usize]) -> Result<Tensor>;
 }
 
+/// The values of `x` (`[n, …]`, any device and dtype) as f64 on the host, after checking
+/// that it holds n rows of `d` values and that `t` has one timestep < `timesteps` per row:
+/// the input check of the host-side oracles (`what` names the oracle in messages).
+pub(crate) fn host_rows(x: &Tensor, t: &[usize], d: usize, timesteps: usize, what: &str) -> Result<Vec<f64>> {
+    let n = x.dim(0)?;
+    if x.elem_count() != n * d || t.len() != n {
+        return Err(crate::error::Error::Shape(format!(
+            "{what} for {d}-dimensional data got x of shape {:?} and {} timesteps",
+            x.dims(),
+            t.len()
+        )));
+    }
+    if let Some(bad) = t.iter().find(|t| **t >= timesteps) {
+        return Err(crate::error::Error::Shape(format!(
+            "timestep {bad} is outside 0..{timesteps}"
+        )));
+    }
+    Ok(x.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?)
+}
+
 /// A trainable architecture and its hyper-parameters (stored in checkpoint sidecars).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]

@@ -7,7 +7,7 @@
 //! with E[x_0 | x_t] = Σ_k r_k(x_t) E[x_0 | x_t, k] and responsibilities r_k computed
 //! with log-sum-exp.
 
-use candle_core::{DType, Tensor};
+use candle_core::Tensor;
 use rayon::prelude::*;
 
 use super::EpsModel;
@@ -219,21 +219,7 @@ impl MixtureOracle {
 impl EpsModel for MixtureOracle {
     fn eps(&self, x: &Tensor, t: &[usize]) -> Result<Tensor> {
         let d = self.mixture.dim();
-        let n = x.dim(0)?;
-        if x.elem_count() != n * d || t.len() != n {
-            return Err(Error::Shape(format!(
-                "oracle for {d}-dimensional data got x of shape {:?} and {} timesteps",
-                x.dims(),
-                t.len()
-            )));
-        }
-        if let Some(bad) = t.iter().find(|t| **t >= self.schedule.timesteps()) {
-            return Err(Error::Shape(format!(
-                "timestep {bad} is outside 0..{}",
-                self.schedule.timesteps()
-            )));
-        }
-        let xs = x.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?;
+        let xs = super::host_rows(x, t, d, self.schedule.timesteps(), "oracle")?;
         let mut eps = vec![0.0; xs.len()];
         eps.par_chunks_mut(d)
             .zip(xs.par_chunks(d))

@@ -8,6 +8,7 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+use super::figures::{line_chart, Series};
 use super::findings::{rank, Ranking};
 use super::tables::{
     eta_clip_label, eta_label, find, format_value, interval_of, present, steps, MetricInfo, Table, SAMPLE_QUALITY,
@@ -88,7 +89,9 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
 }
 
 /// The comparison of the results folders `dirs` as Markdown (links relative to `base`,
-/// the folder the Markdown is written to).
+/// the folder the Markdown is written to), with one figure per headline metric
+/// (`compare_<metric>.png` / `.svg` in `base`: the metric against S for η = 0 and
+/// η = 1 of every model, intervals as bands, each model's floor as a flat line).
 pub fn compare(dirs: &[PathBuf], base: &Path) -> Result<String> {
     if dirs.is_empty() {
         return Err(Error::Invalid {
@@ -118,6 +121,9 @@ pub fn compare(dirs: &[PathBuf], base: &Path) -> Result<String> {
             );
         }
         let _ = writeln!(md, "{}", eta_table(&group, &m).markdown());
+        let stem = base.join(format!("compare_{}", m.name));
+        compare_figure(&stem, &group, &m)?;
+        let _ = writeln!(md, "![{} across models](compare_{}.png)\n", m.name, m.name);
         let _ = writeln!(
             md,
             "Each cell: value ± half its 95 % bootstrap interval; **bold**: best η of its model and S with \
@@ -196,9 +202,17 @@ fn eta_table(group: &[&Entry], m: &MetricInfo) -> Table {
                 }
                 table.rows.push((
                     format!("{}: {}", e.name, eta_clip_label(eta, clip)),
-                    cells.iter().map(|c| c.and_then(|r| r.metrics.get(m.name).copied())).collect(),
+                    cells
+                        .iter()
+                        .map(|c| c.and_then(|r| r.metrics.get(m.name).copied()))
+                        .collect(),
                 ));
-                table.intervals.push(cells.iter().map(|c| c.and_then(|r| interval_of(&r.metrics, m.name))).collect());
+                table.intervals.push(
+                    cells
+                        .iter()
+                        .map(|c| c.and_then(|r| interval_of(&r.metrics, m.name)))
+                        .collect(),
+                );
                 table.marked.push(vec![false; steps.len()]);
             }
         }
@@ -211,13 +225,62 @@ fn eta_table(group: &[&Entry], m: &MetricInfo) -> Table {
             }
         }
         if let Some(&v) = e.floor.metrics.get(m.name) {
-            table.rows.push((format!("{}: noise floor", e.name), vec![Some(v); steps.len()]));
-            table.intervals.push(vec![interval_of(&e.floor.metrics, m.name); steps.len()]);
+            table
+                .rows
+                .push((format!("{}: noise floor", e.name), vec![Some(v); steps.len()]));
+            table
+                .intervals
+                .push(vec![interval_of(&e.floor.metrics, m.name); steps.len()]);
             table.marked.push(vec![false; steps.len()]);
         }
     }
     table.bold = bold;
     table
+}
+
+/// The headline metric against S (every swept S) for η = 0 and η = 1 of each model, with
+/// interval bands, and each model's noise floor.
+fn compare_figure(stem: &Path, group: &[&Entry], m: &MetricInfo) -> Result<()> {
+    let mut series = Vec::new();
+    for e in group {
+        let tau = e.tau();
+        let all = steps(&e.rows);
+        for eta in ["0.0", "1.0"] {
+            let cells: Vec<(usize, &MetricRow)> = all
+                .iter()
+                .filter_map(|&s| Some((s, find(&e.rows, &tau, eta, s, false)?)))
+                .collect();
+            series.push(Series {
+                label: format!("{}: η = {eta}", e.name),
+                points: cells
+                    .iter()
+                    .filter_map(|(s, r)| Some((*s as f64, *r.metrics.get(m.name)?)))
+                    .collect(),
+                band: cells
+                    .iter()
+                    .filter_map(|(s, r)| interval_of(&r.metrics, m.name).map(|i| (*s as f64, i.lo, i.hi)))
+                    .collect(),
+            });
+        }
+        if let (Some(&v), Some(first), Some(last)) = (e.floor.metrics.get(m.name), all.first(), all.last()) {
+            let ends = [*first as f64, *last as f64];
+            let interval = interval_of(&e.floor.metrics, m.name);
+            series.push(Series {
+                label: format!("{}: noise floor", e.name),
+                points: ends.iter().map(|&x| (x, v)).collect(),
+                band: interval.map_or_else(Vec::new, |i| ends.iter().map(|&x| (x, i.lo, i.hi)).collect()),
+            });
+        }
+    }
+    line_chart(
+        stem,
+        &format!("{} across models", m.label),
+        "S (sampling steps)",
+        m.name,
+        &series,
+        true,
+        false,
+    )
 }
 
 /// Which η the intervals single out at each S of `e` (no clipping).

@@ -92,7 +92,10 @@ pub fn findings(rows: &[MetricRow], floor: &BTreeMap<String, f64>) -> Vec<String
 }
 
 fn ranked_metrics(rows: &[MetricRow]) -> Vec<MetricInfo> {
-    present(rows, &SAMPLE_QUALITY).into_iter().filter(|m| m.ranked).collect()
+    present(rows, &SAMPLE_QUALITY)
+        .into_iter()
+        .filter(|m| m.ranked)
+        .collect()
 }
 
 /// Per τ and metric: which η is best at each S ≤ 50 where the intervals separate, and
@@ -156,7 +159,13 @@ fn small_s_comparison(rows: &[MetricRow], clip: bool) -> Vec<String> {
         if total == 0 {
             continue;
         }
-        let list = |v: &[String]| if v.is_empty() { String::new() } else { format!(": {}", v.join(", ")) };
+        let list = |v: &[String]| {
+            if v.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", v.join(", "))
+            }
+        };
         out.push(format!(
             "At S = {s}, η = 0 against {} on {total} (metric, τ) pairs: better with separated intervals on {}{}; \
              worse on {}{}; indistinguishable at this sample size on {}{}.",

@@ -93,7 +93,7 @@ impl PointArrays {
             )));
         }
         let lead = |what: &str, len: usize, per: usize| -> Result<usize> {
-            if len % per != 0 {
+            if !len.is_multiple_of(per) {
                 return Err(Error::Shape(format!(
                     "{what} has {len} values, not a multiple of {per} (item_shape {:?})",
                     self.item_shape
