@@ -112,6 +112,24 @@ pub struct ShardTiming {
     pub model_seconds: f64,
 }
 
+impl Manifest {
+    /// The manifest's file in a results folder.
+    pub const FILE: &'static str = "manifest.json";
+
+    /// Writes it to `<out>/manifest.json` (atomically).
+    pub fn save(&self, out: &Path) -> Result<()> {
+        let text = serde_json::to_string_pretty(self).expect("serialisable");
+        write_atomic(&out.join(Self::FILE), text.as_bytes())
+    }
+
+    /// Reads `<out>/manifest.json`.
+    pub fn load(out: &Path) -> Result<Self> {
+        let path = out.join(Self::FILE);
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+        serde_json::from_str(&text).map_err(|e| Error::io(&path, e))
+    }
+}
+
 /// The timing of one point in the manifest.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PointTiming {
@@ -798,12 +816,7 @@ pub fn run_sweep(
         shards: Vec::new(),
         points,
     };
-    write_atomic(
-        &out.join("manifest.json"),
-        serde_json::to_string_pretty(&manifest)
-            .expect("serialisable")
-            .as_bytes(),
-    )?;
+    manifest.save(out)?;
     Ok(SweepOutcome { manifest, rows })
 }
 
@@ -851,12 +864,7 @@ pub fn merge(out: &Path, shards: &[PathBuf]) -> Result<MergeOutcome> {
             message: "name at least one shard folder".into(),
         });
     };
-    let read_manifest = |dir: &Path| -> Result<Manifest> {
-        let path = dir.join("manifest.json");
-        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-        serde_json::from_str(&text).map_err(|e| Error::io(&path, e))
-    };
-    let manifests = shards.iter().map(|d| read_manifest(d)).collect::<Result<Vec<_>>>()?;
+    let manifests = shards.iter().map(|d| Manifest::load(d)).collect::<Result<Vec<_>>>()?;
     let hash = manifests[0].config_hash.clone();
     if let Some((dir, m)) = shards.iter().zip(&manifests).find(|(_, m)| m.config_hash != hash) {
         return Err(Error::Config {
@@ -917,12 +925,7 @@ pub fn merge(out: &Path, shards: &[PathBuf]) -> Result<MergeOutcome> {
         points: rows.iter().map(timing).collect(),
         ..m0.clone()
     };
-    write_atomic(
-        &out.join("manifest.json"),
-        serde_json::to_string_pretty(&manifest)
-            .expect("serialisable")
-            .as_bytes(),
-    )?;
+    manifest.save(out)?;
     Ok(MergeOutcome { manifest, missing })
 }
 

@@ -42,7 +42,7 @@ struct Entry {
 impl Entry {
     fn load(dir: &Path) -> Result<Self> {
         let cfg = ExperimentConfig::load(&dir.join("config.yaml"))?;
-        let manifest: Manifest = read_json(&dir.join("manifest.json"))?;
+        let manifest = Manifest::load(dir)?;
         let rows = read_rows(&dir.join("metrics.parquet"))?;
         let model = match cfg.oracle_kind()? {
             Some(crate::experiment::config::OracleKind::Mixture) => "exact mixture oracle".to_string(),
@@ -78,14 +78,6 @@ impl Entry {
             taus.into_iter().next().unwrap_or_default()
         }
     }
-}
-
-fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    serde_json::from_str(&text).map_err(|e| Error::Io {
-        path: path.display().to_string(),
-        message: e.to_string(),
-    })
 }
 
 /// The comparison of the results folders `dirs` as Markdown (links relative to `base`,
