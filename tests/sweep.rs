@@ -109,7 +109,7 @@ fn outputs_match_the_sampler_run_directly() {
     .unwrap();
     let direct: Vec<f32> = direct.x.flatten_all().unwrap().to_vec1().unwrap();
 
-    // HDF5: schema of DESIGN.md, values equal the direct run (batches of 64 vs one of 150).
+    // HDF5: schema of docs/DESIGN.md, values equal the direct run (batches of 64 vs one of 150).
     let file = hdf5::File::open(out.join("samples.h5")).unwrap();
     let g = file.group("points/trailing_eta0.5_S9").unwrap();
     let samples = g.dataset("samples").unwrap();

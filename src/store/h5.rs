@@ -1,4 +1,4 @@
-//! `samples.h5` (schema in DESIGN.md, read by h5py too):
+//! `samples.h5` (schema in docs/DESIGN.md, read by h5py too):
 //!
 //! - root attributes `experiment`, `config` (YAML text), `ddimlab_version` (UTF-8
 //!   strings) and `seed` (u64);
