@@ -196,12 +196,9 @@ impl Mlp {
 impl EpsModel for Mlp {
     /// ε by the fused kernel where it applies, else by [`Mlp::forward`].
     fn eps(&self, x: &Tensor, t: &[usize]) -> Result<Tensor> {
-        let dtype = x.dtype();
-        let x = x.to_dtype(self.input.weight().dtype())?;
-        let y = match self.fused(&x, t)? {
-            Some(y) => y,
-            None => self.forward(&x, t)?,
-        };
-        Ok(if y.dtype() == dtype { y } else { y.to_dtype(dtype)? })
+        super::in_dtype(x, self.input.weight().dtype(), |x| match self.fused(x, t)? {
+            Some(y) => Ok(y),
+            None => self.forward(x, t),
+        })
     }
 }

@@ -40,6 +40,17 @@ pub trait EpsModel: Send + Sync {
     fn eps(&self, x: &Tensor, t: &[usize]) -> Result<Tensor>;
 }
 
+/// `f` applied to `x` converted to the network's `dtype`, its result converted back to the
+/// dtype of `x`: how every network answers [`EpsModel::eps`] for inputs of any dtype.
+pub(crate) fn in_dtype(x: &Tensor, dtype: DType, f: impl FnOnce(&Tensor) -> Result<Tensor>) -> Result<Tensor> {
+    let y = f(&x.to_dtype(dtype)?)?;
+    Ok(if y.dtype() == x.dtype() {
+        y
+    } else {
+        y.to_dtype(x.dtype())?
+    })
+}
+
 /// The values of `x` (`[n, …]`, any device and dtype) as f64 on the host, after checking
 /// that it holds n rows of `d` values and that `t` has one timestep < `timesteps` per row:
 /// the input check of the host-side oracles (`what` names the oracle in messages).

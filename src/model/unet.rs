@@ -510,8 +510,6 @@ impl Unet {
 
 impl EpsModel for Unet {
     fn eps(&self, x: &Tensor, t: &[usize]) -> Result<Tensor> {
-        let dtype = x.dtype();
-        let y = self.forward(&x.to_dtype(self.conv_in.weight().dtype())?, t)?;
-        Ok(if y.dtype() == dtype { y } else { y.to_dtype(dtype)? })
+        super::in_dtype(x, self.conv_in.weight().dtype(), |x| self.forward(x, t))
     }
 }
