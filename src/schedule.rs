@@ -55,13 +55,17 @@ pub struct Schedule {
     alpha_bars: Vec<f64>,
 }
 
+/// The largest T a schedule accepts (its ᾱ table is T values; DDPM uses 1,000, and a
+/// larger T is never a sampling-step count anyone needs).
+pub const MAX_TIMESTEPS: usize = 1_000_000;
+
 impl Schedule {
     /// Builds a schedule of `timesteps` steps. `beta_start` / `beta_end` are used by the
     /// linear and quadratic kinds and ignored by the cosine kind.
     pub fn new(kind: BetaSchedule, timesteps: usize, beta_start: f64, beta_end: f64) -> Result<Self> {
-        if timesteps < 1 {
+        if !(1..=MAX_TIMESTEPS).contains(&timesteps) {
             return Err(Error::Schedule(format!(
-                "timesteps = {timesteps}: T must be at least 1"
+                "timesteps = {timesteps}: T must be between 1 and {MAX_TIMESTEPS}"
             )));
         }
         let betas = match kind {

@@ -115,6 +115,13 @@ pub struct ModelSpec {
 /// memorises: every sample lands on a training point).
 pub const DEFAULT_EMPIRICAL_STD: f64 = 0.2;
 
+/// The widest MLP layer or time embedding accepted.
+const MAX_WIDTH: usize = 1 << 16;
+/// The most MLP blocks or U-Net layers per block accepted.
+const MAX_DEPTH: usize = 256;
+/// The most channels of a U-Net level accepted (the CIFAR-10 DDPM U-Net has 256).
+const MAX_CHANNELS: usize = 8192;
+
 /// Which exact ε* an `oracle` model is.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum OracleKind {
@@ -232,6 +239,18 @@ impl ModelSpec {
                     time_dim: self.time_dim.unwrap_or(d.time_dim),
                     layer_norm: self.layer_norm.unwrap_or(d.layer_norm),
                 };
+                for (key, v, max) in [
+                    ("hidden", config.hidden, MAX_WIDTH),
+                    ("time_dim", config.time_dim, MAX_WIDTH),
+                    ("blocks", config.blocks, MAX_DEPTH),
+                ] {
+                    if v > max {
+                        return Err(invalid(
+                            key,
+                            format!("{v}: at most {max} (a network this size cannot be built here)"),
+                        ));
+                    }
+                }
                 if config.hidden < 2 {
                     return Err(invalid("hidden", format!("{}: must be at least 2", config.hidden)));
                 }
@@ -260,6 +279,27 @@ impl ModelSpec {
                 };
                 if spec.layers_per_block == 0 {
                     return Err(invalid("layers_per_block", "must be at least 1".into()));
+                }
+                if spec.layers_per_block > MAX_DEPTH {
+                    return Err(invalid(
+                        "layers_per_block",
+                        format!("{}: at most {MAX_DEPTH}", spec.layers_per_block),
+                    ));
+                }
+                let widest = spec
+                    .channel_mult
+                    .iter()
+                    .map(|m| m.saturating_mul(spec.base_channels))
+                    .max()
+                    .unwrap_or(0);
+                if widest > MAX_CHANNELS {
+                    return Err(invalid(
+                        "base_channels",
+                        format!(
+                            "{} × channel_mult gives {widest} channels: at most {MAX_CHANNELS} (a network this size cannot be built here)",
+                            spec.base_channels
+                        ),
+                    ));
                 }
                 Some(Architecture::Unet {
                     config: UnetConfig::from_spec(&spec, shape)?,

@@ -6,6 +6,7 @@
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
+use crate::experiment::measure::names;
 use crate::metrics::bootstrap::Interval;
 use crate::store::MetricRow;
 
@@ -25,49 +26,49 @@ pub struct MetricInfo {
 /// Sample-quality metrics, in the order the report shows them (Table 1's role).
 pub const SAMPLE_QUALITY: [MetricInfo; 8] = [
     MetricInfo {
-        name: "fd_classifier",
+        name: names::FD_CLASSIFIER,
         label: "Fréchet distance in classifier features (FID analogue)",
         lower_better: true,
         ranked: true,
     },
     MetricInfo {
-        name: "fd",
+        name: names::FD,
         label: "Fréchet distance (data space)",
         lower_better: true,
         ranked: true,
     },
     MetricInfo {
-        name: "mmd2",
+        name: names::MMD2,
         label: "MMD² (unbiased, RBF, median bandwidth)",
         lower_better: true,
         ranked: true,
     },
     MetricInfo {
-        name: "swd",
+        name: names::SWD,
         label: "sliced Wasserstein-2 distance",
         lower_better: true,
         ranked: true,
     },
     MetricInfo {
-        name: "mass_error",
+        name: names::MASS_ERROR,
         label: "mixture mass error (total variation to the true weights)",
         lower_better: true,
         ranked: true,
     },
     MetricInfo {
-        name: "label_tv",
+        name: names::LABEL_TV,
         label: "predicted-label histogram, total variation to uniform",
         lower_better: true,
         ranked: true,
     },
     MetricInfo {
-        name: "confidence",
+        name: names::CONFIDENCE,
         label: "classifier's mean top-class probability (Inception-Score analogue)",
         lower_better: false,
         ranked: true,
     },
     MetricInfo {
-        name: "nn_ratio",
+        name: names::NN_RATIO,
         label: "distance to the nearest training point ÷ the floor set's (memorisation: ≪ 1 copies)",
         lower_better: false,
         ranked: false,
@@ -76,7 +77,7 @@ pub const SAMPLE_QUALITY: [MetricInfo; 8] = [
 
 /// Reconstruction error (Table 2).
 pub const RECON: MetricInfo = MetricInfo {
-    name: "recon_mse",
+    name: names::RECON_MSE,
     label: "reconstruction MSE per dimension, [0, 1] scale",
     lower_better: true,
     ranked: true,
@@ -84,7 +85,7 @@ pub const RECON: MetricInfo = MetricInfo {
 
 /// Distance to the consistency reference (§5.3).
 pub const CONSISTENCY: MetricInfo = MetricInfo {
-    name: "consistency_mse",
+    name: names::CONSISTENCY_MSE,
     label: "MSE to the reference x_0 from the same x_T, [0, 1] scale",
     lower_better: true,
     ranked: true,
@@ -92,7 +93,7 @@ pub const CONSISTENCY: MetricInfo = MetricInfo {
 
 /// Distance to the exact probability-flow solution (single-Gaussian oracle).
 pub const CONSISTENCY_EXACT: MetricInfo = MetricInfo {
-    name: "consistency_exact_mse",
+    name: names::CONSISTENCY_EXACT_MSE,
     label: "MSE to the exact probability-flow solution, [0, 1] scale",
     lower_better: true,
     ranked: true,
