@@ -251,7 +251,9 @@ impl SampleStats {
         let Some(mix) = &self.mixture else { return Ok(vec![]) };
         let assigned = component_of(samples, self.d, mix)?;
         let error = |c: &[u32]| mass_error(&weighted_histogram(&assigned, c, mix.components()), mix.weights());
-        self.with_interval(names::MASS_ERROR, error(&vec![1; n])?, n, 2, |_, cx, _| error(cx))
+        self.with_interval(names::MASS_ERROR, error(&vec![1; n])?, n, SAMPLES_ONLY, |_, cx, _| {
+            error(cx)
+        })
     }
 
     /// The FID analogue, the label histogram and the classifier's confidence (labelled
@@ -264,19 +266,17 @@ impl SampleStats {
         let classes = f.classifier.classes();
         let ones = vec![1; n];
         let fd = f.reference.full.frechet(&Gaussian::fit(&a.features, k)?)?;
-        let tv = |c: &[u32]| -> Result<f64> {
-            let labels: Vec<usize> = a.labels.iter().map(|&l| l as usize).collect();
-            Ok(tv_to_uniform(&weighted_histogram(&labels, c, classes)))
-        };
+        let labels: Vec<usize> = a.labels.iter().map(|&l| l as usize).collect();
+        let tv = |c: &[u32]| -> Result<f64> { Ok(tv_to_uniform(&weighted_histogram(&labels, c, classes))) };
         let mut out = self.with_interval(names::FD_CLASSIFIER, fd, n, m, |b, cx, _| {
             Ok(f.reference.replicates[b].frechet_fitted(&Gaussian::fit_counted(&a.features, k, cx)))
         })?;
-        out.extend(self.with_interval(names::LABEL_TV, tv(&ones)?, n, 2, |_, cx, _| tv(cx))?);
+        out.extend(self.with_interval(names::LABEL_TV, tv(&ones)?, n, SAMPLES_ONLY, |_, cx, _| tv(cx))?);
         out.extend(self.with_interval(
             names::CONFIDENCE,
             weighted_mean(&a.confidence, &ones),
             n,
-            2,
+            SAMPLES_ONLY,
             |_, cx, _| Ok(weighted_mean(&a.confidence, cx)),
         )?);
         Ok(out)
@@ -313,6 +313,10 @@ impl SampleStats {
         v
     }
 }
+
+/// The reference size to give [`SampleStats::with_interval`] for a statistic of the
+/// samples alone (mass error, label histogram, confidence): no reference rows are resampled.
+const SAMPLES_ONLY: usize = 0;
 
 /// Suffix of an interval's lower end column.
 pub const LO: &str = "_lo";

@@ -92,24 +92,30 @@ pub fn weighted_mean(values: &[f64], counts: &[u32]) -> f64 {
 
 /// The [`LEVEL`] percentile interval of `values` (finite ones; `None` when fewer than two).
 pub fn percentile_interval(values: &[f64]) -> Option<Interval> {
+    sorted_finite(values).map(|v| percentiles(&v))
+}
+
+/// The finite values, ascending (`None` when fewer than two).
+fn sorted_finite(values: &[f64]) -> Option<Vec<f64>> {
     let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
-    if v.len() < 2 {
-        return None;
-    }
     v.sort_unstable_by(f64::total_cmp);
+    (v.len() >= 2).then_some(v)
+}
+
+/// The [`LEVEL`] quantile range of sorted `v`.
+fn percentiles(v: &[f64]) -> Interval {
     let tail = (1.0 - LEVEL) / 2.0;
-    Some(Interval {
-        lo: quantile(&v, tail),
-        hi: quantile(&v, 1.0 - tail),
-    })
+    Interval {
+        lo: quantile(v, tail),
+        hi: quantile(v, 1.0 - tail),
+    }
 }
 
 /// The interval of the module docs from θ̂ = `value` and the replicate values (`None`
 /// when θ̂ is not finite or fewer than two replicates are).
 pub fn centred_interval(value: f64, replicates: &[f64]) -> Option<Interval> {
-    let mut v: Vec<f64> = replicates.iter().copied().filter(|x| x.is_finite()).collect();
-    let p = percentile_interval(&v).filter(|_| value.is_finite())?;
-    v.sort_unstable_by(f64::total_cmp);
+    let v = sorted_finite(replicates).filter(|_| value.is_finite())?;
+    let p = percentiles(&v);
     let median = quantile(&v, 0.5);
     let floor = if value >= 0.0 { 0.0 } else { f64::NEG_INFINITY };
     Some(Interval {

@@ -427,14 +427,7 @@ fn median_bandwidth(x: &[Vec<f64>], y: &[Vec<f64>]) -> Result<f64> {
 /// the sorted projections, integrated over the merged breakpoints k/m and l/n; for m = n it
 /// is the mean squared difference of the sorted projections.
 pub fn sliced_wasserstein(x: &[f32], y: &[f32], d: usize, projections: usize, seed: u64) -> Result<f64> {
-    rows(x, d, "x", 1)?;
-    rows(y, d, "y", 1)?;
-    if projections == 0 {
-        return Err(Error::Invalid {
-            field: "projections".into(),
-            message: "at least one projection is needed".into(),
-        });
-    }
+    rows(y, d, "y", 1)?; // x and the projections are checked by SortedProjections::new
     let (px, py) = (
         SortedProjections::new(x, d, projections, seed)?,
         SortedProjections::new(y, d, projections, seed)?,

@@ -180,67 +180,51 @@ pub fn header_shapes(path: &Path) -> Result<BTreeMap<String, Vec<usize>>> {
 /// Checks, from the header alone, that `path` holds exactly the variables of `varmap`
 /// with their shapes (the same rule as [`load_into`]).
 pub fn check_header(varmap: &VarMap, path: &Path) -> Result<()> {
-    let file = header_shapes(path)?;
     let data = varmap.data().lock().expect("varmap poisoned");
+    check_fit(&data, &header_shapes(path)?, &path.display().to_string())
+}
+
+/// Refuses, listing every missing, unexpected and differently shaped tensor, a file whose
+/// tensor `shapes` (by name) are not exactly the variables of `data`.
+fn check_fit(data: &HashMap<String, Var>, shapes: &BTreeMap<String, Vec<usize>>, source: &str) -> Result<()> {
     let mut problems = Vec::new();
     let mut names: Vec<&String> = data.keys().collect();
     names.sort();
     for name in names {
-        let want = data[name].shape().dims().to_vec();
-        match file.get(name) {
+        let want = data[name].shape().dims();
+        match shapes.get(name) {
             None => problems.push(format!("missing {name} {want:?}")),
-            Some(got) if *got != want => problems.push(format!("{name}: checkpoint {got:?}, model {want:?}")),
+            Some(got) if got.as_slice() != want => problems.push(format!("{name}: checkpoint {got:?}, model {want:?}")),
             Some(_) => {}
         }
     }
     problems.extend(
-        file.keys()
-            .filter(|k| !data.contains_key(*k))
-            .map(|k| format!("unexpected {k}")),
+        shapes
+            .iter()
+            .filter(|(k, _)| !data.contains_key(*k))
+            .map(|(k, dims)| format!("unexpected {k} {dims:?}")),
     );
     if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::Io {
-            path: path.display().to_string(),
-            message: format!(
-                "the checkpoint does not fit the experiment's architecture: {}",
-                problems.join("; ")
-            ),
-        })
+        return Ok(());
     }
+    Err(Error::Io {
+        path: source.to_string(),
+        message: format!(
+            "the checkpoint does not fit the experiment's architecture ({} difference(s)):\n  {}",
+            problems.len(),
+            problems.join("\n  ")
+        ),
+    })
 }
 
 /// Copies the tensors of `file` into the variables of `varmap`. Refuses, listing every
 /// missing, unexpected and differently shaped tensor, unless the two match exactly.
 pub fn load_into(varmap: &VarMap, file: &HashMap<String, Tensor>, source: &str) -> Result<()> {
     let data = varmap.data().lock().expect("varmap poisoned");
-    let mut problems = Vec::new();
+    let shapes = file.iter().map(|(k, t)| (k.clone(), t.dims().to_vec())).collect();
+    check_fit(&data, &shapes, source)?;
     let mut names: Vec<&String> = data.keys().collect();
     names.sort();
-    for name in &names {
-        let want = data[*name].shape();
-        match file.get(*name) {
-            None => problems.push(format!("missing {name} {:?}", want.dims())),
-            Some(t) if t.shape() != want => {
-                problems.push(format!("{name}: checkpoint {:?}, model {:?}", t.dims(), want.dims()))
-            }
-            Some(_) => {}
-        }
-    }
-    let mut extra: Vec<&String> = file.keys().filter(|k| !data.contains_key(*k)).collect();
-    extra.sort();
-    problems.extend(extra.iter().map(|k| format!("unexpected {k} {:?}", file[*k].dims())));
-    if !problems.is_empty() {
-        return Err(Error::Io {
-            path: source.to_string(),
-            message: format!(
-                "checkpoint does not fit the configured architecture ({} difference(s)):\n  {}",
-                problems.len(),
-                problems.join("\n  ")
-            ),
-        });
-    }
     for name in names {
         let var = &data[name];
         var.set(&file[name].to_dtype(var.dtype())?.to_device(var.device())?)?;

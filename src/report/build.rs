@@ -72,9 +72,8 @@ fn write_csv(table: &Table, path: &Path) -> Result<()> {
 /// Builds the report of the results folder `dir`.
 pub fn report(dir: &Path) -> Result<ReportSummary> {
     let cfg = ExperimentConfig::load(&dir.join("config.yaml"))?;
-    let manifest: Option<Manifest> = std::fs::read_to_string(dir.join("manifest.json"))
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok());
+    // A folder without a (readable) manifest is still reported, from its points.
+    let manifest = Manifest::load(dir).ok();
     let hash = match &manifest {
         Some(m) => m.config_hash.clone(),
         None => results_hash(&cfg)?,

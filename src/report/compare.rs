@@ -185,7 +185,14 @@ fn eta_table(group: &[&Entry], m: &MetricInfo) -> Table {
     let mut bold = Vec::new();
     for e in group {
         let tau = e.tau();
-        let first = table.rows.len();
+        // The η the intervals single out at each S (rankings are made without clipping).
+        let best: Vec<Option<String>> = steps
+            .iter()
+            .map(|&s| match rank(&e.rows, m, &tau, s, false) {
+                Some(Ranking::Best(eta)) => Some(eta),
+                _ => None,
+            })
+            .collect();
         for eta in COMPARE_ETAS {
             for clip in super::tables::clips(&e.rows) {
                 let cells: Vec<Option<&MetricRow>> = steps.iter().map(|&s| find(&e.rows, &tau, eta, s, clip)).collect();
@@ -206,13 +213,13 @@ fn eta_table(group: &[&Entry], m: &MetricInfo) -> Table {
                         .collect(),
                 );
                 table.marked.push(vec![false; steps.len()]);
-            }
-        }
-        for (j, &s) in steps.iter().enumerate() {
-            if let Some(Ranking::Best(eta)) = rank(&e.rows, m, &tau, s, false) {
-                let label = format!("{}: {}", e.name, eta_clip_label(&eta, false));
-                if let Some(i) = (first..table.rows.len()).find(|&i| table.rows[i].0 == label) {
-                    bold.push((i, j));
+                if !clip {
+                    let row = table.rows.len() - 1;
+                    bold.extend(
+                        (0..steps.len())
+                            .filter(|&j| best[j].as_deref() == Some(eta))
+                            .map(|j| (row, j)),
+                    );
                 }
             }
         }
