@@ -22,11 +22,10 @@ use candle_core::{DType, Device, Module, Tensor, D};
 use candle_nn::{linear, Linear, VarBuilder, VarMap};
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::data::{DataShape, Dataset, Split};
 use crate::error::{Error, Result};
-use crate::experiment::training::fingerprint;
+use crate::hashing::{fingerprint, Digest};
 use crate::model::checkpoint::{load_into, named_tensors, read, save_atomic, sorted_vars, SeededInit};
 use crate::progress::Progress;
 use crate::rng::{stream, stream_at, Purpose};
@@ -429,7 +428,7 @@ pub struct ClassifierCard {
 
 /// SHA-256 (hex) of the data the classifier is trained and evaluated on.
 fn data_digest(data: &Dataset) -> String {
-    let mut h = Sha256::new();
+    let mut h = crate::hashing::hasher();
     for split in [&data.train, &data.heldout] {
         h.update(serde_json::to_vec(&split.shape).expect("serialisable"));
         h.update((split.len() as u64).to_le_bytes());
@@ -440,7 +439,7 @@ fn data_digest(data: &Dataset) -> String {
             h.update(l);
         }
     }
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    crate::hashing::finish(h)
 }
 
 /// Number of classes of a labelled data set: the largest label + 1.

@@ -5,41 +5,17 @@
 //! DDIM paper's notation), and ᾱ_{−1} = 1, so the step after the first element of a
 //! tau subsequence lands on clean data.
 
-use std::fmt;
-
-use serde::{Deserialize, Serialize};
-
 use crate::error::{Error, Result};
 
-/// How β_t varies over the T training timesteps.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum BetaSchedule {
-    /// β_t linear from `beta_start` to `beta_end` (Ho et al. 2020; DDIM's CIFAR-10 setting).
-    Linear,
-    /// √β_t linear from √`beta_start` to √`beta_end` (DDPM's "quad" schedule).
-    Quadratic,
-    /// Nichol & Dhariwal (2021): ᾱ(u) ∝ cos²((u + 0.008)/1.008 · π/2), β clipped at 0.999.
-    Cosine,
-}
-
-impl BetaSchedule {
-    /// Every schedule kind, for error messages and listings.
-    pub const ALL: [BetaSchedule; 3] = [Self::Linear, Self::Quadratic, Self::Cosine];
-
-    /// The name used in YAML files.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Linear => "linear",
-            Self::Quadratic => "quadratic",
-            Self::Cosine => "cosine",
-        }
-    }
-}
-
-impl fmt::Display for BetaSchedule {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
+crate::named_enum! {
+    /// How β_t varies over the T training timesteps.
+    pub enum BetaSchedule {
+        /// β_t linear from `beta_start` to `beta_end` (Ho et al. 2020; DDIM's CIFAR-10 setting).
+        Linear = "linear",
+        /// √β_t linear from √`beta_start` to √`beta_end` (DDPM's "quad" schedule).
+        Quadratic = "quadratic",
+        /// Nichol & Dhariwal (2021): ᾱ(u) ∝ cos²((u + 0.008)/1.008 · π/2), β clipped at 0.999.
+        Cosine = "cosine",
     }
 }
 
@@ -147,42 +123,22 @@ fn linspace(lo: f64, hi: f64, n: usize) -> impl Iterator<Item = f64> {
     (0..n).map(move |i| if i + 1 == n && n > 1 { hi } else { lo + step * i as f64 })
 }
 
-/// How the S sampling timesteps are picked from the T training timesteps (paper §4.2, Appendix D.2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TauKind {
-    /// τ_i = ⌊i·T/S⌋, i = 0 … S−1 (the official code's `range(0, T, T // S)` when S divides T).
-    Linear,
-    /// τ_i = ⌊i²·0.8T/(S−1)²⌋ in exact integer arithmetic; tops out at 0.8 T; repeats dropped.
-    Quadratic,
-    /// {round(T − i·T/S) − 1 : i = 0 … S−1} (Lin et al. 2023), starts at T−1; round half to even.
-    Trailing,
-}
-
-impl TauKind {
-    /// Every tau kind, for error messages and listings.
-    pub const ALL: [TauKind; 3] = [Self::Linear, Self::Quadratic, Self::Trailing];
-
-    /// The name used in YAML files and result tables.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Linear => "linear",
-            Self::Quadratic => "quadratic",
-            Self::Trailing => "trailing",
-        }
-    }
-}
-
-impl fmt::Display for TauKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
+crate::named_enum! {
+    /// How the S sampling timesteps are picked from the T training timesteps (paper §4.2, Appendix D.2).
+    pub enum TauKind {
+        /// τ_i = ⌊i·T/S⌋, i = 0 … S−1 (the official code's `range(0, T, T // S)` when S divides T).
+        Linear = "linear",
+        /// τ_i = ⌊i²·0.8T/(S−1)²⌋ in exact integer arithmetic; tops out at 0.8 T; repeats dropped.
+        Quadratic = "quadratic",
+        /// {round(T − i·T/S) − 1 : i = 0 … S−1} (Lin et al. 2023), starts at T−1; round half to even.
+        Trailing = "trailing",
     }
 }
 
 /// A sampling subsequence τ of the training timesteps (paper §4.2).
 ///
 /// `steps` is the S that was asked for; `timesteps` holds the distinct timesteps in
-/// ascending order, so `nfe()` (model evaluations of one pass) can be smaller than
+/// ascending order, so `len()` (DDIM's model evaluations of one pass) can be smaller than
 /// `steps` when the quadratic formula repeats a timestep (a step t → t is a no-op).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tau {
@@ -232,8 +188,10 @@ impl Tau {
         &self.timesteps
     }
 
-    /// Model evaluations for one sampling (or encoding) pass: one per distinct timestep.
-    pub fn nfe(&self) -> usize {
+    /// The number of distinct timesteps n (DDIM makes one model evaluation per timestep;
+    /// other solvers' counts are [`crate::sampler::Sampler::nfe`]).
+    #[allow(clippy::len_without_is_empty)] // never empty: S ≥ 1
+    pub fn len(&self) -> usize {
         self.timesteps.len()
     }
 

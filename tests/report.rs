@@ -18,6 +18,7 @@ fn row(tau: &str, eta: &str, steps: usize, nfe: usize, metrics: &[(&str, f64)]) 
     MetricRow {
         point_id: format!("{tau}_{eta}_S{steps}"),
         tau: tau.into(),
+        sampler: "ddim".into(),
         eta: eta.into(),
         eta_value: eta.parse().unwrap_or(f64::NAN),
         steps,
@@ -261,7 +262,7 @@ fn a_mixture_sweep_reports_tables_figures_and_missing_points() {
         .find(|&i| ids.get(i) == Some("linear_eta0.0_S10"))
         .unwrap();
     assert_eq!(csv_lo.get(0), lo.get(i0));
-    let floor = ddimlab::experiment::runner::NoiseFloor::load(&out).unwrap();
+    let floor = ddimlab::store::manifest::NoiseFloor::load(&out).unwrap();
     assert_eq!(col.get(3), floor.metrics.get("fd").copied());
     for stem in &summary.figures {
         check_figure(stem);
@@ -333,7 +334,7 @@ fn empirical_oracle_sweeps_compare_across_models_and_splice_the_readme() {
         ids.contains(&"linear_eta1.0_S50") && !ids.contains(&"linear_eta0.0_S50"),
         "{ids:?}"
     );
-    let floor = ddimlab::experiment::runner::NoiseFloor::load(&dirs[0]).unwrap();
+    let floor = ddimlab::store::manifest::NoiseFloor::load(&dirs[0]).unwrap();
     assert!(
         floor.compared_with.contains("smoothed by N(0, 0.05²)"),
         "{}",

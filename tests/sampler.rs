@@ -255,7 +255,7 @@ fn the_model_is_called_once_per_distinct_timestep() {
             &mut SeededNoise::new(0),
         )
         .unwrap();
-        assert_eq!((counting.calls(), out.nfe), (tau.nfe(), tau.nfe()));
+        assert_eq!((counting.calls(), out.nfe), (tau.len(), tau.len()));
         let mut seen = counting.seen.lock().unwrap().clone();
         seen.reverse();
         assert_eq!(seen, tau.timesteps());

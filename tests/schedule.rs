@@ -76,7 +76,7 @@ fn linear_tau_is_the_official_range_when_s_divides_t() {
         let tau = Tau::new(TauKind::Linear, s, 1000).unwrap();
         let official: Vec<usize> = (0..1000).step_by(1000 / s).collect();
         assert_eq!(tau.timesteps(), official.as_slice(), "S = {s}");
-        assert_eq!((tau.steps(), tau.nfe()), (s, s));
+        assert_eq!((tau.steps(), tau.len()), (s, s));
     }
     // Otherwise exactly S steps: ⌊i·1000/7⌋.
     let tau = Tau::new(TauKind::Linear, 7, 1000).unwrap();
@@ -98,12 +98,12 @@ fn quadratic_tau_tops_out_at_exactly_0_8_t() {
 fn quadratic_tau_drops_repeats_and_keeps_both_counts() {
     // sqrt(0.8 T) + 1 ≈ 29.3: up to S = 29 all distinct, from S = 30 repeats (τ_0 = τ_1 = 0).
     let t29 = Tau::new(TauKind::Quadratic, 29, 1000).unwrap();
-    assert_eq!(t29.nfe(), 29);
+    assert_eq!(t29.len(), 29);
     let t30 = Tau::new(TauKind::Quadratic, 30, 1000).unwrap();
-    assert_eq!((t30.steps(), t30.nfe()), (30, 29));
+    assert_eq!((t30.steps(), t30.len()), (30, 29));
     let t1000 = Tau::new(TauKind::Quadratic, 1000, 1000).unwrap();
     assert_eq!(t1000.steps(), 1000);
-    assert!(t1000.nfe() < 1000 && t1000.nfe() > 500, "nfe = {}", t1000.nfe());
+    assert!(t1000.len() < 1000 && t1000.len() > 500, "nfe = {}", t1000.len());
     assert!(t1000.timesteps().windows(2).all(|w| w[0] < w[1]));
 }
 
@@ -115,7 +115,7 @@ fn trailing_tau_starts_at_t_minus_one_and_rounds_half_to_even() {
     let tau = Tau::new(TauKind::Trailing, 16, 1000).unwrap();
     assert!(tau.timesteps().contains(&811) && !tau.timesteps().contains(&812));
     assert_eq!(*tau.timesteps().last().unwrap(), 999);
-    assert_eq!(tau.nfe(), 16);
+    assert_eq!(tau.len(), 16);
     let all = Tau::new(TauKind::Trailing, 1000, 1000).unwrap();
     assert_eq!(
         all.timesteps(),
@@ -125,7 +125,7 @@ fn trailing_tau_starts_at_t_minus_one_and_rounds_half_to_even() {
 
 #[test]
 fn steps_out_of_range_name_the_value_and_the_range() {
-    for kind in TauKind::ALL {
+    for &kind in TauKind::ALL {
         for s in [0, 1001] {
             let err = Tau::new(kind, s, 1000).unwrap_err().to_string();
             assert!(

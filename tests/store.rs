@@ -28,6 +28,7 @@ fn row(point_id: &str, eta: &str, steps: usize, metrics: &[(&str, f64)]) -> Metr
     MetricRow {
         point_id: point_id.into(),
         tau: point_id.split('_').next().unwrap().into(),
+        sampler: if eta == "-" { "heun".into() } else { "ddim".into() },
         eta: eta.into(),
         eta_value: eta.parse().unwrap_or(f64::NAN),
         steps,
@@ -173,6 +174,7 @@ fn tables_have_fixed_then_sorted_metric_columns() {
     let names = [
         "point_id",
         "tau",
+        "sampler",
         "eta",
         "eta_value",
         "steps",
@@ -192,7 +194,7 @@ fn tables_have_fixed_then_sorted_metric_columns() {
     let got: Vec<&str> = df.get_column_names().iter().map(|s| s.as_str()).collect();
     assert_eq!(got, names);
     let (s, f, i, b) = (DataType::String, DataType::Float64, DataType::Int64, DataType::Boolean);
-    let dtypes = [&s, &s, &s, &f, &i, &i, &b, &f, &f, &b, &f, &f, &f];
+    let dtypes = [&s, &s, &s, &s, &f, &i, &i, &b, &f, &f, &b, &f, &f, &f];
     assert_eq!(df.dtypes().iter().collect::<Vec<_>>(), dtypes);
     assert_eq!(df.height(), 3);
     let col = |n: &str| df.column(n).unwrap();

@@ -11,7 +11,7 @@ use ddimlab::experiment::runner::{run_sweep, SweepOptions};
 use ddimlab::experiment::ExperimentConfig;
 use ddimlab::model::{EpsModel, MixtureOracle};
 use ddimlab::rng::{item_normals, Purpose};
-use ddimlab::sampler::{generate, Eta, PerSampleNoise, SamplerOptions};
+use ddimlab::sampler::{generate, Eta, PerSampleNoise, Sampler, SamplerKind, SamplerOptions};
 use ddimlab::schedule::{Tau, TauKind};
 use polars::prelude::*;
 
@@ -50,15 +50,27 @@ fn sweep_lib(cfg: &ExperimentConfig, out: &Path) -> ddimlab::experiment::runner:
 #[test]
 fn plan_expands_every_axis_with_stable_ids() {
     let cfg = config(&yaml(
-        "  steps: [5, 10]\n  eta: [0.0, 1.0, sigma_hat]\n  tau: [linear, quadratic]\n  clip_x0: [false, true]\n",
+        "  steps: [5, 10]\n  eta: [0.0, 1.0, sigma_hat]\n  tau: [linear, quadratic]\n  clip_x0: [false, true]\n  samplers: [ddim, plms, dpmpp_2m, heun]\n",
         20,
     ));
     let plan = Plan::new(&cfg, 300).unwrap();
-    assert_eq!(plan.points.len(), 2 * 3 * 2 * 2);
+    // DDIM: τ × clip × η × S; the deterministic solvers: τ × S, unclipped.
+    assert_eq!(plan.points.len(), 2 * 3 * 2 * 2 + 3 * 2 * 2);
     let ids: Vec<&str> = plan.points.iter().map(|p| p.id.as_str()).collect();
-    for id in ["linear_eta0.0_S5", "quadratic_sigma_hat_S10_clip", "linear_eta1.0_S10"] {
+    for id in [
+        "linear_eta0.0_S5",
+        "quadratic_sigma_hat_S10_clip",
+        "linear_eta1.0_S10",
+        "linear_plms_S5",
+        "quadratic_dpmpp_2m_S10",
+        "linear_heun_S10",
+    ] {
         assert!(ids.contains(&id), "{id} in {ids:?}");
     }
+    // Each point's evaluations are its solver's NFE per sample (quadratic S = 5 has 5 timesteps).
+    let heun = plan.points.iter().find(|p| p.id == "quadratic_heun_S5").unwrap();
+    assert_eq!(plan.point_evaluations(heun), (2 * 5 - 1) * 20);
+    assert!(plan.points.iter().filter(|p| p.sampler.kind() != SamplerKind::Ddim).all(|p| !p.clip_x0() && !p.owns_reconstruction));
     // Reconstruction is η-free: one owner per (tau, S, clip), the first η.
     let owners = plan.points.iter().filter(|p| p.owns_reconstruction).count();
     assert_eq!(owners, 2 * 2 * 2);
@@ -66,12 +78,12 @@ fn plan_expands_every_axis_with_stable_ids() {
         .points
         .iter()
         .filter(|p| p.owns_reconstruction)
-        .all(|p| p.eta.0 == Eta::DDIM));
+        .all(|p| p.sampler == Sampler::DDIM || p.sampler == Sampler::Ddim { eta: Eta::DDIM, clip_x0: true }));
     // References: one per tau kind at the largest S, reusing the sweep point.
     assert_eq!(plan.references.len(), 2);
     for r in &plan.references {
         let p = &plan.points[r.point.unwrap()];
-        assert_eq!((p.tau.steps(), p.eta.0, p.clip_x0), (10, Eta::DDIM, false));
+        assert_eq!((p.tau.steps(), p.sampler), (10, Sampler::DDIM));
     }
     let evals: usize = plan.points.iter().map(|p| plan.point_evaluations(p)).sum();
     assert_eq!(plan.total_evaluations(), evals);

@@ -132,27 +132,22 @@ impl Dataset {
     }
 }
 
-/// The kinds of data set.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DataKind {
-    /// A Gaussian mixture given by weights, means and std (the oracle's distribution).
-    GaussianMixture,
-    /// Two interleaving half circles, scaled to [−1, 1] × [−0.5, 0.5].
-    Moons,
-    /// A 2-D swiss roll, scaled into [−1, 1]².
-    SwissRoll,
-    /// 25 equal Gaussians on a 5 × 5 grid over [−0.8, 0.8]² (a Gaussian mixture).
-    Grid25,
-    /// The UCI 8×8 handwritten digits, 1,797 images, pixels scaled to [−1, 1].
-    Digits,
-    /// uint8 images from a PNG folder or an `.npz`, scaled to [−1, 1]; all held out, no labels.
-    Images,
-}
-
-impl DataKind {
-    /// Every kind, for error messages.
-    pub const ALL: [&'static str; 6] = ["gaussian_mixture", "moons", "swiss_roll", "grid25", "digits", "images"];
+crate::named_enum! {
+    /// The kinds of data set.
+    pub enum DataKind {
+        /// A Gaussian mixture given by weights, means and std (the oracle's distribution).
+        GaussianMixture = "gaussian_mixture",
+        /// Two interleaving half circles, scaled to [−1, 1] × [−0.5, 0.5].
+        Moons = "moons",
+        /// A 2-D swiss roll, scaled into [−1, 1]².
+        SwissRoll = "swiss_roll",
+        /// 25 equal Gaussians on a 5 × 5 grid over [−0.8, 0.8]² (a Gaussian mixture).
+        Grid25 = "grid25",
+        /// The UCI 8×8 handwritten digits, 1,797 images, pixels scaled to [−1, 1].
+        Digits = "digits",
+        /// uint8 images from a PNG folder or an `.npz`, scaled to [−1, 1]; all held out, no labels.
+        Images = "images",
+    }
 }
 
 /// `std` of a Gaussian mixture: one number for all, one per component, or one per
@@ -296,7 +291,7 @@ impl DataSpec {
                 key,
                 format!(
                     "not used by kind {:?}; its keys are: {}",
-                    self.kind_name(),
+                    self.kind.name(),
                     allowed.join(", ")
                 ),
             ));
@@ -341,10 +336,6 @@ impl DataSpec {
             return Err(invalid("n_heldout", "must be at least 1"));
         }
         Ok(())
-    }
-
-    fn kind_name(&self) -> &'static str {
-        DataKind::ALL[self.kind as usize]
     }
 
     /// (n_train, n_heldout) after defaults; for `images`, (0, at most n_heldout), where

@@ -44,17 +44,17 @@ fn default_device() -> String {
     "auto".into()
 }
 
-/// The kinds of ε-model.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ModelKind {
-    /// The exact ε*: of the data's Gaussian mixture (gaussian_mixture, grid25), or of the
-    /// training split smoothed by N(0, std²) (any other data set with a training split).
-    Oracle,
-    /// A residual MLP.
-    Mlp,
-    /// A DDPM-style U-Net.
-    Unet,
+crate::named_enum! {
+    /// The kinds of ε-model.
+    pub enum ModelKind {
+        /// The exact ε*: of the data's Gaussian mixture (gaussian_mixture, grid25), or of the
+        /// training split smoothed by N(0, std²) (any other data set with a training split).
+        Oracle = "oracle",
+        /// A residual MLP.
+        Mlp = "mlp",
+        /// A DDPM-style U-Net.
+        Unet = "unet",
+    }
 }
 
 /// The `model:` block: the kind, its architecture keys, and `train:` or `checkpoint:`.
@@ -209,7 +209,7 @@ impl ModelSpec {
             ModelKind::Unet => UNET_KEYS.iter().chain(&["train", "checkpoint"]).copied().collect(),
         };
         if let Some(key) = self.present().into_iter().find(|k| !allowed.contains(k)) {
-            let kind = serde_yaml_ng::to_string(&self.kind).unwrap_or_default();
+            let kind = self.kind;
             let keys = if allowed.is_empty() {
                 "none".to_string()
             } else {
@@ -217,7 +217,7 @@ impl ModelSpec {
             };
             return Err(invalid(
                 key,
-                format!("not used by kind {}; its keys are: {keys}", kind.trim()),
+                format!("not used by kind {}; its keys are: {keys}", kind),
             ));
         }
         if self.kind != ModelKind::Oracle && self.train.is_none() && self.checkpoint.is_none() {
@@ -444,7 +444,7 @@ impl ExperimentConfig {
                 field: "sweep.export".into(),
                 message: format!(
                     "exports are images; data kind {} is vector data: remove `export`",
-                    serde_yaml_ng::to_string(&self.data.kind).unwrap_or_default().trim()
+                    self.data.kind
                 ),
             });
         }

@@ -343,22 +343,29 @@ pub fn distance(a: &[f32], b: &[f32], mse_name: &str, psnr_name: &str) -> Result
     ]))
 }
 
-/// The exact probability-flow solution of every latent row (single-Gaussian mixtures),
-/// starting from noise level ᾱ = `alpha_bar`; `None` when there is no closed form.
-pub fn exact_flow(mixture: &GaussianMixture, latents: &[f32], alpha_bar: f64) -> Option<Vec<f32>> {
+/// The S → ∞ limit of every solver from each latent row (single-Gaussian mixtures, whose
+/// flow is known in closed form): the exact probability flow from ᾱ = `top` (τ_S) down to
+/// ᾱ = `bottom` (timestep 0, where every τ ends as S grows), then the jump onto the data
+/// every solver makes there, x_0 = E[x_0 | x_0's noisy version] (Eq. 9 with the exact ε).
+/// Measuring against this limit rather than the flow all the way to ᾱ = 1 leaves out the
+/// O(1 − ᾱ_0) error of that final jump, which no number of steps removes. `None` when there
+/// is no closed form.
+pub fn exact_flow(mixture: &GaussianMixture, latents: &[f32], top: f64, bottom: f64) -> Option<Vec<f32>> {
     let d = mixture.dim();
     let mut out = Vec::with_capacity(latents.len());
     for row in latents.chunks(d) {
         let x: Vec<f64> = row.iter().map(|&v| v as f64).collect();
-        out.extend(mixture.flow_map(&x, alpha_bar)?.into_iter().map(|v| v as f32));
+        let at_bottom = mixture.flow_between(&x, top, bottom)?;
+        out.extend(mixture.denoise(&at_bottom, bottom).into_iter().map(|v| v as f32));
     }
     Some(out)
 }
 
-/// Reconstruction is η-free (η = 0 both ways), so it runs once per (τ, S, clip) at the
-/// point that owns it; this copies its values onto every row of the same (τ, S, clip).
+/// Reconstruction is DDIM's and η-free (η = 0 both ways), so it runs once per (τ, S,
+/// clip) at the DDIM point that owns it; this copies its values onto every DDIM row of
+/// the same (τ, S, clip).
 pub fn share_reconstruction(rows: &mut [MetricRow]) {
-    let key = |r: &MetricRow| (r.tau.clone(), r.steps, r.clip_x0);
+    let key = |r: &MetricRow| (r.sampler.clone(), r.tau.clone(), r.steps, r.clip_x0);
     let owners: Vec<_> = rows
         .iter()
         .filter(|r| r.metrics.contains_key(names::RECON_MSE))

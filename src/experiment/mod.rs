@@ -1,6 +1,7 @@
 //! Experiments: the YAML file, and wiring data, models and training together.
 
 pub mod config;
+mod context;
 pub mod measure;
 pub mod plan;
 pub mod runner;
@@ -9,3 +10,4 @@ pub mod target;
 pub mod training;
 
 pub use config::{ExperimentConfig, ModelKind, ModelSpec, ScheduleSpec};
+pub use context::{INTERPOLATION_ID, INTERPOLATION_POINTS};

@@ -1,40 +1,78 @@
-//! The sweep plan: τ kind × η × S × clip expanded into points, before any work starts.
+//! The sweep plan: τ kind × sampler × (for DDIM) clip × η × S expanded into points,
+//! before any work starts.
 
 use std::fmt::Write as _;
 
 use crate::error::Result;
+use crate::sampler::{Eta, Sampler, SamplerKind};
 use crate::schedule::{Tau, TauKind};
 
 use super::config::ExperimentConfig;
-use super::sweep::{EtaSpec, MetricKind};
+use super::sweep::MetricKind;
 
 /// One sampler setting of the sweep.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Point {
-    /// Stable name: `<tau>_eta<η>_S<S>` (`<tau>_sigma_hat_S<S>` for σ̂), `_clip` when clipped.
+    /// Stable name (see [`Point::name`]).
     pub id: String,
     /// The subsequence (kind, S, the distinct timesteps).
     pub tau: Tau,
-    /// η or σ̂.
-    pub eta: EtaSpec,
-    /// Clip x̂_0 to [−1, 1].
-    pub clip_x0: bool,
-    /// Reconstruction is deterministic (η = 0 whatever the point's η), so it runs once
-    /// per (τ, S, clip): at the point with the sweep's first η.
+    /// The solver, with η and clipping for DDIM.
+    pub sampler: Sampler,
+    /// Reconstruction is DDIM's (η = 0 both ways, whatever the point's η), so it runs once
+    /// per (τ, S, clip): at the DDIM point with the sweep's first η.
     pub owns_reconstruction: bool,
 }
 
 impl Point {
-    /// The name of a point.
-    pub fn name(tau: &Tau, eta: &EtaSpec, clip_x0: bool) -> String {
-        let eta = match eta.0.value() {
-            Some(_) => format!("eta{}", eta.label()),
-            None => eta.label(),
-        };
-        let clip = if clip_x0 { "_clip" } else { "" };
-        format!("{}_{eta}_S{}{clip}", tau.kind(), tau.steps())
+    /// The name of a point: DDIM's `<tau>_eta<η>_S<S>` (`<tau>_sigma_hat_S<S>` for σ̂),
+    /// `_clip` when clipped (only DDIM has η, so its name needs no solver); the other
+    /// solvers' `<tau>_<sampler>_S<S>`.
+    pub fn name(tau: &Tau, sampler: Sampler) -> String {
+        let (kind, s) = (tau.kind(), tau.steps());
+        match sampler {
+            Sampler::Ddim { eta, clip_x0 } => {
+                let eta = match eta {
+                    Eta::Value(_) => format!("eta{eta}"),
+                    Eta::SigmaHat => eta.to_string(),
+                };
+                let clip = if clip_x0 { "_clip" } else { "" };
+                format!("{kind}_{eta}_S{s}{clip}")
+            }
+            other => format!("{kind}_{}_S{s}", other.kind()),
+        }
+    }
+
+    fn new(tau: Tau, sampler: Sampler, owns_reconstruction: bool) -> Self {
+        Self {
+            id: Self::name(&tau, sampler),
+            tau,
+            sampler,
+            owns_reconstruction,
+        }
+    }
+
+    /// The η label of the tables ("0.0", "sigma_hat"; "-" for the deterministic solvers).
+    pub fn eta_label(&self) -> String {
+        match self.sampler {
+            Sampler::Ddim { eta, .. } => eta.to_string(),
+            _ => NO_ETA.into(),
+        }
+    }
+
+    /// Whether x̂_0 is clipped.
+    pub fn clip_x0(&self) -> bool {
+        matches!(self.sampler, Sampler::Ddim { clip_x0: true, .. })
+    }
+
+    /// Model evaluations of one sampling pass.
+    pub fn nfe(&self) -> usize {
+        self.sampler.nfe(&self.tau)
     }
 }
+
+/// The η column of a solver without η.
+pub const NO_ETA: &str = "-";
 
 /// Shard `index` of `count` (`--shard K/N`, K = 0 … N − 1, as a Slurm array task id).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,7 +120,8 @@ pub struct Reference {
 /// Every point of a sweep and the shared work.
 #[derive(Debug, Clone)]
 pub struct Plan {
-    /// Points in sweep order (τ kind, then clip, then η, then S; then `sweep.extra`).
+    /// Points in sweep order (τ kind, then sampler, then DDIM's clip and η, then S; then
+    /// `sweep.extra`).
     pub points: Vec<Point>,
     /// One consistency reference per τ kind, when consistency is measured.
     pub references: Vec<Reference>,
@@ -100,35 +139,35 @@ impl Plan {
         let sweep = &cfg.sweep;
         let t = cfg.schedule.timesteps;
         let clips = sweep.clip_x0.values();
+        let recon = cfg.metrics.contains(&MetricKind::Reconstruction);
         let mut points = Vec::new();
         for &kind in &sweep.tau {
-            for &clip_x0 in &clips {
-                for (j, eta) in sweep.eta.iter().enumerate() {
+            for &solver in &sweep.samplers {
+                if solver != SamplerKind::Ddim {
                     for &s in &sweep.steps {
-                        let tau = Tau::new(kind, s, t)?;
-                        points.push(Point {
-                            id: Point::name(&tau, eta, clip_x0),
-                            tau,
-                            eta: *eta,
-                            clip_x0,
-                            owns_reconstruction: j == 0 && cfg.metrics.contains(&MetricKind::Reconstruction),
-                        });
+                        points.push(Point::new(Tau::new(kind, s, t)?, Sampler::of(solver), false));
+                    }
+                    continue;
+                }
+                for &clip_x0 in &clips {
+                    for (j, eta) in sweep.eta.iter().enumerate() {
+                        for &s in &sweep.steps {
+                            let sampler = Sampler::Ddim { eta: eta.0, clip_x0 };
+                            points.push(Point::new(Tau::new(kind, s, t)?, sampler, j == 0 && recon));
+                        }
                     }
                 }
             }
         }
         for &kind in &sweep.tau {
             for extra in &sweep.extra {
-                let tau = Tau::new(kind, extra.steps, t)?;
-                let id = Point::name(&tau, &extra.eta, false);
-                if !points.iter().any(|p| p.id == id) {
-                    points.push(Point {
-                        id,
-                        tau,
-                        eta: extra.eta,
-                        clip_x0: false,
-                        owns_reconstruction: false,
-                    });
+                let sampler = Sampler::Ddim {
+                    eta: extra.eta.0,
+                    clip_x0: false,
+                };
+                let point = Point::new(Tau::new(kind, extra.steps, t)?, sampler, false);
+                if !points.iter().any(|p| p.id == point.id) {
+                    points.push(point);
                 }
             }
         }
@@ -136,9 +175,7 @@ impl Plan {
         if cfg.metrics.contains(&MetricKind::Consistency) {
             for &kind in &sweep.tau {
                 let tau = Tau::new(kind, sweep.reference_steps(), t)?;
-                let point = points
-                    .iter()
-                    .position(|p| p.tau == tau && p.eta.0 == crate::sampler::Eta::DDIM && !p.clip_x0);
+                let point = points.iter().position(|p| p.tau == tau && p.sampler == Sampler::DDIM);
                 references.push(Reference { tau, point });
             }
         }
@@ -151,15 +188,15 @@ impl Plan {
         })
     }
 
-    /// Per-sample model evaluations of one point: its sampling pass, plus encode and
-    /// decode of the reconstruction set where it owns one (counted per sample).
+    /// Model evaluations of one point counted per sample: its sampling pass, plus DDIM's
+    /// encode and decode of the reconstruction set where it owns one.
     pub fn point_evaluations(&self, p: &Point) -> usize {
         let recon = if p.owns_reconstruction {
             2 * self.reconstruction_samples
         } else {
             0
         };
-        p.tau.nfe() * (self.samples + recon)
+        p.nfe() * self.samples + p.tau.len() * recon
     }
 
     /// The indices of the points shard `shard` runs. Consistency-reference points are in
@@ -189,6 +226,16 @@ impl Plan {
         mine
     }
 
+    /// The saved rows of every planned point (plan order) made by configuration `hash`,
+    /// with each DDIM (τ, S, clip) group's reconstruction shared onto all its rows, and
+    /// the ids of the points not saved (yet).
+    pub fn saved_rows(&self, out: &std::path::Path, hash: &str) -> Result<(Vec<crate::store::MetricRow>, Vec<String>)> {
+        let ids = self.points.iter().map(|p| p.id.as_str());
+        let (mut rows, missing) = crate::store::manifest::saved_rows(out, ids, hash)?;
+        super::measure::share_reconstruction(&mut rows);
+        Ok((rows, missing))
+    }
+
     /// The reference that serves points of τ kind `kind`.
     pub fn reference_for(&self, kind: TauKind) -> Option<&Reference> {
         self.references.iter().find(|r| r.tau.kind() == kind)
@@ -199,7 +246,7 @@ impl Plan {
         self.references
             .iter()
             .filter(|r| r.point.is_none())
-            .map(|r| r.tau.nfe() * self.samples)
+            .map(|r| r.tau.len() * self.samples)
             .sum()
     }
 
@@ -213,19 +260,20 @@ impl Plan {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "{:<28} {:>9} {:>6} {:>5} {:>12}",
-            "point", "tau", "S", "nfe", "evaluations"
+            "{:<28} {:>9} {:>8} {:>6} {:>5} {:>12}",
+            "point", "tau", "sampler", "S", "nfe", "evaluations"
         );
         for p in &self.points {
             let _ = writeln!(
                 out,
-                "{:<28} {:>9} {:>6} {:>5} {:>12}{}",
+                "{:<28} {:>9} {:>8} {:>6} {:>5} {:>12}{}",
                 p.id,
                 p.tau.kind().name(),
+                p.sampler.kind().name(),
                 p.tau.steps(),
-                p.tau.nfe(),
+                p.nfe(),
                 self.point_evaluations(p),
-                if p.tau.nfe() != p.tau.steps() {
+                if p.tau.len() != p.tau.steps() {
                     "  (nfe < S: repeated timesteps dropped)"
                 } else {
                     ""
@@ -245,7 +293,7 @@ impl Plan {
                     "consistency reference ({}): eta 0, S = {} ({} evaluations)",
                     r.tau.kind(),
                     r.tau.steps(),
-                    r.tau.nfe() * self.samples
+                    r.tau.len() * self.samples
                 ),
             };
         }

@@ -1,12 +1,12 @@
 //! The `sweep:` and `metrics:` blocks of an experiment: which sampler settings to run
-//! (τ kind × η × S, paper Tables 1–2) and what to measure at each.
+//! (τ kind × sampler × η × S, paper Tables 1–2) and what to measure at each.
 
 use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::{Error, Result};
-use crate::sampler::Eta;
+use crate::sampler::{Eta, SamplerKind};
 use crate::schedule::TauKind;
 pub use crate::store::export::ExportFormat;
 
@@ -58,17 +58,17 @@ impl<'de> Deserialize<'de> for EtaSpec {
     }
 }
 
-/// What a sweep measures at each point.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum MetricKind {
-    /// Held-out x_0 → encode with S steps → decode with S steps (paper Table 2).
-    Reconstruction,
-    /// x_0 at S steps vs x_0 of the reference run from the same x_T (paper §5.3).
-    Consistency,
-    /// Generated vs held-out data: Fréchet, MMD², sliced Wasserstein, and per data kind
-    /// classifier-feature Fréchet, label coverage or mixture mass error (Table 1's role).
-    SampleStats,
+crate::named_enum! {
+    /// What a sweep measures at each point.
+    pub enum MetricKind {
+        /// Held-out x_0 → encode with S steps → decode with S steps (paper Table 2).
+        Reconstruction = "reconstruction",
+        /// x_0 at S steps vs x_0 of the reference run from the same x_T (paper §5.3).
+        Consistency = "consistency",
+        /// Generated vs held-out data: Fréchet, MMD², sliced Wasserstein, and per data kind
+        /// classifier-feature Fréchet, label coverage or mixture mass error (Table 1's role).
+        SampleStats = "sample_stats",
+    }
 }
 
 /// `clip_x0`: one setting, or a list of settings to ablate.
@@ -109,6 +109,10 @@ pub struct SweepSpec {
     /// η values: numbers in [0, 1] and/or `sigma_hat`.
     #[serde(default = "default_eta")]
     pub eta: Vec<EtaSpec>,
+    /// Solvers: ddim | plms | dpmpp_2m | heun. η and `clip_x0` are DDIM's axes; the other
+    /// solvers are deterministic and run once per (τ kind, S), unclipped.
+    #[serde(default = "default_samplers")]
+    pub samplers: Vec<SamplerKind>,
     /// τ kinds: linear | quadratic | trailing.
     #[serde(default = "default_tau")]
     pub tau: Vec<TauKind>,
@@ -170,6 +174,9 @@ fn default_eta() -> Vec<EtaSpec> {
         .chain([EtaSpec(Eta::SigmaHat)])
         .collect()
 }
+fn default_samplers() -> Vec<SamplerKind> {
+    vec![SamplerKind::Ddim]
+}
 fn default_tau() -> Vec<TauKind> {
     vec![TauKind::Linear, TauKind::Quadratic]
 }
@@ -200,6 +207,7 @@ impl Default for SweepSpec {
         Self {
             steps: default_steps(),
             eta: default_eta(),
+            samplers: default_samplers(),
             tau: default_tau(),
             clip_x0: default_clip(),
             samples: default_samples(),
@@ -225,15 +233,15 @@ fn invalid(field: &str, message: String) -> Error {
 impl SweepSpec {
     /// Checks every value against the forward process of `timesteps` steps.
     pub fn validate(&self, timesteps: usize) -> Result<()> {
-        if self.steps.is_empty() || self.eta.is_empty() || self.tau.is_empty() {
-            let field = if self.steps.is_empty() {
-                "steps"
-            } else if self.eta.is_empty() {
-                "eta"
-            } else {
-                "tau"
-            };
-            return Err(invalid(field, "must list at least one value".into()));
+        for (field, empty) in [
+            ("steps", self.steps.is_empty()),
+            ("eta", self.eta.is_empty()),
+            ("tau", self.tau.is_empty()),
+            ("samplers", self.samplers.is_empty()),
+        ] {
+            if empty {
+                return Err(invalid(field, "must list at least one value".into()));
+            }
         }
         for (i, &s) in self.steps.iter().enumerate() {
             if s == 0 || s > timesteps {
@@ -246,6 +254,7 @@ impl SweepSpec {
         for (field, list_len, distinct) in [
             ("steps", self.steps.len(), dedup_len(&self.steps)),
             ("tau", self.tau.len(), dedup_len(&self.tau)),
+            ("samplers", self.samplers.len(), dedup_len(&self.samplers)),
             ("export", self.export.len(), dedup_len(&self.export)),
             (
                 "eta",

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use candle_core::Device;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
+use crate::hashing::fingerprint;
 
 use super::config::{ExperimentConfig, ModelKind, OracleKind, ScheduleSpec};
 use crate::data::{DataShape, DataSpec, Dataset};
@@ -49,11 +49,6 @@ pub struct ModelCard {
     pub fingerprint: String,
 }
 
-/// SHA-256 (hex) of the JSON form of `value`.
-pub fn fingerprint<T: Serialize>(value: &T) -> String {
-    let json = serde_json::to_vec(value).expect("serialisable");
-    Sha256::digest(&json).iter().map(|b| format!("{b:02x}")).collect()
-}
 
 /// Where training writes.
 #[derive(Debug, Clone)]

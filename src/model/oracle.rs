@@ -161,23 +161,37 @@ impl GaussianMixture {
     }
 
     /// The exact probability-flow map x_t ↦ x_0 from noise level ᾱ to the data (the
-    /// limit S → ∞ of DDIM with η = 0, paper Eq. 14), known in closed form for a single
-    /// Gaussian N(μ, diag(s²)): the flow maps quantiles to quantiles, so
-    /// x_0 = μ + s / √(ᾱ s² + 1 − ᾱ) · (x_t − √ᾱ μ) per dimension. `None` for K > 1.
+    /// limit S → ∞ of DDIM with η = 0, paper Eq. 14): [`Self::flow_between`] to ᾱ = 1.
+    /// `None` for K > 1.
     pub fn flow_map(&self, x: &[f64], alpha_bar: f64) -> Option<Vec<f64>> {
+        self.flow_between(x, alpha_bar, 1.0)
+    }
+
+    /// The exact probability-flow map from noise level ᾱ = `from` to ᾱ = `to`, known in
+    /// closed form for a single Gaussian N(μ, diag(s²)): the marginal at ᾱ is
+    /// N(√ᾱ μ, v(ᾱ)) with v(ᾱ) = ᾱ s² + 1 − ᾱ, and the flow maps quantiles to quantiles, so
+    /// x_to = √ᾱ_to μ + √(v(ᾱ_to)/v(ᾱ_from)) · (x_from − √ᾱ_from μ) per dimension.
+    /// `None` for K > 1.
+    pub fn flow_between(&self, x: &[f64], from: f64, to: f64) -> Option<Vec<f64>> {
         if self.components() != 1 {
             return None;
         }
         let (mu, s) = (&self.means[0], &self.stds[0]);
+        let v = |a: f64, s: f64| a * s * s + 1.0 - a;
         Some(
             x.iter()
                 .enumerate()
-                .map(|(j, xj)| {
-                    let scale = s[j] / (alpha_bar * s[j] * s[j] + 1.0 - alpha_bar).sqrt();
-                    mu[j] + scale * (xj - alpha_bar.sqrt() * mu[j])
-                })
+                .map(|(j, xj)| to.sqrt() * mu[j] + (v(to, s[j]) / v(from, s[j])).sqrt() * (xj - from.sqrt() * mu[j]))
                 .collect(),
         )
+    }
+
+    /// E[x_0 | x_t] at noise level ᾱ (Tweedie's posterior mean; what Eq. 9 gives with the
+    /// exact ε).
+    pub fn denoise(&self, x: &[f64], alpha_bar: f64) -> Vec<f64> {
+        let mut out = vec![0.0; x.len()];
+        self.posterior_mean(x, alpha_bar, &mut out);
+        out
     }
 
     /// E[x_0 | x_t] at noise level ᾱ (Tweedie's posterior mean), written into `out`.

@@ -16,9 +16,9 @@ use super::tables::{
 use crate::data::DataShape;
 use crate::error::{Error, Result};
 use crate::experiment::plan::Plan;
-use crate::experiment::runner::{
-    results_hash, saved_rows, Manifest, NoiseFloor, INTERPOLATION_ID, INTERPOLATION_POINTS,
-};
+use crate::experiment::runner::results_hash;
+use crate::experiment::{INTERPOLATION_ID, INTERPOLATION_POINTS};
+use crate::store::manifest::{Manifest, NoiseFloor};
 use crate::experiment::ExperimentConfig;
 use crate::store::points::load_arrays;
 use crate::store::{write_atomic, MetricRow};
@@ -80,7 +80,7 @@ pub fn report(dir: &Path) -> Result<ReportSummary> {
     };
     let data = cfg.load_data()?;
     let plan = Plan::new(&cfg, data.heldout.len())?;
-    let (rows, missing) = saved_rows(dir, &plan, &hash)?;
+    let (rows, missing) = plan.saved_rows(dir, &hash)?;
     if rows.is_empty() {
         return Err(Error::Io {
             path: dir.join("points").display().to_string(),
@@ -97,14 +97,8 @@ pub fn report(dir: &Path) -> Result<ReportSummary> {
     let _ = writeln!(
         md,
         "Data `{}`, model `{}`, {} samples per point from the same x_T (seed {}), schedule {} with T = {}.",
-        serde_json::to_value(cfg.data.kind)
-            .ok()
-            .and_then(|v| v.as_str().map(String::from))
-            .unwrap_or_default(),
-        serde_json::to_value(cfg.model.kind)
-            .ok()
-            .and_then(|v| v.as_str().map(String::from))
-            .unwrap_or_default(),
+        cfg.data.kind,
+        cfg.model.kind,
         plan.samples,
         cfg.seed,
         cfg.schedule.kind.name(),

@@ -15,7 +15,7 @@ use super::tables::{
 };
 use crate::error::{Error, Result};
 use crate::experiment::measure::names;
-use crate::experiment::runner::{Manifest, NoiseFloor};
+use crate::store::manifest::{Manifest, NoiseFloor};
 use crate::experiment::ExperimentConfig;
 use crate::store::{read_rows, write_atomic, MetricRow};
 
@@ -49,10 +49,7 @@ impl Entry {
             Some(crate::experiment::config::OracleKind::Empirical { std }) => {
                 format!("empirical oracle (training set ⊛ N(0, {std}²))")
             }
-            None => serde_json::to_value(cfg.model.kind)
-                .ok()
-                .and_then(|v| v.as_str().map(String::from))
-                .unwrap_or_default(),
+            None => cfg.model.kind.to_string(),
         };
         Ok(Self {
             dir: dir.to_path_buf(),

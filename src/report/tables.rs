@@ -91,10 +91,10 @@ pub const CONSISTENCY: MetricInfo = MetricInfo {
     ranked: true,
 };
 
-/// Distance to the exact probability-flow solution (single-Gaussian oracle).
+/// Distance to the exact S → ∞ limit (single-Gaussian oracle).
 pub const CONSISTENCY_EXACT: MetricInfo = MetricInfo {
     name: names::CONSISTENCY_EXACT_MSE,
-    label: "MSE to the exact probability-flow solution, [0, 1] scale",
+    label: "MSE to the exact S → ∞ limit (flow to t = 0, then x̂_0), [0, 1] scale",
     lower_better: true,
     ranked: true,
 };

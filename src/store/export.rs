@@ -6,20 +6,19 @@ use std::path::Path;
 
 use ndarray::Array4;
 use ndarray_npy::NpzWriter;
-use serde::{Deserialize, Serialize};
 
 use super::write_atomic;
 use crate::data::DataShape;
 use crate::error::{Error, Result};
 
-/// A file format of `sweep.export` (image data): every point's samples, for FID tools.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ExportFormat {
-    /// `exports/<point_id>.npz`: `arr_0`, uint8 NHWC (guided-diffusion's evaluator.py).
-    Npz,
-    /// `exports/<point_id>.png`: a grid of the first 64 samples, 8 per row.
-    Png,
+crate::named_enum! {
+    /// A file format of `sweep.export` (image data): every point's samples, for FID tools.
+    pub enum ExportFormat {
+        /// `exports/<point_id>.npz`: `arr_0`, uint8 NHWC (guided-diffusion's evaluator.py).
+        Npz = "npz",
+        /// `exports/<point_id>.png`: a grid of the first 64 samples, 8 per row.
+        Png = "png",
+    }
 }
 
 /// Samples in the PNG grid: the first 64, 8 per row.

@@ -8,6 +8,7 @@
 pub mod export;
 pub mod h5;
 pub mod lock;
+pub mod manifest;
 pub mod point;
 pub mod points;
 pub mod table;

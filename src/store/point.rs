@@ -16,7 +16,10 @@ pub struct MetricRow {
     pub point_id: String,
     /// `linear` | `quadratic` | `trailing`.
     pub tau: String,
-    /// η as written in YAML: `0.0`, `0.2`, `sigma_hat`.
+    /// `ddim` | `plms` | `dpmpp_2m` | `heun` (rows saved before samplers existed are DDIM's).
+    #[serde(default = "ddim")]
+    pub sampler: String,
+    /// η as written in YAML: `0.0`, `0.2`, `sigma_hat`; `-` for solvers without η.
     pub eta: String,
     /// η as a number; NaN for `sigma_hat`.
     #[serde(with = "json_f64")]
@@ -38,6 +41,10 @@ pub struct MetricRow {
     /// Metric name → value; NaN where not computed.
     #[serde(with = "json_f64_map")]
     pub metrics: BTreeMap<String, f64>,
+}
+
+fn ddim() -> String {
+    crate::sampler::SamplerKind::Ddim.name().into()
 }
 
 /// The arrays of one point: `n` items, each of shape `item_shape` (e.g. `[2]` or `[1, 8, 8]`),

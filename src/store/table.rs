@@ -16,9 +16,10 @@ use super::write_atomic;
 use crate::error::{Error, Result};
 
 /// The fixed columns, in order; metric columns follow.
-pub const FIXED_COLUMNS: [&str; 10] = [
+pub const FIXED_COLUMNS: [&str; 11] = [
     "point_id",
     "tau",
+    "sampler",
     "eta",
     "eta_value",
     "steps",
@@ -38,6 +39,7 @@ pub fn frame(rows: &[MetricRow]) -> PolarsResult<DataFrame> {
     let mut columns = vec![
         Column::new("point_id".into(), strs(|r| &r.point_id)),
         Column::new("tau".into(), strs(|r| &r.tau)),
+        Column::new("sampler".into(), strs(|r| &r.sampler)),
         Column::new("eta".into(), strs(|r| &r.eta)),
         Column::new("eta_value".into(), f64s(|r| r.eta_value)),
         Column::new("steps".into(), ints(|r| r.steps)),
@@ -90,6 +92,8 @@ pub fn read_rows(parquet_path: &Path) -> Result<Vec<MetricRow>> {
         col("clip_x0")?.bool().map_err(err)?,
         col("diverged")?.bool().map_err(err)?,
     );
+    // Tables written before samplers existed have no `sampler` column: DDIM's.
+    let sampler = df.column("sampler").ok().map(|c| c.str().map_err(err)).transpose()?;
     let eta_value = col("eta_value")?.f64().map_err(err)?;
     let seconds = col("seconds")?.f64().map_err(err)?;
     let model_seconds = col("model_seconds")?.f64().map_err(err)?;
@@ -111,6 +115,10 @@ pub fn read_rows(parquet_path: &Path) -> Result<Vec<MetricRow>> {
             Ok(MetricRow {
                 point_id: str_at(point_id, "point_id")?,
                 tau: str_at(tau, "tau")?,
+                sampler: match sampler {
+                    Some(c) => str_at(c, "sampler")?,
+                    None => crate::sampler::SamplerKind::Ddim.name().into(),
+                },
                 eta: str_at(eta, "eta")?,
                 eta_value: eta_value.get(i).ok_or_else(|| missing("eta_value", i))?,
                 steps: int_at(steps, "steps")?,

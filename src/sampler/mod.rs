@@ -1,18 +1,20 @@
-//! The generalized DDIM sampler (paper Eq. 12), its σ family (Eq. 16) and σ̂
-//! (Appendix D.3), and deterministic encoding (DDIM inversion, the Eq. 14 ODE run
-//! forwards).
+//! The samplers: one [`Sampler`] over a shared signature (model, schedule, τ, x_T,
+//! noise, per-step callback), each solver a short function in its own module, k-diffusion
+//! style, its history in local variables.
 //!
-//! One step from timestep t to t_prev (ᾱ_{−1} = 1) is
+//! - [`ddim`]: the generalized DDIM step (paper Eq. 12) with its σ family (Eq. 16) and σ̂
+//!   (Appendix D.3); η = 0 is Euler's method on the probability-flow ODE (Eq. 14).
+//! - [`plms`]: pseudo linear multistep (Liu et al. 2022): Adams–Bashforth on ε through
+//!   DDIM's transfer step, with a pseudo-improved-Euler first step.
+//! - [`dpmpp`]: DPM-Solver++(2M) (Lu et al. 2022), multistep second order in λ = log(α/σ)
+//!   on the data prediction.
+//! - [`heun`]: Heun's second-order method in σ = √((1 − ᾱ)/ᾱ) (Karras et al. 2022).
 //!
-//! x_prev = √ᾱ_prev · x̂_0 + √(1 − ᾱ_prev − σ_t²) · ε_θ(x_t, t) + σ_t · z,
-//! x̂_0 = (x_t − √(1 − ᾱ_t) · ε_θ(x_t, t)) / √ᾱ_t,        z ~ N(0, I)  (Eq. 12 / Eq. 9)
-//!
-//! with σ_t(η) = η · √((1 − ᾱ_prev)/(1 − ᾱ_t)) · √(1 − ᾱ_t/ᾱ_prev) (Eq. 16). η = 0 is
-//! DDIM, η = 1 is DDPM's posterior (β̃_t at full T). σ̂ keeps η = 1's direction
-//! coefficient and injects noise of scale σ̂_t = √(1 − ᾱ_t/ᾱ_prev), except on the final
-//! step onto clean data, where (as the official code masks t = 0) no noise is added.
-//! The model is evaluated once per distinct timestep of τ. All coefficients are f64;
-//! tensor arithmetic happens in the input's dtype on the input's device.
+//! Every solver evaluates the model only at timesteps of τ and ends with a step onto clean
+//! data (ᾱ_{−1} = 1). The model evaluations of a pass are counted as they happen
+//! ([`PassOutput::nfe`]); [`Sampler::nfe`] predicts them for planning. DDIM's encoder
+//! ([`encode`], DDIM inversion) serves the reconstruction metric. All coefficients are
+//! f64; tensor arithmetic happens in the input's dtype on the input's device.
 
 use std::fmt;
 
@@ -26,6 +28,83 @@ use crate::error::{Error, Result};
 use crate::kernels;
 use crate::model::EpsModel;
 use crate::schedule::{Schedule, Tau};
+
+pub mod ddim;
+pub mod dpmpp;
+pub mod heun;
+pub mod plms;
+
+crate::named_enum! {
+    /// The solvers a sweep can run (`sweep.samplers`).
+    pub enum SamplerKind {
+        /// The generalized DDIM step (paper Eq. 12), η and σ̂.
+        Ddim = "ddim",
+        /// Pseudo linear multistep (Liu et al. 2022).
+        Plms = "plms",
+        /// DPM-Solver++(2M) (Lu et al. 2022).
+        Dpmpp2m = "dpmpp_2m",
+        /// Heun's method on the probability-flow ODE (Karras et al. 2022).
+        Heun = "heun",
+    }
+}
+
+/// One solver with its settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Sampler {
+    /// The generalized step with η or σ̂, x̂_0 optionally clipped to [−1, 1].
+    Ddim {
+        /// η or σ̂.
+        eta: Eta,
+        /// Clip x̂_0 before it is used (off in the official DDIM sampler).
+        clip_x0: bool,
+    },
+    /// Pseudo linear multistep (deterministic).
+    Plms,
+    /// DPM-Solver++(2M) (deterministic).
+    DpmSolverPp2M,
+    /// Heun (deterministic).
+    Heun,
+}
+
+impl Sampler {
+    /// DDIM with η = 0 and no clipping: the deterministic sampler of paper Eq. 14.
+    pub const DDIM: Sampler = Sampler::Ddim {
+        eta: Eta::DDIM,
+        clip_x0: false,
+    };
+
+    /// The solver of `kind` with its defaults (DDIM: η = 0, no clipping).
+    pub fn of(kind: SamplerKind) -> Self {
+        match kind {
+            SamplerKind::Ddim => Self::DDIM,
+            SamplerKind::Plms => Self::Plms,
+            SamplerKind::Dpmpp2m => Self::DpmSolverPp2M,
+            SamplerKind::Heun => Self::Heun,
+        }
+    }
+
+    /// Which solver this is.
+    pub fn kind(self) -> SamplerKind {
+        match self {
+            Sampler::Ddim { .. } => SamplerKind::Ddim,
+            Sampler::Plms => SamplerKind::Plms,
+            Sampler::DpmSolverPp2M => SamplerKind::Dpmpp2m,
+            Sampler::Heun => SamplerKind::Heun,
+        }
+    }
+
+    /// Model evaluations of one pass over `tau` (n distinct timesteps): DDIM and
+    /// DPM-Solver++(2M) one per step (n); PLMS one more for its warm-up step (n + 1 when
+    /// n ≥ 2); Heun two per step but one on the last, Euler, step onto data (2n − 1).
+    pub fn nfe(self, tau: &Tau) -> usize {
+        let n = tau.len();
+        match self.kind() {
+            SamplerKind::Ddim | SamplerKind::Dpmpp2m => n,
+            SamplerKind::Plms => n + usize::from(n >= 2),
+            SamplerKind::Heun => 2 * n - 1,
+        }
+    }
+}
 
 /// The stochasticity of the sampler: η of paper Eq. 16, or the paper's σ̂ (Appendix D.3).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -181,7 +260,97 @@ impl NoiseSource for PerSampleNoise {
     }
 }
 
-/// Sampler settings of one sweep point besides τ.
+/// The intermediate states of one pass.
+#[derive(Debug, Clone)]
+pub struct Trajectory {
+    /// The starting state, then the state after every step (`steps + 1` tensors).
+    pub states: Vec<Tensor>,
+    /// x̂_0 (the "denoised" prediction) each step moved towards (`steps` tensors).
+    pub x0_preds: Vec<Tensor>,
+    /// The timestep of every state (`None`: clean data, ᾱ = 1).
+    pub timesteps: Vec<Option<usize>>,
+}
+
+/// The result of one sampling, encoding or decoding pass.
+#[derive(Debug, Clone)]
+pub struct PassOutput {
+    /// The final state: x_0 for sampling/decoding, x_{τ_S} for encoding.
+    pub x: Tensor,
+    /// Model evaluations the pass made, counted as they happened.
+    pub nfe: usize,
+    /// Every intermediate state, when asked for.
+    pub trajectory: Option<Trajectory>,
+}
+
+/// What a solver reports after each step (k-diffusion's `callback` dictionary).
+#[derive(Debug, Clone, Copy)]
+pub struct Step<'a> {
+    /// 0-based step index, in sampling order.
+    pub index: usize,
+    /// The timestep of the new state (`None`: clean data, ᾱ = 1).
+    pub t: Option<usize>,
+    /// The new state.
+    pub x: &'a Tensor,
+    /// The x̂_0 the step moved towards.
+    pub denoised: &'a Tensor,
+}
+
+/// The per-step callback of a solver. Solvers form x̂_0 for it only when one is given.
+pub type Callback<'a> = Option<&'a mut dyn FnMut(Step<'_>)>;
+
+impl Sampler {
+    /// Runs this solver from x_{τ_S} = `x_t` down to x_0 over `tau`, counting the model
+    /// evaluations and recording the trajectory when asked. `noise` is used only by
+    /// stochastic DDIM (η > 0 or σ̂).
+    pub fn run(
+        self,
+        model: &dyn EpsModel,
+        schedule: &Schedule,
+        tau: &Tau,
+        x_t: &Tensor,
+        noise: &mut dyn NoiseSource,
+        record: bool,
+    ) -> Result<PassOutput> {
+        check_input(schedule, tau, x_t, "sampler input x_T")?;
+        let counted = Counted::new(model);
+        let mut rec = record.then(|| Recorder::new(x_t, tau.timesteps().last().copied()));
+        let mut push = |s: Step<'_>| {
+            if let Some(r) = rec.as_mut() {
+                r.push(s.x, s.denoised, s.t);
+            }
+        };
+        let callback: Callback<'_> = if record { Some(&mut push) } else { None };
+        let x = match self {
+            Sampler::Ddim { eta, clip_x0 } => ddim::sample(&counted, schedule, tau, x_t, noise, callback, eta, clip_x0)?,
+            Sampler::Plms => plms::sample(&counted, schedule, tau, x_t, callback)?,
+            Sampler::DpmSolverPp2M => dpmpp::sample_2m(&counted, schedule, tau, x_t, callback)?,
+            Sampler::Heun => heun::sample(&counted, schedule, tau, x_t, callback)?,
+        };
+        Ok(PassOutput {
+            x,
+            nfe: counted.calls(),
+            trajectory: rec.map(Recorder::finish),
+        })
+    }
+}
+
+/// Generates x_0 from x_{τ_S} = `x_t` with the generalized DDIM step (Eq. 12) over `tau`.
+pub fn generate(
+    model: &dyn EpsModel,
+    schedule: &Schedule,
+    tau: &Tau,
+    x_t: &Tensor,
+    opts: &SamplerOptions,
+    noise: &mut dyn NoiseSource,
+) -> Result<PassOutput> {
+    let sampler = Sampler::Ddim {
+        eta: opts.eta,
+        clip_x0: opts.clip_x0,
+    };
+    sampler.run(model, schedule, tau, x_t, noise, opts.record_trajectory)
+}
+
+/// DDIM settings of one pass besides τ (see [`generate`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SamplerOptions {
     /// η or σ̂.
@@ -202,75 +371,6 @@ impl Default for SamplerOptions {
     }
 }
 
-/// The intermediate states of one pass.
-#[derive(Debug, Clone)]
-pub struct Trajectory {
-    /// The starting state, then the state after every step (`nfe + 1` tensors).
-    pub states: Vec<Tensor>,
-    /// x̂_0 predicted at every step (`nfe` tensors).
-    pub x0_preds: Vec<Tensor>,
-    /// The timestep of every state (`None`: clean data, ᾱ = 1).
-    pub timesteps: Vec<Option<usize>>,
-}
-
-/// The result of one sampling, encoding or decoding pass.
-#[derive(Debug, Clone)]
-pub struct PassOutput {
-    /// The final state: x_0 for sampling/decoding, x_{τ_S} for encoding.
-    pub x: Tensor,
-    /// Model evaluations made (one per distinct timestep).
-    pub nfe: usize,
-    /// Every intermediate state, when asked for.
-    pub trajectory: Option<Trajectory>,
-}
-
-/// Generates x_0 from x_{τ_S} = `x_t` with the generalized step (Eq. 12) over `tau`.
-pub fn generate(
-    model: &dyn EpsModel,
-    schedule: &Schedule,
-    tau: &Tau,
-    x_t: &Tensor,
-    opts: &SamplerOptions,
-    noise: &mut dyn NoiseSource,
-) -> Result<PassOutput> {
-    check_input(schedule, tau, x_t, "sampler input x_T")?;
-    let n = x_t.dim(0)?;
-    let mut rec = opts
-        .record_trajectory
-        .then(|| Recorder::new(x_t, tau.timesteps().last().copied()));
-    let mut x = x_t.clone();
-    for (step, (t, t_prev)) in tau.transitions().enumerate() {
-        let (a_t, a_prev) = (schedule.alpha_bar(Some(t)), schedule.alpha_bar(t_prev));
-        let coef = StepCoefficients::new(a_t, a_prev, opts.eta);
-        let eps = model.eps(&x, &vec![t; n])?;
-        // x̂_0 (Eq. 9) is formed on its own only when it is clipped or recorded; otherwise
-        // Eq. 12 with Eq. 9 substituted is one linear combination of x_t and ε.
-        let x0 = if opts.clip_x0 || rec.is_some() {
-            Some(predict_x0(&x, &eps, a_t, opts.clip_x0)?)
-        } else {
-            None
-        };
-        let (first, second) = match &x0 {
-            Some(x0) => ((x0, coef.x0), (&eps, coef.eps)),
-            None => {
-                let (sa, sb) = (a_t.sqrt(), (1.0 - a_t).sqrt());
-                ((&x, coef.x0 / sa), (&eps, coef.eps - coef.x0 * sb / sa))
-            }
-        };
-        let z = (coef.noise > 0.0).then(|| noise.noise(step, &x)).transpose()?;
-        let next = kernels::lincomb(first, second, z.as_ref().map(|z| (z, coef.noise)))?;
-        if let (Some(r), Some(x0)) = (rec.as_mut(), &x0) {
-            r.push(&next, x0, t_prev);
-        }
-        x = next;
-    }
-    Ok(PassOutput {
-        x,
-        nfe: tau.nfe(),
-        trajectory: rec.map(Recorder::finish),
-    })
-}
-
 /// Deterministic DDIM decoding (η = 0) from x_{τ_S} to x_0: the Eq. 14 ODE, discretized.
 pub fn decode(model: &dyn EpsModel, schedule: &Schedule, tau: &Tau, x_t: &Tensor, record: bool) -> Result<PassOutput> {
     let opts = SamplerOptions {
@@ -288,13 +388,14 @@ pub fn decode(model: &dyn EpsModel, schedule: &Schedule, tau: &Tau, x_t: &Tensor
 pub fn encode(model: &dyn EpsModel, schedule: &Schedule, tau: &Tau, x0: &Tensor, record: bool) -> Result<PassOutput> {
     check_input(schedule, tau, x0, "encoder input x_0")?;
     let n = x0.dim(0)?;
+    let counted = Counted::new(model);
     let mut rec = record.then(|| Recorder::new(x0, None));
     let mut x = x0.clone();
     let mut t_from = None;
     for &t_to in tau.timesteps() {
         let (a_from, a_to) = (schedule.alpha_bar(t_from), schedule.alpha_bar(Some(t_to)));
         let coef = StepCoefficients::new(a_from, a_to, Eta::DDIM);
-        let eps = model.eps(&x, &vec![t_to; n])?;
+        let eps = counted.eps(&x, &vec![t_to; n])?;
         let x0_pred = predict_x0(&x, &eps, a_from, false)?;
         let next = ((&x0_pred * coef.x0)? + (&eps * coef.eps)?)?;
         if let Some(r) = rec.as_mut() {
@@ -305,9 +406,25 @@ pub fn encode(model: &dyn EpsModel, schedule: &Schedule, tau: &Tau, x0: &Tensor,
     }
     Ok(PassOutput {
         x,
-        nfe: tau.nfe(),
+        nfe: counted.calls(),
         trajectory: rec.map(Recorder::finish),
     })
+}
+
+/// The deterministic DDIM step (Eq. 12 with σ = 0) from ᾱ_t = `a_t` to ᾱ_next = `a_next`
+/// with noise estimate `eps`:
+/// x_next = √(ᾱ_next/ᾱ_t) · x_t + (√(1 − ᾱ_next) − √(ᾱ_next (1 − ᾱ_t)/ᾱ_t)) · ε,
+/// which is Euler's method on x̄ = x/√ᾱ in σ = √((1 − ᾱ)/ᾱ) (x̄_next = x̄ + (σ_next − σ) ε)
+/// and PNDM's transfer φ. PLMS and Heun reuse it with a combined ε.
+pub fn ddim_step(x: &Tensor, eps: &Tensor, a_t: f64, a_next: f64) -> Result<Tensor> {
+    let x_coef = (a_next / a_t).sqrt();
+    let eps_coef = (1.0 - a_next).sqrt() - (a_next * (1.0 - a_t) / a_t).sqrt();
+    Ok(kernels::lincomb((x, x_coef), (eps, eps_coef), None)?)
+}
+
+/// The timesteps of every call, `t` repeated for a batch of `x`.
+fn batch_t(x: &Tensor, t: usize) -> Result<Vec<usize>> {
+    Ok(vec![t; x.dim(0)?])
 }
 
 /// x̂_0 = (x_t − √(1 − ᾱ_t) ε) / √ᾱ_t (paper Eq. 9), optionally clipped to [−1, 1].
@@ -369,6 +486,32 @@ pub fn slerp(a: &[f32], b: &[f32], alpha: f64) -> Vec<f32> {
 pub fn count_non_finite(x: &Tensor) -> Result<usize> {
     let v = x.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?;
     Ok(v.iter().filter(|v| !v.is_finite()).count())
+}
+
+/// Counts the evaluations made through it.
+struct Counted<'a> {
+    inner: &'a dyn EpsModel,
+    calls: std::sync::atomic::AtomicUsize,
+}
+
+impl<'a> Counted<'a> {
+    fn new(inner: &'a dyn EpsModel) -> Self {
+        Self {
+            inner,
+            calls: Default::default(),
+        }
+    }
+
+    fn calls(&self) -> usize {
+        self.calls.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+impl EpsModel for Counted<'_> {
+    fn eps(&self, x: &Tensor, t: &[usize]) -> Result<Tensor> {
+        self.calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.inner.eps(x, t)
+    }
 }
 
 struct Recorder(Trajectory);
