@@ -11,7 +11,7 @@ APT_PACKAGES := libhdf5-dev pkg-config
 .PHONY: setup build test fmt clippy bench sweep
 
 # The experiments `make sweep` runs (override: make sweep EXP=experiments/other.yaml).
-EXP ?= experiments/gmm2d.yaml experiments/digits_oracle.yaml experiments/digits.yaml experiments/digits_unet.yaml
+EXP ?= experiments/gauss2d.yaml experiments/gmm2d.yaml experiments/digits_oracle.yaml experiments/digits.yaml experiments/digits_unet.yaml
 
 ## setup: install the missing apt packages (idempotent; nothing happens when all are present)
 setup:

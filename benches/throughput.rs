@@ -394,7 +394,7 @@ fn metrics(out: &mut String, _torch: &Torch) {
 }
 
 /// Runs the sweep of `cfg` in a fresh temporary folder (removed afterwards).
-fn run_in_temp(cfg: &ExperimentConfig, tag: &str) -> ddimlab::experiment::runner::Manifest {
+fn run_in_temp(cfg: &ExperimentConfig, tag: &str) -> ddimlab::store::manifest::Manifest {
     let dir = std::env::temp_dir().join(format!("ddimlab-bench-{tag}-{}", std::process::id()));
     let opts = SweepOptions {
         out: dir.clone(),

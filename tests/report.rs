@@ -383,3 +383,66 @@ fn empirical_oracle_sweeps_compare_across_models_and_splice_the_readme() {
     let err = ddimlab::report::splice_readme(&readme, &md).unwrap_err().to_string();
     assert!(err.contains("markers"), "{err}");
 }
+
+/// A sweep of the four solvers on the single-Gaussian oracle: the rows carry their
+/// sampler and counted NFE, DDIM's η tables stay DDIM's, and the report has the
+/// samplers-at-equal-NFE tables, figures and fitted orders (DDIM ≈ 1, Heun ≈ 2 against
+/// the exact limit).
+#[test]
+fn a_samplers_sweep_reports_quality_against_nfe_with_fitted_orders() {
+    let cfg = ExperimentConfig::parse(
+        "name: solvers\nseed: 3\ndevice: cpu\ndata:\n  kind: gaussian_mixture\n  weights: [1.0]\n  means: [[0.3, -0.2]]\n\
+         \x20 std: [[0.5, 1.0]]\n  n_train: 10\n  n_heldout: 200\nmodel:\n  kind: oracle\n\
+         sweep:\n  steps: [10, 20, 40, 80]\n  eta: [0.0, 1.0]\n  tau: [linear]\n  samplers: [ddim, plms, dpmpp_2m, heun]\n\
+         \x20 samples: 200\n  bootstrap: 20\nmetrics: [consistency, sample_stats]\n",
+        Path::new("solvers.yaml"),
+    )
+    .unwrap();
+    let out = workdir("solvers");
+    let data = cfg.data.load(cfg.seed).unwrap();
+    let model = MixtureOracle::new(data.mixture.clone().unwrap(), cfg.schedule.build().unwrap());
+    sweep(&cfg, &model, &out);
+    let rows = ddimlab::store::read_rows(&out.join("metrics.parquet")).unwrap();
+    assert_eq!(rows.len(), 2 * 4 + 3 * 4);
+    let nfe = |id: &str| {
+        rows.iter()
+            .find(|r| r.point_id == id)
+            .map(|r| (r.sampler.as_str(), r.nfe))
+            .unwrap()
+    };
+    assert_eq!(nfe("linear_heun_S10"), ("heun", 19));
+    assert_eq!(nfe("linear_plms_S10"), ("plms", 11));
+    assert_eq!(nfe("linear_dpmpp_2m_S20"), ("dpmpp_2m", 20));
+    assert_eq!(nfe("linear_eta1.0_S40"), ("ddim", 40));
+    let summary = report(&out).unwrap();
+    assert_eq!(summary.points, 20);
+    let md = std::fs::read_to_string(&summary.path).unwrap();
+    assert!(md.contains("## Samplers at equal NFE"), "{md}");
+    assert!(md.contains("| Heun (NFE = 2S − 1) |"), "{md}");
+    // The η tables list DDIM's η only.
+    let table1 = md
+        .split("## Sample quality")
+        .nth(1)
+        .unwrap()
+        .split("\n## ")
+        .next()
+        .unwrap();
+    assert!(!table1.contains("| - |") && table1.contains("η = 1.0"), "{table1}");
+    let orders = md
+        .lines()
+        .find(|l| l.starts_with("- Fitted order on linear τ"))
+        .unwrap();
+    let p = |name: &str| -> f64 {
+        let rest = orders.split(&format!("{name} p = ")).nth(1).unwrap();
+        rest.split(' ').next().unwrap().parse().unwrap()
+    };
+    assert!((0.85..1.15).contains(&p("ddim")), "{orders}");
+    assert!((1.8..2.3).contains(&p("heun")), "{orders}");
+    let fig = summary
+        .figures
+        .iter()
+        .find(|f| f.ends_with("consistency_exact_mse_samplers_linear"))
+        .unwrap();
+    check_figure(fig);
+    assert!(summary.tables.iter().any(|t| t.ends_with("fd_samplers_linear.csv")));
+}

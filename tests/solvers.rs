@@ -66,7 +66,10 @@ fn flat(m: &Matrix) -> Vec<f64> {
 
 fn assert_close(got: &[f64], want: &[f64], rel: f64, what: &str) {
     for (g, w) in got.iter().zip(want) {
-        assert!((g - w).abs() <= rel * w.abs().max(1.0), "{what}: got {g}, diffusers {w}");
+        assert!(
+            (g - w).abs() <= rel * w.abs().max(1.0),
+            "{what}: got {g}, diffusers {w}"
+        );
     }
 }
 
@@ -114,7 +117,12 @@ fn plms_and_dpmpp_2m_replay_diffusers() {
         };
         assert_eq!(states.len(), ends.len() + 1, "{what}: steps");
         for (k, call) in ends.iter().enumerate() {
-            assert_close(&values(&states[k + 1]), &flat(&call.prev_sample), 1e-10, &format!("{what}: step {k} (t = {})", call.t));
+            assert_close(
+                &values(&states[k + 1]),
+                &flat(&call.prev_sample),
+                1e-10,
+                &format!("{what}: step {k} (t = {})", call.t),
+            );
         }
         assert_close(&values(&out.x), &flat(&case.x_0), 1e-10, &format!("{what}: x_0"));
         // Sanity of the replay itself: each call starts where the previous one ended,
@@ -139,15 +147,26 @@ fn counted_nfe_matches_the_plan_for_every_solver_and_tau() {
             for s in (1..=12).chain([30, 50]) {
                 let tau = Tau::new(*tau_kind, s, 1000).unwrap();
                 let sampler = Sampler::of(*kind);
-                let out = sampler.run(&model, &schedule, &tau, &x, &mut SeededNoise::new(1), false).unwrap();
+                let out = sampler
+                    .run(&model, &schedule, &tau, &x, &mut SeededNoise::new(1), false)
+                    .unwrap();
                 let n = tau.len();
                 let want = match kind {
                     SamplerKind::Ddim | SamplerKind::Dpmpp2m => n,
-                    SamplerKind::Plms => if n >= 2 { n + 1 } else { 1 },
+                    SamplerKind::Plms => {
+                        if n >= 2 {
+                            n + 1
+                        } else {
+                            1
+                        }
+                    }
                     SamplerKind::Heun => 2 * n - 1,
                 };
                 assert_eq!((out.nfe, sampler.nfe(&tau)), (want, want), "{kind} {tau_kind} S = {s}");
-                assert!(values(&out.x).iter().all(|v| v.is_finite()), "{kind} {tau_kind} S = {s}");
+                assert!(
+                    values(&out.x).iter().all(|v| v.is_finite()),
+                    "{kind} {tau_kind} S = {s}"
+                );
             }
         }
     }
@@ -174,7 +193,12 @@ fn first_order_steps_are_ddim() {
         assert_close(&values(&run(Sampler::of(*kind), &one)[1]), &ddim, 1e-12, kind.name());
     }
     let ten = Tau::new(TauKind::Linear, 10, 1000).unwrap();
-    assert_close(&values(&run(Sampler::DpmSolverPp2M, &ten)[1]), &values(&run(Sampler::DDIM, &ten)[1]), 1e-12, "first step");
+    assert_close(
+        &values(&run(Sampler::DpmSolverPp2M, &ten)[1]),
+        &values(&run(Sampler::DDIM, &ten)[1]),
+        1e-12,
+        "first step",
+    );
 }
 
 /// Where the error is measured: at x_0 against the exact S → ∞ limit
@@ -195,9 +219,14 @@ fn flow_error(sampler: Sampler, steps: usize, at: At) -> (usize, f64) {
     let tau = Tau::new(TauKind::Linear, steps, 1000).unwrap();
     let n = 64;
     let mut noise = SeededNoise::new(7);
-    let x_t = noise.standard_normal(&[n, 2], &Device::Cpu, candle_core::DType::F64).unwrap();
+    let x_t = noise
+        .standard_normal(&[n, 2], &Device::Cpu, candle_core::DType::F64)
+        .unwrap();
     let out = sampler.run(&oracle, &schedule, &tau, &x_t, &mut noise, true).unwrap();
-    let (top, bottom) = (schedule.alpha_bar(tau.timesteps().last().copied()), schedule.alpha_bar(Some(0)));
+    let (top, bottom) = (
+        schedule.alpha_bar(tau.timesteps().last().copied()),
+        schedule.alpha_bar(Some(0)),
+    );
     let start = values(&x_t);
     let (got, exact): (Vec<f64>, Vec<f64>) = match at {
         At::Output => {
@@ -207,7 +236,10 @@ fn flow_error(sampler: Sampler, steps: usize, at: At) -> (usize, f64) {
         }
         At::BeforeJump => {
             let states = out.trajectory.unwrap().states;
-            let exact = start.chunks(2).flat_map(|r| mixture.flow_between(r, top, bottom).unwrap()).collect();
+            let exact = start
+                .chunks(2)
+                .flat_map(|r| mixture.flow_between(r, top, bottom).unwrap())
+                .collect();
             (values(&states[states.len() - 2]), exact)
         }
     };
@@ -225,7 +257,10 @@ fn fitted_order(sampler: Sampler, steps: &[usize], at: At) -> f64 {
         })
         .collect();
     let k = points.len() as f64;
-    let (mx, my) = (points.iter().map(|p| p.0).sum::<f64>() / k, points.iter().map(|p| p.1).sum::<f64>() / k);
+    let (mx, my) = (
+        points.iter().map(|p| p.0).sum::<f64>() / k,
+        points.iter().map(|p| p.1).sum::<f64>() / k,
+    );
     let sxy: f64 = points.iter().map(|(x, y)| (x - mx) * (y - my)).sum();
     let sxx: f64 = points.iter().map(|(x, _)| (x - mx).powi(2)).sum();
     sxy / sxx
@@ -241,7 +276,9 @@ fn fitted_order(sampler: Sampler, steps: &[usize], at: At) -> f64 {
 #[test]
 fn solvers_converge_at_their_theoretical_orders() {
     let (short, long) = ([10, 20, 40, 80], [40, 80, 160, 320]);
-    let cases: [(SamplerKind, &[usize], std::ops::Range<f64>, std::ops::Range<f64>); 4] = [
+    // (solver, S values, the order's range before the final jump, at x_0)
+    type Expected<'a> = (SamplerKind, &'a [usize], std::ops::Range<f64>, std::ops::Range<f64>);
+    let cases: [Expected; 4] = [
         (SamplerKind::Ddim, &short, 0.85..1.15, 0.85..1.15),
         (SamplerKind::Heun, &short, 1.8..2.3, 1.8..2.3),
         (SamplerKind::Dpmpp2m, &long, 1.8..2.3, 1.8..2.3),
@@ -249,16 +286,28 @@ fn solvers_converge_at_their_theoretical_orders() {
     ];
     for (kind, steps, before, output) in cases {
         let s = Sampler::of(kind);
-        let (p_before, p_output) = (fitted_order(s, steps, At::BeforeJump), fitted_order(s, steps, At::Output));
+        let (p_before, p_output) = (
+            fitted_order(s, steps, At::BeforeJump),
+            fitted_order(s, steps, At::Output),
+        );
         eprintln!("{kind}: fitted order {p_before:.3} before the final jump, {p_output:.3} at x_0");
-        assert!(before.contains(&p_before), "{kind}: order {p_before:.3} before the jump, expected {before:?}");
-        assert!(output.contains(&p_output), "{kind}: order {p_output:.3} at x_0, expected {output:?}");
+        assert!(
+            before.contains(&p_before),
+            "{kind}: order {p_before:.3} before the jump, expected {before:?}"
+        );
+        assert!(
+            output.contains(&p_output),
+            "{kind}: order {p_output:.3} at x_0, expected {output:?}"
+        );
     }
     // Higher order pays at equal NFE (≤ 81): every other solver ends closer to the limit
     // than DDIM with 81 evaluations.
     let (_, ddim) = flow_error(Sampler::DDIM, 81, At::Output);
     for (s, steps) in [(Sampler::DpmSolverPp2M, 81), (Sampler::Heun, 41), (Sampler::Plms, 80)] {
         let (nfe, err) = flow_error(s, steps, At::Output);
-        assert!(nfe <= 81 && err < ddim, "{s:?}: {err} at NFE {nfe} vs DDIM {ddim} at 81");
+        assert!(
+            nfe <= 81 && err < ddim,
+            "{s:?}: {err} at NFE {nfe} vs DDIM {ddim} at 81"
+        );
     }
 }

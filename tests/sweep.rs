@@ -70,7 +70,11 @@ fn plan_expands_every_axis_with_stable_ids() {
     // Each point's evaluations are its solver's NFE per sample (quadratic S = 5 has 5 timesteps).
     let heun = plan.points.iter().find(|p| p.id == "quadratic_heun_S5").unwrap();
     assert_eq!(plan.point_evaluations(heun), (2 * 5 - 1) * 20);
-    assert!(plan.points.iter().filter(|p| p.sampler.kind() != SamplerKind::Ddim).all(|p| !p.clip_x0() && !p.owns_reconstruction));
+    assert!(plan
+        .points
+        .iter()
+        .filter(|p| p.sampler.kind() != SamplerKind::Ddim)
+        .all(|p| !p.clip_x0() && !p.owns_reconstruction));
     // Reconstruction is η-free: one owner per (tau, S, clip), the first η.
     let owners = plan.points.iter().filter(|p| p.owns_reconstruction).count();
     assert_eq!(owners, 2 * 2 * 2);
@@ -78,7 +82,12 @@ fn plan_expands_every_axis_with_stable_ids() {
         .points
         .iter()
         .filter(|p| p.owns_reconstruction)
-        .all(|p| p.sampler == Sampler::DDIM || p.sampler == Sampler::Ddim { eta: Eta::DDIM, clip_x0: true }));
+        .all(|p| p.sampler == Sampler::DDIM
+            || p.sampler
+                == Sampler::Ddim {
+                    eta: Eta::DDIM,
+                    clip_x0: true
+                }));
     // References: one per tau kind at the largest S, reusing the sweep point.
     assert_eq!(plan.references.len(), 2);
     for r in &plan.references {

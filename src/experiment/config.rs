@@ -215,10 +215,7 @@ impl ModelSpec {
             } else {
                 allowed.join(", ")
             };
-            return Err(invalid(
-                key,
-                format!("not used by kind {}; its keys are: {keys}", kind),
-            ));
+            return Err(invalid(key, format!("not used by kind {}; its keys are: {keys}", kind)));
         }
         if self.kind != ModelKind::Oracle && self.train.is_none() && self.checkpoint.is_none() {
             return Err(invalid(

@@ -144,7 +144,14 @@ impl Context<'_> {
 
     /// x_0 from `latents` (rows; sample i of the sweep is row i) with `sampler`,
     /// recording the trajectory of the first `record` rows.
-    pub fn sample(&self, model: &dyn EpsModel, latents: &[f32], tau: &Tau, sampler: Sampler, record: usize) -> Result<Pass> {
+    pub fn sample(
+        &self,
+        model: &dyn EpsModel,
+        latents: &[f32],
+        tau: &Tau,
+        sampler: Sampler,
+        record: usize,
+    ) -> Result<Pass> {
         let mut nfe = 0;
         let (samples, trajectory) = self.batched(latents, record, |first, x| {
             let mut noise = PerSampleNoise::new(self.seed, first, x.dim(0)?);
@@ -245,10 +252,18 @@ impl Context<'_> {
             Consistency::Against(r) => r,
         };
         let keys = [names::CONSISTENCY_MSE, names::CONSISTENCY_PSNR];
-        metrics.extend(nan_if_bad(bad, || distance(&evaluated, reference, keys[0], keys[1]), &keys)?);
+        metrics.extend(nan_if_bad(
+            bad,
+            || distance(&evaluated, reference, keys[0], keys[1]),
+            &keys,
+        )?);
         let top = self.schedule.alpha_bar(p.tau.timesteps().last().copied());
         let bottom = self.schedule.alpha_bar(Some(0));
-        if let Some(exact) = self.mixture.as_ref().and_then(|m| exact_flow(m, &self.latents, top, bottom)) {
+        if let Some(exact) = self
+            .mixture
+            .as_ref()
+            .and_then(|m| exact_flow(m, &self.latents, top, bottom))
+        {
             let exact_mse = || {
                 let mse = crate::metrics::mse_unit(samples, &exact)?;
                 Ok(BTreeMap::from([(names::CONSISTENCY_EXACT_MSE.to_string(), mse)]))
@@ -259,7 +274,12 @@ impl Context<'_> {
     }
 
     /// The reconstruction error of the held-out set.
-    fn reconstruction_metrics(&self, p: &Point, rec: &Reconstruction, report: &Report) -> Result<BTreeMap<String, f64>> {
+    fn reconstruction_metrics(
+        &self,
+        p: &Point,
+        rec: &Reconstruction,
+        report: &Report,
+    ) -> Result<BTreeMap<String, f64>> {
         let bad = non_finite(&rec.outputs);
         if bad > 0 {
             (report.warn)(&format!(
@@ -317,7 +337,15 @@ impl Context<'_> {
     }
 
     /// A saved point without metrics, decoded with DDIM at η = 0 and no clipping.
-    fn bare_point(&self, id: &str, tau: &Tau, latents: Vec<f32>, pass: Pass, start: Instant, model_seconds: f64) -> (MetricRow, PointArrays) {
+    fn bare_point(
+        &self,
+        id: &str,
+        tau: &Tau,
+        latents: Vec<f32>,
+        pass: Pass,
+        start: Instant,
+        model_seconds: f64,
+    ) -> (MetricRow, PointArrays) {
         let row = MetricRow {
             point_id: id.into(),
             tau: tau.kind().name().into(),

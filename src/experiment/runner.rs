@@ -57,6 +57,7 @@ pub fn results_hash(cfg: &ExperimentConfig) -> Result<String> {
     stripped.sweep.steps.clear();
     stripped.sweep.eta.clear();
     stripped.sweep.tau.clear();
+    stripped.sweep.samplers.clear();
     stripped.sweep.clip_x0 = super::sweep::ClipSpec::Each(Vec::new());
     stripped.sweep.batch_size = 0;
     stripped.sweep.export.clear();
@@ -69,7 +70,11 @@ pub fn results_hash(cfg: &ExperimentConfig) -> Result<String> {
         (Some(file), None) => crate::hashing::file_digest(&[file])?,
         (None, None) => String::new(),
     };
-    Ok(crate::hashing::fingerprint(&(stripped, weights, env!("CARGO_PKG_VERSION"))))
+    Ok(crate::hashing::fingerprint(&(
+        stripped,
+        weights,
+        env!("CARGO_PKG_VERSION"),
+    )))
 }
 
 /// The outcome of a sweep.
@@ -225,7 +230,12 @@ impl<'a> Sweep<'a> {
             warn: &warn,
         };
         let is_reference = |i: &usize| self.plan.references.iter().any(|r| r.point == Some(*i));
-        let todo: Vec<&Point> = self.mine.iter().filter(|i| !is_reference(i)).map(|&i| &self.plan.points[i]).collect();
+        let todo: Vec<&Point> = self
+            .mine
+            .iter()
+            .filter(|i| !is_reference(i))
+            .map(|&i| &self.plan.points[i])
+            .collect();
         let run_one = |p: &&Point| {
             let consistency = match references.get(&p.tau.kind()) {
                 Some(r) => Consistency::Against(r),
@@ -259,7 +269,12 @@ impl<'a> Sweep<'a> {
     /// The point `id` made by this configuration: reused when it is saved (its
     /// `evaluations` then count as done on the progress bar), otherwise `run` and saved
     /// at once. Its timing goes to the manifest.
-    fn load_or_run(&self, id: &str, evaluations: usize, run: impl FnOnce() -> Result<(MetricRow, PointArrays)>) -> Result<()> {
+    fn load_or_run(
+        &self,
+        id: &str,
+        evaluations: usize,
+        run: impl FnOnce() -> Result<(MetricRow, PointArrays)>,
+    ) -> Result<()> {
         let (row, reused) = match point_status(&self.opts.out, id, &self.hash)? {
             PointStatus::Done(row) => {
                 self.tick(evaluations);
@@ -271,15 +286,11 @@ impl<'a> Sweep<'a> {
                 (row, false)
             }
         };
-        let timing = PointTiming {
-            id: row.point_id.clone(),
-            seconds: row.seconds,
-            model_seconds: row.model_seconds,
-            nfe: row.nfe,
-            diverged: row.diverged,
-            reused,
-        };
-        self.timings.lock().expect("timings lock").insert(timing.id.clone(), timing);
+        let timing = PointTiming::of(&row, reused);
+        self.timings
+            .lock()
+            .expect("timings lock")
+            .insert(timing.id.clone(), timing);
         Ok(())
     }
 
@@ -311,13 +322,17 @@ impl<'a> Sweep<'a> {
     fn manifest(&self, model: &dyn EpsModel, data: &Dataset, device: (&Device, &str), s: Seconds) -> Result<Manifest> {
         let mut timings = self.timings.lock().expect("timings lock");
         let points: Vec<PointTiming> = self.plan.points.iter().filter_map(|p| timings.remove(&p.id)).collect();
-        let point_seconds: f64 = points.iter().map(|p| p.seconds).sum();
-        let model_seconds: f64 = points.iter().map(|p| p.model_seconds).sum();
         let heldout_loss = match data.heldout.len() {
             0 => None,
-            _ => Some(super::training::heldout_loss(model, data, &self.ctx.schedule, self.cfg.seed, device.0)?),
+            _ => Some(super::training::heldout_loss(
+                model,
+                data,
+                &self.ctx.schedule,
+                self.cfg.seed,
+                device.0,
+            )?),
         };
-        Ok(Manifest {
+        let mut manifest = Manifest {
             ddimlab_version: env!("CARGO_PKG_VERSION").into(),
             git_commit: env!("DDIMLAB_GIT_COMMIT").into(),
             device: device.1.into(),
@@ -326,10 +341,10 @@ impl<'a> Sweep<'a> {
             started_unix: unix(s.started),
             finished_unix: unix(SystemTime::now()),
             wall_seconds: s.wall,
-            point_seconds,
-            model_seconds,
-            outside_seconds: point_seconds - model_seconds,
-            outside_share: outside_share(point_seconds, model_seconds),
+            point_seconds: 0.0,
+            model_seconds: 0.0,
+            outside_seconds: 0.0,
+            outside_share: 0.0,
             reference_seconds: s.reference,
             store_seconds: s.store,
             classifier_accuracy: self.classifier_accuracy,
@@ -338,8 +353,10 @@ impl<'a> Sweep<'a> {
             jobs: self.opts.jobs,
             shard: self.opts.shard.map(|s| s.to_string()),
             shards: Vec::new(),
-            points,
-        })
+            points: Vec::new(),
+        };
+        manifest.set_points(points);
+        Ok(manifest)
     }
 }
 
@@ -362,7 +379,14 @@ fn sample_stats(
         (Some(_), DataShape::Image { .. }) => {
             progress.println("feature classifier: training or loading (FID analogue)");
             let spec = ClassifierSpec::default();
-            Some(load_or_train(out, data, &spec, cfg.seed, device, &mut Progress::hidden())?)
+            Some(load_or_train(
+                out,
+                data,
+                &spec,
+                cfg.seed,
+                device,
+                &mut Progress::hidden(),
+            )?)
         }
         _ => None,
     };
@@ -426,25 +450,8 @@ pub struct MergeOutcome {
 /// and per-shard times. Points that no shard saved are listed in the outcome (and left
 /// out of the tables, as in a partial sweep).
 pub fn merge(out: &Path, shards: &[PathBuf]) -> Result<MergeOutcome> {
-    let Some(first) = shards.first() else {
-        return Err(Error::Invalid {
-            field: "SHARD_DIR".into(),
-            message: "name at least one shard folder".into(),
-        });
-    };
-    let manifests = shards.iter().map(|d| Manifest::load(d)).collect::<Result<Vec<_>>>()?;
-    let hash = manifests[0].config_hash.clone();
-    if let Some((dir, m)) = shards.iter().zip(&manifests).find(|(_, m)| m.config_hash != hash) {
-        return Err(Error::Config {
-            message: format!(
-                "{} ran configuration {} but {} ran {}: only shards of one sweep can be merged",
-                dir.display(),
-                m.config_hash,
-                first.display(),
-                hash
-            ),
-        });
-    }
+    let manifests = shard_manifests(shards)?;
+    let first = &shards[0];
     let _lock = crate::store::lock::FolderLock::acquire(out, "ddimlab merge")?;
     let cfg = ExperimentConfig::load(&first.join("config.yaml"))?;
     for dir in shards {
@@ -456,29 +463,15 @@ pub fn merge(out: &Path, shards: &[PathBuf]) -> Result<MergeOutcome> {
     }
     let data = cfg.load_data()?;
     let plan = Plan::new(&cfg, data.heldout.len())?;
-    let (rows, missing) = plan.saved_rows(out, &hash)?;
+    let (rows, missing) = plan.saved_rows(out, &manifests[0].config_hash)?;
     finalize(out, &cfg, &rows, data.shape())?;
-    let m0 = &manifests[0];
-    let timing = |r: &MetricRow| PointTiming {
-        id: r.point_id.clone(),
-        seconds: r.seconds,
-        model_seconds: r.model_seconds,
-        nfe: r.nfe,
-        diverged: r.diverged,
-        reused: false,
-    };
-    let point_seconds: f64 = rows.iter().map(|r| r.seconds).sum();
-    let model_seconds: f64 = rows.iter().map(|r| r.model_seconds).sum();
-    let manifest = Manifest {
+    let total = |f: fn(&Manifest) -> f64| manifests.iter().map(f).sum::<f64>();
+    let mut manifest = Manifest {
         started_unix: manifests.iter().map(|m| m.started_unix).min().unwrap_or(0),
         finished_unix: manifests.iter().map(|m| m.finished_unix).max().unwrap_or(0),
-        wall_seconds: manifests.iter().map(|m| m.wall_seconds).sum(),
-        point_seconds,
-        model_seconds,
-        outside_seconds: point_seconds - model_seconds,
-        outside_share: outside_share(point_seconds, model_seconds),
-        reference_seconds: manifests.iter().map(|m| m.reference_seconds).sum(),
-        store_seconds: manifests.iter().map(|m| m.store_seconds).sum(),
+        wall_seconds: total(|m| m.wall_seconds),
+        reference_seconds: total(|m| m.reference_seconds),
+        store_seconds: total(|m| m.store_seconds),
         shard: None,
         shards: shards
             .iter()
@@ -490,11 +483,35 @@ pub fn merge(out: &Path, shards: &[PathBuf]) -> Result<MergeOutcome> {
                 model_seconds: m.model_seconds,
             })
             .collect(),
-        points: rows.iter().map(timing).collect(),
-        ..m0.clone()
+        ..manifests[0].clone()
     };
+    manifest.set_points(rows.iter().map(|r| PointTiming::of(r, false)).collect());
     manifest.save(out)?;
     Ok(MergeOutcome { manifest, missing })
+}
+
+/// The manifests of the shard folders, refused unless there is at least one and all ran
+/// the same configuration (config hash).
+fn shard_manifests(shards: &[PathBuf]) -> Result<Vec<Manifest>> {
+    let Some(first) = shards.first() else {
+        return Err(Error::Invalid {
+            field: "SHARD_DIR".into(),
+            message: "name at least one shard folder".into(),
+        });
+    };
+    let manifests = shards.iter().map(|d| Manifest::load(d)).collect::<Result<Vec<_>>>()?;
+    let hash = &manifests[0].config_hash;
+    if let Some((dir, m)) = shards.iter().zip(&manifests).find(|(_, m)| &m.config_hash != hash) {
+        return Err(Error::Config {
+            message: format!(
+                "{} ran configuration {} but {} ran {hash}: only shards of one sweep can be merged",
+                dir.display(),
+                m.config_hash,
+                first.display(),
+            ),
+        });
+    }
+    Ok(manifests)
 }
 
 /// Copies every file of the points folder `from` into `to` (a point saved by several
@@ -539,15 +556,6 @@ fn prepare_folder(out: &Path, plan: &Plan, hash: &str, force: bool) -> Result<()
         }
     }
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))
-}
-
-/// The share of point time spent outside model evaluations (0 when no point ran).
-fn outside_share(point_seconds: f64, model_seconds: f64) -> f64 {
-    if point_seconds > 0.0 {
-        (point_seconds - model_seconds) / point_seconds
-    } else {
-        0.0
-    }
 }
 
 fn unix(t: SystemTime) -> u64 {

@@ -111,7 +111,7 @@ pub struct SweepSpec {
     pub eta: Vec<EtaSpec>,
     /// Solvers: ddim | plms | dpmpp_2m | heun. η and `clip_x0` are DDIM's axes; the other
     /// solvers are deterministic and run once per (τ kind, S), unclipped.
-    #[serde(default = "default_samplers")]
+    #[serde(default = "default_samplers", skip_serializing_if = "Vec::is_empty")]
     pub samplers: Vec<SamplerKind>,
     /// τ kinds: linear | quadratic | trailing.
     #[serde(default = "default_tau")]
@@ -242,6 +242,14 @@ impl SweepSpec {
             if empty {
                 return Err(invalid(field, "must list at least one value".into()));
             }
+        }
+        if !self.samplers.contains(&SamplerKind::Ddim) {
+            return Err(invalid(
+                "samplers",
+                "must include ddim: the consistency reference and the reconstruction are DDIM's, and the other \
+                 solvers are compared with it"
+                    .into(),
+            ));
         }
         for (i, &s) in self.steps.iter().enumerate() {
             if s == 0 || s > timesteps {

@@ -4,9 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::hashing::fingerprint;
 use candle_core::Device;
 use serde::{Deserialize, Serialize};
-use crate::hashing::fingerprint;
 
 use super::config::{ExperimentConfig, ModelKind, OracleKind, ScheduleSpec};
 use crate::data::{DataShape, DataSpec, Dataset};
@@ -48,7 +48,6 @@ pub struct ModelCard {
     /// Hash of everything above that determines the weights (seed, data, model, schedule).
     pub fingerprint: String,
 }
-
 
 /// Where training writes.
 #[derive(Debug, Clone)]

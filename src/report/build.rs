@@ -9,6 +9,7 @@ use polars::prelude::{Column, CsvWriter, DataFrame, SerWriter};
 
 use super::figures::{image_grid, line_chart, scatter_panels, Series};
 use super::findings::findings;
+use super::samplers;
 use super::tables::{
     ablation, clips, eta_by_steps, eta_label, etas, find, present, steps, taus, taus_by_steps, timing, with_floor,
     MetricInfo, Table, CONSISTENCY, CONSISTENCY_EXACT, RECON, SAMPLE_QUALITY,
@@ -17,9 +18,10 @@ use crate::data::DataShape;
 use crate::error::{Error, Result};
 use crate::experiment::plan::Plan;
 use crate::experiment::runner::results_hash;
-use crate::experiment::{INTERPOLATION_ID, INTERPOLATION_POINTS};
-use crate::store::manifest::{Manifest, NoiseFloor};
 use crate::experiment::ExperimentConfig;
+use crate::experiment::{INTERPOLATION_ID, INTERPOLATION_POINTS};
+use crate::sampler::SamplerKind;
+use crate::store::manifest::{Manifest, NoiseFloor};
 use crate::store::points::load_arrays;
 use crate::store::{write_atomic, MetricRow};
 
@@ -80,7 +82,13 @@ pub fn report(dir: &Path) -> Result<ReportSummary> {
     };
     let data = cfg.load_data()?;
     let plan = Plan::new(&cfg, data.heldout.len())?;
-    let (rows, missing) = plan.saved_rows(dir, &hash)?;
+    let (all_rows, missing) = plan.saved_rows(dir, &hash)?;
+    // The η tables, findings and figures are DDIM's; the other solvers have their own section.
+    let rows: Vec<MetricRow> = all_rows
+        .iter()
+        .filter(|r| r.sampler == SamplerKind::Ddim.name())
+        .cloned()
+        .collect();
     if rows.is_empty() {
         return Err(Error::Io {
             path: dir.join("points").display().to_string(),
@@ -205,7 +213,23 @@ pub fn report(dir: &Path) -> Result<ReportSummary> {
         }
     }
 
-    let figures = draw_figures(dir, &data, &rows, &floor.metrics, &figures_dir)?;
+    let mut figures = draw_figures(dir, &data, &rows, &floor.metrics, &figures_dir)?;
+    if samplers::compares_samplers(&all_rows) {
+        let _ = writeln!(md, "## Samplers at equal NFE\n");
+        let _ = writeln!(
+            md,
+            "DDIM at η = 0 against the solvers that followed it, from the same x_T. Columns are S; each row's \
+             NFE per S is in its label, and the figures plot every metric against NFE itself.\n"
+        );
+        for line in samplers::fitted_orders(&all_rows) {
+            let _ = writeln!(md, "- {line}");
+        }
+        let _ = writeln!(md);
+        for t in samplers::tables(&all_rows) {
+            push_table(&mut md, &mut tables, t);
+        }
+        figures.extend(samplers::figures(&all_rows, &figures_dir)?);
+    }
     let _ = writeln!(md, "## Figures\n");
     for f in &figures {
         let name = f
@@ -215,7 +239,7 @@ pub fn report(dir: &Path) -> Result<ReportSummary> {
         let _ = writeln!(md, "![{name}](figures/{name}.png)\n");
     }
     let _ = writeln!(md, "## Timing\n");
-    push_table(&mut md, &mut tables, timing(&rows));
+    push_table(&mut md, &mut tables, timing(&all_rows));
 
     let mut table_paths = Vec::new();
     for t in &tables {
@@ -227,7 +251,7 @@ pub fn report(dir: &Path) -> Result<ReportSummary> {
     write_atomic(&path, md.as_bytes())?;
     Ok(ReportSummary {
         path,
-        points: rows.len(),
+        points: all_rows.len(),
         missing,
         figures,
         tables: table_paths,

@@ -10,13 +10,14 @@ use std::path::{Path, PathBuf};
 
 use super::figures::{line_chart, Series};
 use super::findings::{rank, Ranking};
+use super::samplers;
 use super::tables::{
     eta_clip_label, eta_label, find, format_value, interval_of, present, steps, MetricInfo, Table, SAMPLE_QUALITY,
 };
 use crate::error::{Error, Result};
 use crate::experiment::measure::names;
-use crate::store::manifest::{Manifest, NoiseFloor};
 use crate::experiment::ExperimentConfig;
+use crate::store::manifest::{Manifest, NoiseFloor};
 use crate::store::{read_rows, write_atomic, MetricRow};
 
 /// The README lines between which `--readme` writes (both kept).
@@ -35,7 +36,10 @@ struct Entry {
     name: String,
     model: String,
     heldout_loss: Option<f64>,
+    /// DDIM's rows (the η tables).
     rows: Vec<MetricRow>,
+    /// Every solver's rows.
+    all_rows: Vec<MetricRow>,
     floor: NoiseFloor,
 }
 
@@ -43,7 +47,9 @@ impl Entry {
     fn load(dir: &Path) -> Result<Self> {
         let cfg = ExperimentConfig::load(&dir.join("config.yaml"))?;
         let manifest = Manifest::load(dir)?;
-        let rows = read_rows(&dir.join("metrics.parquet"))?;
+        let all_rows = read_rows(&dir.join("metrics.parquet"))?;
+        let ddim = crate::sampler::SamplerKind::Ddim.name();
+        let rows = all_rows.iter().filter(|r| r.sampler == ddim).cloned().collect();
         let model = match cfg.oracle_kind()? {
             Some(crate::experiment::config::OracleKind::Mixture) => "exact mixture oracle".to_string(),
             Some(crate::experiment::config::OracleKind::Empirical { std }) => {
@@ -57,6 +63,7 @@ impl Entry {
             model,
             heldout_loss: manifest.heldout_loss,
             rows,
+            all_rows,
             floor: NoiseFloor::load(dir)?,
         })
     }
@@ -123,8 +130,54 @@ pub fn compare(dirs: &[PathBuf], base: &Path) -> Result<String> {
             let _ = writeln!(md, "- **{}**: {}", e.name, ordering(e, &m));
         }
         let _ = writeln!(md);
+        md.push_str(&samplers_part(&group, &m));
     }
     Ok(md)
+}
+
+/// The solvers of the entries that ran several, at S = 10, 20, 50 (DDIM at η = 0), and
+/// their fitted orders where the error is known exactly.
+fn samplers_part(group: &[&Entry], m: &MetricInfo) -> String {
+    let with_samplers: Vec<&&Entry> = group
+        .iter()
+        .filter(|e| samplers::compares_samplers(&e.all_rows))
+        .collect();
+    let Some(first) = with_samplers.first() else {
+        return String::new();
+    };
+    let mut table = samplers::samplers_by_steps(&first.all_rows, m, &first.tau(), &COMPARE_STEPS);
+    table.title = format!("{} — samplers", m.label);
+    table.rows.clear();
+    table.marked.clear();
+    table.intervals.clear();
+    for e in &with_samplers {
+        for tau in super::tables::taus(&e.all_rows) {
+            let mine = samplers::samplers_by_steps(&e.all_rows, m, &tau, &COMPARE_STEPS);
+            let labels = mine
+                .rows
+                .into_iter()
+                .map(|(label, v)| (format!("{}, {tau} τ: {label}", e.name), v));
+            table.rows.extend(labels);
+            table.marked.extend(mine.marked);
+            table.intervals.extend(mine.intervals);
+        }
+    }
+    table.best = None;
+    let mut md = format!(
+        "Samplers of the experiments that ran several, from the same x_T as above, on every τ kind swept (DDIM \
+         at η = 0; each row's NFE per S in its label):\n\n{}\n",
+        table.markdown()
+    );
+    for e in &with_samplers {
+        for line in samplers::fitted_orders(&e.all_rows)
+            .into_iter()
+            .filter(|l| l.starts_with("Fitted"))
+        {
+            let _ = writeln!(md, "- **{}**: {line}", e.name);
+        }
+    }
+    md.push('\n');
+    md
 }
 
 /// Model, held-out loss, and (with a classifier) the confidence of its η = 1 samples at
@@ -294,6 +347,9 @@ fn ordering(e: &Entry, m: &MetricInfo) -> String {
             })
         })
         .collect();
+    if parts.is_empty() {
+        return format!("{tau} τ, {}: one η only, nothing to rank.", m.name);
+    }
     format!("{tau} τ, {}: {}.", m.name, parts.join("; "))
 }
 

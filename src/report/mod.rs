@@ -5,6 +5,7 @@ mod build;
 pub mod compare;
 pub mod figures;
 pub mod findings;
+pub mod samplers;
 pub mod tables;
 
 pub use build::{report, ReportSummary};

@@ -301,7 +301,7 @@ pub fn find<'a>(rows: &'a [MetricRow], tau: &str, eta: &str, s: usize, clip: boo
         .find(|r| r.tau == tau && r.eta == eta && r.steps == s && r.clip_x0 == clip)
 }
 
-fn s_columns(steps: &[usize]) -> Vec<String> {
+pub fn s_columns(steps: &[usize]) -> Vec<String> {
     steps.iter().map(|s| format!("S = {s}")).collect()
 }
 
@@ -327,7 +327,7 @@ fn over_steps(rows: &[MetricRow], metric: &MetricInfo, specs: Vec<(String, Strin
     let mut intervals = Vec::new();
     for (label, tau, eta) in specs {
         let cells: Vec<Option<&MetricRow>> = steps.iter().map(|&s| find(rows, &tau, &eta, s, clip)).collect();
-        marked.push(cells.iter().map(|c| c.is_some_and(|r| r.nfe != r.steps)).collect());
+        marked.push(cells.iter().map(|c| c.is_some_and(|r| r.nfe < r.steps)).collect());
         intervals.push(
             cells
                 .iter()
@@ -461,7 +461,7 @@ pub fn timing(rows: &[MetricRow]) -> Table {
             .collect(),
         marked: rows
             .iter()
-            .map(|r| vec![r.nfe != r.steps, false, false, false])
+            .map(|r| vec![r.nfe < r.steps, false, false, false])
             .collect(),
         best: None,
         intervals: Vec::new(),

@@ -321,7 +321,9 @@ impl Sampler {
         };
         let callback: Callback<'_> = if record { Some(&mut push) } else { None };
         let x = match self {
-            Sampler::Ddim { eta, clip_x0 } => ddim::sample(&counted, schedule, tau, x_t, noise, callback, eta, clip_x0)?,
+            Sampler::Ddim { eta, clip_x0 } => {
+                ddim::sample(&counted, schedule, tau, x_t, noise, callback, eta, clip_x0)?
+            }
             Sampler::Plms => plms::sample(&counted, schedule, tau, x_t, callback)?,
             Sampler::DpmSolverPp2M => dpmpp::sample_2m(&counted, schedule, tau, x_t, callback)?,
             Sampler::Heun => heun::sample(&counted, schedule, tau, x_t, callback)?,

@@ -54,7 +54,12 @@ pub fn sample(
             // 2. Adams–Bashforth of order 2, 3, 4.
             [e1] => combine(&[(&e, 3.0 / 2.0), (e1, -1.0 / 2.0)])?,
             [e2, e1] => combine(&[(&e, 23.0 / 12.0), (e1, -16.0 / 12.0), (e2, 5.0 / 12.0)])?,
-            [.., e3, e2, e1] => combine(&[(&e, 55.0 / 24.0), (e1, -59.0 / 24.0), (e2, 37.0 / 24.0), (e3, -9.0 / 24.0)])?,
+            [.., e3, e2, e1] => combine(&[
+                (&e, 55.0 / 24.0),
+                (e1, -59.0 / 24.0),
+                (e2, 37.0 / 24.0),
+                (e3, -9.0 / 24.0),
+            ])?,
         };
         // 3. The transfer step with the combined ε.
         let next = ddim_step(&x, &combined, a_t, a_prev)?;

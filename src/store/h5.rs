@@ -2,7 +2,7 @@
 //!
 //! - root attributes `experiment`, `config` (YAML text), `ddimlab_version` (UTF-8
 //!   strings) and `seed` (u64);
-//! - `/points/<point_id>/`: attributes `tau`, `eta` (strings, η as in YAML), `steps`,
+//! - `/points/<point_id>/`: attributes `tau`, `sampler`, `eta` (strings, η as in YAML), `steps`,
 //!   `nfe` (i64), `timesteps` (i64 array); float32 datasets `latents` and `samples`
 //!   `[n, item…]` and optional `trajectory` `[timesteps + 1, m, item…]`;
 //! - `/reconstruction/<point_id>/`: float32 datasets `inputs`, `latents`, `outputs` `[r, item…]`.
@@ -61,6 +61,7 @@ fn write_point(file: &hdf5::File, row: &MetricRow, arrays: &PointArrays, shapes:
     let id = row.point_id.as_str();
     let group = file.group("points")?.create_group(id)?;
     put_str(&group, "tau", &row.tau)?;
+    put_str(&group, "sampler", &row.sampler)?;
     put_str(&group, "eta", &row.eta)?;
     group
         .new_attr::<i64>()

@@ -63,6 +63,20 @@ pub struct Manifest {
     pub points: Vec<PointTiming>,
 }
 
+impl PointTiming {
+    /// The timing of a saved point, `reused` when this run did not compute it.
+    pub fn of(row: &MetricRow, reused: bool) -> Self {
+        Self {
+            id: row.point_id.clone(),
+            seconds: row.seconds,
+            model_seconds: row.model_seconds,
+            nfe: row.nfe,
+            diverged: row.diverged,
+            reused,
+        }
+    }
+}
+
 /// One shard of a merged folder in its manifest.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ShardTiming {
@@ -84,6 +98,20 @@ impl Manifest {
     pub fn save(&self, out: &Path) -> Result<()> {
         let text = serde_json::to_string_pretty(self).expect("serialisable");
         write_atomic(&out.join(Self::FILE), text.as_bytes())
+    }
+
+    /// Sets the per-point timings and the totals derived from them (point time, model
+    /// time, time outside the model and its share).
+    pub fn set_points(&mut self, points: Vec<PointTiming>) {
+        self.point_seconds = points.iter().map(|p| p.seconds).sum();
+        self.model_seconds = points.iter().map(|p| p.model_seconds).sum();
+        self.outside_seconds = self.point_seconds - self.model_seconds;
+        self.outside_share = if self.point_seconds > 0.0 {
+            self.outside_seconds / self.point_seconds
+        } else {
+            0.0
+        };
+        self.points = points;
     }
 
     /// Reads `<out>/manifest.json`.
@@ -146,10 +174,13 @@ impl NoiseFloor {
     }
 }
 
-
 /// The saved rows of the points `ids` (in that order) made by configuration `hash`, and
 /// the ids not saved (yet).
-pub fn saved_rows<'a>(out: &Path, ids: impl IntoIterator<Item = &'a str>, hash: &str) -> Result<(Vec<MetricRow>, Vec<String>)> {
+pub fn saved_rows<'a>(
+    out: &Path,
+    ids: impl IntoIterator<Item = &'a str>,
+    hash: &str,
+) -> Result<(Vec<MetricRow>, Vec<String>)> {
     let mut rows = Vec::new();
     let mut missing = Vec::new();
     for id in ids {

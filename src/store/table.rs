@@ -1,6 +1,6 @@
 //! `metrics.parquet` and `metrics.csv`: one row per sweep point.
 //!
-//! Columns, in order: `point_id`, `tau`, `eta` (strings), `eta_value` (f64), `steps`,
+//! Columns, in order: `point_id`, `tau`, `sampler`, `eta` (strings), `eta_value` (f64), `steps`,
 //! `nfe` (i64), `clip_x0` (bool), `seconds`, `model_seconds` (f64), `diverged` (bool),
 //! then one f64 column per metric name (the union over all rows, sorted). A metric a row
 //! does not have is null; a metric whose value is NaN stays NaN. [`read_rows`] gives back
