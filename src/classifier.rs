@@ -23,12 +23,13 @@ use candle_nn::{linear, Linear, VarBuilder, VarMap};
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
-use crate::data::{DataShape, Dataset, Split};
+use crate::data::{Dataset, Split};
 use crate::error::{Error, Result};
 use crate::hashing::{fingerprint, Digest};
 use crate::model::checkpoint::{load_into, named_tensors, read, save_atomic, sorted_vars, SeededInit};
 use crate::progress::Progress;
 use crate::rng::{stream, stream_at, Purpose};
+use crate::shape::DataShape;
 use crate::store::write_atomic;
 use crate::train::{gradients, AdamW};
 

@@ -21,6 +21,7 @@ pub mod experiment;
 pub mod hashing;
 pub mod kernels;
 pub mod metrics;
+pub mod mixture;
 pub mod model;
 pub mod names;
 pub mod progress;
@@ -28,6 +29,7 @@ pub mod report;
 pub mod rng;
 pub mod sampler;
 pub mod schedule;
+pub mod shape;
 pub mod store;
 pub mod train;
 

@@ -78,3 +78,41 @@ macro_rules! named_enum {
 pub fn listing(names: &[&str]) -> String {
     names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
 }
+
+#[cfg(test)]
+mod tests {
+    crate::named_enum! {
+        /// A test enum.
+        enum Fruit {
+            /// One.
+            Apple = "apple",
+            /// Two.
+            BloodOrange = "blood_orange",
+        }
+    }
+
+    #[test]
+    fn names_round_trip_through_every_form() {
+        assert_eq!(Fruit::NAMES, ["apple", "blood_orange"]);
+        for &f in Fruit::ALL {
+            assert_eq!(f.name().parse::<Fruit>().unwrap(), f);
+            assert_eq!(f.to_string(), f.name());
+            let yaml = serde_yaml_ng::to_string(&f).unwrap();
+            assert_eq!(yaml.trim(), f.name());
+            assert_eq!(serde_yaml_ng::from_str::<Fruit>(&yaml).unwrap(), f);
+        }
+    }
+
+    #[test]
+    fn unknown_names_are_refused_with_the_allowed_ones() {
+        let err = "pear".parse::<Fruit>().unwrap_err();
+        assert_eq!(err, "unknown value `pear`, expected one of `apple`, `blood_orange`");
+        let err = serde_yaml_ng::from_str::<Fruit>("pear").unwrap_err().to_string();
+        assert!(
+            // serde's wording: "expected `a` or `b`" for two, "expected one of `a`, `b`, `c`" beyond.
+            err.contains("unknown variant `pear`, expected `apple` or `blood_orange`"),
+            "{err}"
+        );
+        assert!(serde_yaml_ng::from_str::<Fruit>("3").is_err());
+    }
+}

@@ -5,10 +5,11 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::{DataKind, DataShape, DataSpec, Dataset, Split};
+use crate::data::{DataKind, DataSpec, Dataset, Split};
 use crate::error::{Error, Result};
 use crate::model::{Architecture, EmpiricalMixture, MlpConfig, UnetConfig, UnetSpec};
 use crate::schedule::{BetaSchedule, Schedule};
+use crate::shape::DataShape;
 use crate::train::TrainSpec;
 
 use super::sweep::{default_metrics, MetricKind, SweepSpec};

@@ -8,11 +8,12 @@ use std::time::Instant;
 
 use candle_core::{Device, Tensor};
 
-use crate::data::DataShape;
 use crate::error::Result;
-use crate::model::{EpsModel, GaussianMixture};
+use crate::mixture::GaussianMixture;
+use crate::model::EpsModel;
 use crate::sampler::{encode, slerp, PerSampleNoise, Sampler};
 use crate::schedule::{Schedule, Tau, TauKind};
+use crate::shape::DataShape;
 use crate::store::{MetricRow, PointArrays, Reconstruction};
 
 use super::measure::{distance, exact_flow, names, SampleStats};

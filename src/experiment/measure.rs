@@ -13,7 +13,7 @@ use crate::metrics::{
     component_of, mass_error, median_bandwidth_of, mmd2_unbiased, mse_unit, nearest_distances, psnr,
     sliced_wasserstein_counted, tv_to_uniform, Gaussian, KernelMatrices, Rooted, SortedProjections,
 };
-use crate::model::oracle::GaussianMixture;
+use crate::mixture::GaussianMixture;
 use crate::store::MetricRow;
 
 /// Column names of the metrics a point can carry (the columns of `metrics.parquet`).

@@ -12,13 +12,14 @@ use candle_core::{Device, Tensor};
 use rayon::prelude::*;
 
 use crate::classifier::{load_or_train, ClassifierSpec};
-use crate::data::{DataShape, Dataset};
+use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::metrics::bootstrap::Bootstrap;
 use crate::model::EpsModel;
 use crate::progress::Progress;
 use crate::rng::{item_normals, Purpose};
 use crate::schedule::{Tau, TauKind};
+use crate::shape::DataShape;
 use crate::store::export::export_point;
 use crate::store::h5::{write_samples, H5Meta};
 use crate::store::manifest::{Manifest, NoiseFloor, PointTiming, ShardTiming, NOISE_FLOOR_FILE};

@@ -4,7 +4,7 @@ use rayon::prelude::*;
 
 use super::rows;
 use crate::error::{Error, Result};
-use crate::model::oracle::GaussianMixture;
+use crate::mixture::GaussianMixture;
 
 /// The fraction of the samples `x` (n × `d`, row-major) assigned to each component of
 /// `mixture`, assigning each sample to the component of largest posterior responsibility

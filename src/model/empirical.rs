@@ -23,9 +23,9 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 use rayon::prelude::*;
 
-use super::oracle::GaussianMixture;
 use super::EpsModel;
 use crate::error::{Error, Result};
+use crate::mixture::GaussianMixture;
 use crate::schedule::Schedule;
 
 /// Rows of x_t handled by one task of a batched evaluation.

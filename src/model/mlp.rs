@@ -10,9 +10,9 @@ use serde::{Deserialize, Serialize};
 use super::layers::{Dense, LayerNorm};
 use super::time::{embedded_timesteps, timestep_embedding};
 use super::EpsModel;
-use crate::data::DataShape;
 use crate::error::Result;
 use crate::kernels::{self, mlp::Affine, mlp::Block as FusedBlock, mlp::MlpForward, mlp::Norm};
+use crate::shape::DataShape;
 
 /// Architecture of [`Mlp`] (the `model:` keys of an `mlp` experiment).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -18,8 +18,8 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use serde::{Deserialize, Serialize};
 
-use crate::data::DataShape;
 use crate::error::Result;
+use crate::shape::DataShape;
 
 pub use diffusers::load_diffusers;
 pub use empirical::{EmpiricalMixture, EmpiricalOracle};

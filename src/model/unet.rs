@@ -12,9 +12,9 @@ use serde::{Deserialize, Serialize};
 use super::layers::{Conv, Dense, GroupNorm};
 use super::time::{embedded_timesteps, timestep_embedding};
 use super::EpsModel;
-use crate::data::DataShape;
 use crate::error::{Error, Result};
 use crate::kernels::Padding;
+use crate::shape::DataShape;
 
 /// The `model:` keys of a `unet` experiment: a compact description of the architecture.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

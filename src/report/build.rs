@@ -14,13 +14,13 @@ use super::tables::{
     ablation, clips, eta_by_steps, eta_label, etas, find, present, steps, taus, taus_by_steps, timing, with_floor,
     MetricInfo, Table, CONSISTENCY, CONSISTENCY_EXACT, RECON, SAMPLE_QUALITY,
 };
-use crate::data::DataShape;
 use crate::error::{Error, Result};
 use crate::experiment::plan::Plan;
 use crate::experiment::runner::results_hash;
 use crate::experiment::ExperimentConfig;
 use crate::experiment::{INTERPOLATION_ID, INTERPOLATION_POINTS};
 use crate::sampler::SamplerKind;
+use crate::shape::DataShape;
 use crate::store::manifest::{Manifest, NoiseFloor};
 use crate::store::points::load_arrays;
 use crate::store::{write_atomic, MetricRow};

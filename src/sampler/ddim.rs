@@ -14,7 +14,7 @@
 
 use candle_core::Tensor;
 
-use super::{batch_t, predict_x0, Callback, Eta, NoiseSource, Step, StepCoefficients};
+use super::{batch_t, predict_x0, report, Callback, Eta, NoiseSource, StepCoefficients};
 use crate::error::Result;
 use crate::kernels;
 use crate::model::EpsModel;
@@ -54,13 +54,8 @@ pub fn sample(
         // 2. Eq. 12: √ᾱ_prev x̂_0 + √(1 − ᾱ_prev − σ²) ε + σ z.
         let z = (coef.noise > 0.0).then(|| noise.noise(step, &x)).transpose()?;
         let next = kernels::lincomb(first, second, z.as_ref().map(|z| (z, coef.noise)))?;
-        if let (Some(cb), Some(x0)) = (callback.as_mut(), &x0) {
-            cb(Step {
-                index: step,
-                t: t_prev,
-                x: &next,
-                denoised: x0,
-            });
+        if let Some(x0) = &x0 {
+            report(&mut callback, step, t_prev, &next, || Ok(x0.clone()))?;
         }
         x = next;
     }

@@ -15,7 +15,7 @@
 
 use candle_core::Tensor;
 
-use super::{batch_t, Callback, Step};
+use super::{batch_t, report, Callback};
 use crate::error::Result;
 use crate::kernels;
 use crate::model::EpsModel;
@@ -60,14 +60,7 @@ pub fn sample_2m(
             (&d_tilde, alpha_n - sigma_n * alpha_i / sigma_i),
             None,
         )?;
-        if let Some(cb) = callback.as_mut() {
-            cb(Step {
-                index,
-                t: t_next,
-                x: &next,
-                denoised: &d_tilde,
-            });
-        }
+        report(&mut callback, index, t_next, &next, || Ok(d_tilde.clone()))?;
         previous = Some((d, h));
         x = next;
     }

@@ -9,7 +9,7 @@
 
 use candle_core::Tensor;
 
-use super::{batch_t, ddim_step, predict_x0, Callback, Step};
+use super::{batch_t, ddim_step, predict_x0, report, Callback};
 use crate::error::Result;
 use crate::model::EpsModel;
 use crate::schedule::{Schedule, Tau};
@@ -37,14 +37,9 @@ pub fn sample(
             }
             None => (predicted, e),
         };
-        if let Some(cb) = callback.as_mut() {
-            cb(Step {
-                index,
-                t: t_next,
-                x: &next,
-                denoised: &predict_x0(&x, &slope, a_t, false)?,
-            });
-        }
+        report(&mut callback, index, t_next, &next, || {
+            predict_x0(&x, &slope, a_t, false)
+        })?;
         x = next;
     }
     Ok(x)

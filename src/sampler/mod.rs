@@ -298,6 +298,27 @@ pub struct Step<'a> {
 /// The per-step callback of a solver. Solvers form x̂_0 for it only when one is given.
 pub type Callback<'a> = Option<&'a mut dyn FnMut(Step<'_>)>;
 
+/// Reports step `index`, which moved to `x` at timestep `t`, to `callback` when there is
+/// one, with the x̂_0 that `denoised` forms (only then).
+fn report(
+    callback: &mut Callback<'_>,
+    index: usize,
+    t: Option<usize>,
+    x: &Tensor,
+    denoised: impl FnOnce() -> Result<Tensor>,
+) -> Result<()> {
+    if let Some(cb) = callback.as_mut() {
+        let denoised = denoised()?;
+        cb(Step {
+            index,
+            t,
+            x,
+            denoised: &denoised,
+        });
+    }
+    Ok(())
+}
+
 impl Sampler {
     /// Runs this solver from x_{τ_S} = `x_t` down to x_0 over `tau`, counting the model
     /// evaluations and recording the trajectory when asked. `noise` is used only by

@@ -14,7 +14,7 @@
 
 use candle_core::Tensor;
 
-use super::{batch_t, ddim_step, predict_x0, Callback, Step};
+use super::{batch_t, ddim_step, predict_x0, report, Callback};
 use crate::error::Result;
 use crate::model::EpsModel;
 use crate::schedule::{Schedule, Tau};
@@ -63,14 +63,9 @@ pub fn sample(
         };
         // 3. The transfer step with the combined ε.
         let next = ddim_step(&x, &combined, a_t, a_prev)?;
-        if let Some(cb) = callback.as_mut() {
-            cb(Step {
-                index,
-                t: t_prev,
-                x: &next,
-                denoised: &predict_x0(&x, &combined, a_t, false)?,
-            });
-        }
+        report(&mut callback, index, t_prev, &next, || {
+            predict_x0(&x, &combined, a_t, false)
+        })?;
         if history.len() == 3 {
             history.remove(0);
         }

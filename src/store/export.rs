@@ -8,8 +8,8 @@ use ndarray::Array4;
 use ndarray_npy::NpzWriter;
 
 use super::write_atomic;
-use crate::data::DataShape;
 use crate::error::{Error, Result};
+use crate::shape::DataShape;
 
 crate::named_enum! {
     /// A file format of `sweep.export` (image data): every point's samples, for FID tools.
