@@ -206,7 +206,7 @@ impl Context<'_> {
                 p.id
             ));
         }
-        let mut metrics = self.sample_metrics(p, &pass.samples, consistency)?;
+        let mut metrics = self.sample_metrics(p, &pass.samples, bad, consistency)?;
         if let Some(rec) = &reconstruction {
             metrics.extend(self.reconstruction_metrics(p, rec, report)?);
         }
@@ -239,9 +239,14 @@ impl Context<'_> {
     }
 
     /// Sample statistics, and consistency with the reference and with the exact flow
-    /// (single-Gaussian oracle); NaN under every name when a sample diverged.
-    fn sample_metrics(&self, p: &Point, samples: &[f32], consistency: Consistency) -> Result<BTreeMap<String, f64>> {
-        let bad = non_finite(samples);
+    /// (single-Gaussian oracle); NaN under every name when `bad` > 0 samples diverged.
+    fn sample_metrics(
+        &self,
+        p: &Point,
+        samples: &[f32],
+        bad: usize,
+        consistency: Consistency,
+    ) -> Result<BTreeMap<String, f64>> {
         let evaluated = self.as_evaluated(samples);
         let mut metrics = BTreeMap::new();
         if let Some(stats) = &self.stats {

@@ -205,19 +205,17 @@ impl<'a> Sweep<'a> {
         };
         let mut references = BTreeMap::new();
         for r in &self.plan.references {
-            let id = match r.point {
-                Some(i) => self.plan.points[i].id.clone(),
-                None => reference_id(&r.tau),
+            let point = r.point.map(|i| &self.plan.points[i]);
+            let id = point.map_or_else(|| reference_id(&r.tau), |p| p.id.clone());
+            let evaluations = point.map_or(r.tau.len() * self.plan.samples, |p| self.plan.point_evaluations(p));
+            let ran = self.load_or_run(&id, evaluations, || match point {
+                Some(p) => self.ctx.run_point(p, Consistency::Itself, &report),
+                None => self.ctx.reference(&id, &r.tau, &on_eval),
+            })?;
+            let samples = match ran {
+                Some(arrays) => arrays.samples,
+                None => load_arrays(&self.opts.out, &id)?.samples,
             };
-            match r.point.map(|i| &self.plan.points[i]) {
-                Some(p) => self.load_or_run(&id, self.plan.point_evaluations(p), || {
-                    self.ctx.run_point(p, Consistency::Itself, &report)
-                })?,
-                None => self.load_or_run(&id, r.tau.len() * self.plan.samples, || {
-                    self.ctx.reference(&id, &r.tau, &on_eval)
-                })?,
-            };
-            let samples = load_arrays(&self.opts.out, &id)?.samples;
             references.insert(r.tau.kind(), self.ctx.as_evaluated(&samples));
         }
         Ok(references)
@@ -242,9 +240,9 @@ impl<'a> Sweep<'a> {
                 Some(r) => Consistency::Against(r),
                 None => Consistency::Skip,
             };
-            self.load_or_run(&p.id, self.plan.point_evaluations(p), || {
-                self.ctx.run_point(p, consistency, &report)
-            })
+            let evaluations = self.plan.point_evaluations(p);
+            self.load_or_run(&p.id, evaluations, || self.ctx.run_point(p, consistency, &report))
+                .map(drop)
         };
         if self.opts.jobs <= 1 {
             return todo.iter().try_for_each(run_one);
@@ -269,30 +267,31 @@ impl<'a> Sweep<'a> {
 
     /// The point `id` made by this configuration: reused when it is saved (its
     /// `evaluations` then count as done on the progress bar), otherwise `run` and saved
-    /// at once. Its timing goes to the manifest.
+    /// at once, its arrays returned (`None` for a reused point, whose arrays stay on
+    /// disk). Its timing goes to the manifest.
     fn load_or_run(
         &self,
         id: &str,
         evaluations: usize,
         run: impl FnOnce() -> Result<(MetricRow, PointArrays)>,
-    ) -> Result<()> {
-        let (row, reused) = match point_status(&self.opts.out, id, &self.hash)? {
+    ) -> Result<Option<PointArrays>> {
+        let (row, arrays) = match point_status(&self.opts.out, id, &self.hash)? {
             PointStatus::Done(row) => {
                 self.tick(evaluations);
-                (row, true)
+                (row, None)
             }
             _ => {
                 let (row, arrays) = run()?;
                 save_point(&self.opts.out, &self.hash, &row, &arrays)?;
-                (row, false)
+                (row, Some(arrays))
             }
         };
-        let timing = PointTiming::of(&row, reused);
+        let timing = PointTiming::of(&row, arrays.is_none());
         self.timings
             .lock()
             .expect("timings lock")
             .insert(timing.id.clone(), timing);
-        Ok(())
+        Ok(arrays)
     }
 
     fn tick(&self, evaluations: usize) {

@@ -221,7 +221,11 @@ pub fn report(dir: &Path) -> Result<ReportSummary> {
             "DDIM at η = 0 against the solvers that followed it, from the same x_T. Columns are S; each row's \
              NFE per S is in its label, and the figures plot every metric against NFE itself.\n"
         );
-        for line in samplers::fitted_orders(&all_rows) {
+        let orders = samplers::fitted_orders(&all_rows);
+        if orders.is_empty() {
+            let _ = writeln!(md, "- {}", samplers::NO_ORDERS);
+        }
+        for line in orders {
             let _ = writeln!(md, "- {line}");
         }
         let _ = writeln!(md);

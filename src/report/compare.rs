@@ -142,25 +142,22 @@ fn samplers_part(group: &[&Entry], m: &MetricInfo) -> String {
         .iter()
         .filter(|e| samplers::compares_samplers(&e.all_rows))
         .collect();
-    let Some(first) = with_samplers.first() else {
+    let mut parts = with_samplers.iter().flat_map(|e| {
+        super::tables::taus(&e.all_rows).into_iter().map(|tau| {
+            let mut t = samplers::samplers_by_steps(&e.all_rows, m, &tau, &COMPARE_STEPS);
+            t.rows
+                .iter_mut()
+                .for_each(|(label, _)| *label = format!("{}, {tau} τ: {label}", e.name));
+            t
+        })
+    });
+    let Some(mut table) = parts.next() else {
         return String::new();
     };
-    let mut table = samplers::samplers_by_steps(&first.all_rows, m, &first.tau(), &COMPARE_STEPS);
-    table.title = format!("{} — samplers", m.label);
-    table.rows.clear();
-    table.marked.clear();
-    table.intervals.clear();
-    for e in &with_samplers {
-        for tau in super::tables::taus(&e.all_rows) {
-            let mine = samplers::samplers_by_steps(&e.all_rows, m, &tau, &COMPARE_STEPS);
-            let labels = mine
-                .rows
-                .into_iter()
-                .map(|(label, v)| (format!("{}, {tau} τ: {label}", e.name), v));
-            table.rows.extend(labels);
-            table.marked.extend(mine.marked);
-            table.intervals.extend(mine.intervals);
-        }
+    for t in parts {
+        table.rows.extend(t.rows);
+        table.marked.extend(t.marked);
+        table.intervals.extend(t.intervals);
     }
     table.best = None;
     let mut md = format!(
@@ -169,10 +166,7 @@ fn samplers_part(group: &[&Entry], m: &MetricInfo) -> String {
         table.markdown()
     );
     for e in &with_samplers {
-        for line in samplers::fitted_orders(&e.all_rows)
-            .into_iter()
-            .filter(|l| l.starts_with("Fitted"))
-        {
+        for line in samplers::fitted_orders(&e.all_rows) {
             let _ = writeln!(md, "- **{}**: {line}", e.name);
         }
     }

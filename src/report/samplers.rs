@@ -82,20 +82,21 @@ pub fn samplers_by_steps(rows: &[MetricRow], metric: &MetricInfo, tau: &str, ste
     table
 }
 
+/// Why a sweep without the exact error has no fitted orders (report text).
+pub const NO_ORDERS: &str = "No fitted orders: the error is known exactly only for a single-Gaussian oracle (see \
+     `experiments/gauss2d.yaml`); against the DDIM consistency reference, the reference's own error would floor \
+     the higher-order solvers.";
+
 /// p of error ∝ NFE^(−p) for each solver and τ kind, as report lines: fitted by least
 /// squares to log √MSE against log NFE over all the solver's points, and between its two
 /// largest S (the asymptotic estimate; the smallest S are often pre-asymptotic). Only
-/// where the error is known exactly (`consistency_exact_mse`, single-Gaussian oracle):
-/// against a DDIM consistency reference, that reference's own O(1/S) error would floor
-/// the higher-order solvers and the fitted p would say nothing about them.
+/// where the error is known exactly (`consistency_exact_mse`, single-Gaussian oracle; no
+/// lines otherwise, see [`NO_ORDERS`]): against a DDIM consistency reference, that
+/// reference's own O(1/S) error would floor the higher-order solvers and the fitted p
+/// would say nothing about them.
 pub fn fitted_orders(rows: &[MetricRow]) -> Vec<String> {
     if present(rows, &[CONSISTENCY_EXACT]).is_empty() {
-        return vec![
-            "No fitted orders: the error is known exactly only for a single-Gaussian oracle (see \
-                     `experiments/gauss2d.yaml`); against the DDIM consistency reference, the reference's \
-                     own error would floor the higher-order solvers."
-                .into(),
-        ];
+        return Vec::new();
     }
     let mut lines = Vec::new();
     for tau in taus(rows) {
@@ -129,10 +130,16 @@ pub fn fitted_orders(rows: &[MetricRow]) -> Vec<String> {
     lines
 }
 
-/// Quality against NFE, one line per solver, per quality metric, error metric and τ kind.
-pub fn figures(rows: &[MetricRow], out: &Path) -> Result<Vec<PathBuf>> {
+/// The metrics the solvers are compared by: the sample-quality ones, then the errors.
+fn compared_metrics(rows: &[MetricRow]) -> Vec<MetricInfo> {
     let mut metrics = present(rows, &SAMPLE_QUALITY);
     metrics.extend(present(rows, &[CONSISTENCY_EXACT, CONSISTENCY]));
+    metrics
+}
+
+/// Quality against NFE, one line per solver, per quality metric, error metric and τ kind.
+pub fn figures(rows: &[MetricRow], out: &Path) -> Result<Vec<PathBuf>> {
+    let metrics = compared_metrics(rows);
     let mut figures = Vec::new();
     for tau in taus(rows) {
         for m in &metrics {
@@ -167,8 +174,7 @@ pub fn figures(rows: &[MetricRow], out: &Path) -> Result<Vec<PathBuf>> {
 
 /// Every samplers table: the quality metrics, then the error metrics.
 pub fn tables(rows: &[MetricRow]) -> Vec<Table> {
-    let mut metrics = present(rows, &SAMPLE_QUALITY);
-    metrics.extend(present(rows, &[CONSISTENCY_EXACT, CONSISTENCY]));
+    let metrics = compared_metrics(rows);
     taus(rows)
         .iter()
         .flat_map(|tau| {

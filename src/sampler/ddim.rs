@@ -47,8 +47,8 @@ pub fn sample(
         let (first, second) = match &x0 {
             Some(x0) => ((x0, coef.x0), (&eps, coef.eps)),
             None => {
-                let (sa, sb) = (a_t.sqrt(), (1.0 - a_t).sqrt());
-                ((&x, coef.x0 / sa), (&eps, coef.eps - coef.x0 * sb / sa))
+                let (x_coef, eps_coef) = coef.substituted(a_t);
+                ((&x, x_coef), (&eps, eps_coef))
             }
         };
         // 2. Eq. 12: √ᾱ_prev x̂_0 + √(1 − ᾱ_prev − σ²) ε + σ z.

@@ -184,6 +184,13 @@ impl StepCoefficients {
             noise,
         }
     }
+
+    /// The weights of x_t and ε once x̂_0 (Eq. 9, at ᾱ_t = `a_t`, unclipped) is substituted
+    /// into `x0 · x̂_0 + eps · ε`: (x0/√ᾱ_t, eps − x0·√(1 − ᾱ_t)/√ᾱ_t).
+    pub fn substituted(&self, a_t: f64) -> (f64, f64) {
+        let (sa, sb) = (a_t.sqrt(), (1.0 - a_t).sqrt());
+        (self.x0 / sa, self.eps - self.x0 * sb / sa)
+    }
 }
 
 /// A source of standard-normal noise z for stochastic steps.
@@ -410,7 +417,6 @@ pub fn decode(model: &dyn EpsModel, schedule: &Schedule, tau: &Tau, x_t: &Tensor
 /// makes one evaluation per distinct timestep and decoding undoes it as S grows.
 pub fn encode(model: &dyn EpsModel, schedule: &Schedule, tau: &Tau, x0: &Tensor, record: bool) -> Result<PassOutput> {
     check_input(schedule, tau, x0, "encoder input x_0")?;
-    let n = x0.dim(0)?;
     let counted = Counted::new(model);
     let mut rec = record.then(|| Recorder::new(x0, None));
     let mut x = x0.clone();
@@ -418,7 +424,7 @@ pub fn encode(model: &dyn EpsModel, schedule: &Schedule, tau: &Tau, x0: &Tensor,
     for &t_to in tau.timesteps() {
         let (a_from, a_to) = (schedule.alpha_bar(t_from), schedule.alpha_bar(Some(t_to)));
         let coef = StepCoefficients::new(a_from, a_to, Eta::DDIM);
-        let eps = counted.eps(&x, &vec![t_to; n])?;
+        let eps = counted.eps(&x, &batch_t(&x, t_to)?)?;
         let x0_pred = predict_x0(&x, &eps, a_from, false)?;
         let next = ((&x0_pred * coef.x0)? + (&eps * coef.eps)?)?;
         if let Some(r) = rec.as_mut() {
@@ -438,10 +444,10 @@ pub fn encode(model: &dyn EpsModel, schedule: &Schedule, tau: &Tau, x0: &Tensor,
 /// with noise estimate `eps`:
 /// x_next = √(ᾱ_next/ᾱ_t) · x_t + (√(1 − ᾱ_next) − √(ᾱ_next (1 − ᾱ_t)/ᾱ_t)) · ε,
 /// which is Euler's method on x̄ = x/√ᾱ in σ = √((1 − ᾱ)/ᾱ) (x̄_next = x̄ + (σ_next − σ) ε)
-/// and PNDM's transfer φ. PLMS and Heun reuse it with a combined ε.
+/// and PNDM's transfer φ. PLMS and Heun reuse it with a combined ε; it is DDIM's own
+/// η = 0 step without clipping (the same coefficients, [`StepCoefficients::substituted`]).
 pub fn ddim_step(x: &Tensor, eps: &Tensor, a_t: f64, a_next: f64) -> Result<Tensor> {
-    let x_coef = (a_next / a_t).sqrt();
-    let eps_coef = (1.0 - a_next).sqrt() - (a_next * (1.0 - a_t) / a_t).sqrt();
+    let (x_coef, eps_coef) = StepCoefficients::new(a_t, a_next, Eta::DDIM).substituted(a_t);
     Ok(kernels::lincomb((x, x_coef), (eps, eps_coef), None)?)
 }
 
