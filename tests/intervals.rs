@@ -1,10 +1,12 @@
-//! Bootstrap intervals and the noise-floor row.
+//! Bootstrap replicates (batched statistics equal the direct ones on copied rows) and the
+//! noise-floor row.
 
+use ddimlab::experiment::evaluation::Evaluation;
 use ddimlab::experiment::measure::{names, Comparison, SampleStats};
-use ddimlab::metrics::bootstrap::{gather, weighted_mean, Bootstrap};
+use ddimlab::metrics::bootstrap::{gather, Bootstrap};
 use ddimlab::metrics::{
-    component_masses, frechet, frechet_distance, mass_error, median_bandwidth_of, mmd2_unbiased, sliced_wasserstein,
-    Gaussian, KernelMatrices,
+    component_masses, frechet_distance, kid, mass_error, median_bandwidth_of, mmd2_unbiased, sliced_wasserstein,
+    Gaussian, Kernel, KernelReference, Moments,
 };
 use ddimlab::model::GaussianMixture;
 use ddimlab::rng::{item_normals, Purpose};
@@ -17,55 +19,6 @@ fn gaussian(seed: u64, item: usize, n: usize, d: usize, shift: f32) -> Vec<f32> 
 }
 
 #[test]
-fn fd_intervals_cover_the_true_distance_95_percent_of_the_time() {
-    // x ~ N(0, I₂), y ~ N((0.5, 0), I₂): the true Fréchet distance is 0.25.
-    let (n, d, repeats) = (400, 2, 300);
-    let mut covered = 0;
-    for r in 0..repeats {
-        let x = gaussian(11, 2 * r, n, d, 0.0);
-        let y = gaussian(11, 2 * r + 1, n, d, 0.5);
-        let boot = Bootstrap::new(200, r as u64).unwrap();
-        let x_fit = Gaussian::fit(&x, d).unwrap();
-        let value = frechet(&x_fit, &Gaussian::fit(&y, d).unwrap()).unwrap();
-        let i = boot
-            .interval(value, n, n, |_, cx, cy| {
-                frechet(&Gaussian::fit_counted(&x, d, cx), &Gaussian::fit_counted(&y, d, cy))
-            })
-            .unwrap()
-            .unwrap();
-        covered += usize::from(i.lo <= 0.25 && 0.25 <= i.hi);
-    }
-    let rate = covered as f64 / repeats as f64;
-    eprintln!("coverage {rate} over {repeats} repeats");
-    assert!((0.92..=0.98).contains(&rate), "coverage {rate}");
-}
-
-#[test]
-fn mean_intervals_cover_the_true_mean_95_percent_of_the_time() {
-    // Exponential(1) values (skewed, like per-sample confidences): true mean 1.
-    let (n, repeats) = (300, 300);
-    let mut covered = 0;
-    for r in 0..repeats {
-        let u = gaussian(5, r, n, 2, 0.0);
-        let v: Vec<f64> = u
-            .chunks(2)
-            .map(|z| 0.5 * ((z[0] * z[0] + z[1] * z[1]) as f64))
-            .collect();
-        let i = Bootstrap::new(200, 100 + r as u64)
-            .unwrap()
-            .interval(v.iter().sum::<f64>() / n as f64, n, 2, |_, cx, _| {
-                Ok(weighted_mean(&v, cx))
-            })
-            .unwrap()
-            .unwrap();
-        covered += usize::from(i.lo <= 1.0 && 1.0 <= i.hi);
-    }
-    let rate = covered as f64 / repeats as f64;
-    eprintln!("coverage {rate} over {repeats} repeats");
-    assert!((0.92..=0.98).contains(&rate), "coverage {rate}");
-}
-
-#[test]
 fn counted_resamples_equal_copied_rows() {
     let (d, x) = (3, gaussian(1, 0, 50, 3, 0.2));
     let c = ddimlab::metrics::bootstrap::counts(4, 9, 50);
@@ -74,12 +27,43 @@ fn counted_resamples_equal_copied_rows() {
     for (u, v) in a.mean.iter().chain(&a.cov).zip(b.mean.iter().chain(&b.cov)) {
         assert!((u - v).abs() < 1e-12, "{u} vs {v}");
     }
-    // MMD² of the kernel matrices: all ones is the all-pairs estimate itself.
+    let fit = Moments::new(&x, d).unwrap().fit(&c);
+    for (u, v) in fit.mean.iter().chain(&fit.cov).zip(b.mean.iter().chain(&b.cov)) {
+        assert!((u - v).abs() < 1e-12, "{u} vs {v}");
+    }
+    // MMD² and KID from the kernel matrices, batched: the estimate is the direct
+    // all-pairs one, and replicate b is the direct estimate on the copied rows of
+    // resample b (copies of one row are distinct draws).
     let y = gaussian(1, 1, 40, 3, 0.0);
     let h = median_bandwidth_of(&y, d).unwrap();
-    let k = KernelMatrices::new(&x, &y, d, h).unwrap().unwrap();
-    let direct = mmd2_unbiased(&x, &y, d, Some(h)).unwrap().value;
-    assert!((k.mmd2(&[1; 50], &[1; 40]) - direct).abs() < 1e-6, "{direct}");
+    let boot = Bootstrap::new(5, 11).unwrap();
+    let (rx, ry) = (boot.samples(50), boot.reference(40));
+    for (kernel, direct) in [
+        (
+            Kernel::Rbf { bandwidth: h },
+            mmd2_unbiased as fn(&[f32], &[f32], usize, Option<f64>) -> _,
+        ),
+        (Kernel::Cubic, |x: &[f32], y: &[f32], d, _| kid(x, y, d)),
+    ] {
+        let r = KernelReference::new(kernel, &y, d, ry.clone())
+            .unwrap()
+            .measure(&x, &rx)
+            .unwrap();
+        let want = direct(&x, &y, d, Some(h)).unwrap().value;
+        assert!(
+            (r.value - want).abs() < 1e-12 * want.abs().max(1.0),
+            "{kernel:?}: {} vs {want}",
+            r.value
+        );
+        for (b, got) in r.replicates.iter().enumerate() {
+            let (gx, gy) = (gather(&x, d, rx.counts(b)), gather(&y, d, ry.counts(b)));
+            let want = direct(&gx, &gy, d, Some(h)).unwrap().value;
+            assert!(
+                (got - want).abs() < 1e-10 * want.abs().max(1.0),
+                "{kernel:?} replicate {b}: {got} vs {want}"
+            );
+        }
+    }
 }
 
 #[test]
@@ -97,6 +81,7 @@ fn the_floor_row_equals_a_direct_computation() {
             train,
         },
         d,
+        Evaluation::Raw,
         16,
         7,
         Some(Bootstrap::new(50, 7).unwrap()),
@@ -104,7 +89,8 @@ fn the_floor_row_equals_a_direct_computation() {
         None,
     )
     .unwrap();
-    let row = stats.floor().unwrap().unwrap();
+    let measured = stats.floor().unwrap().unwrap();
+    let row = measured.with_intervals();
     let h = median_bandwidth_of(&reference, d).unwrap();
     let direct = [
         (names::FD, frechet_distance(&floor, &reference, d).unwrap()),
@@ -128,8 +114,11 @@ fn the_floor_row_equals_a_direct_computation() {
         let (lo, hi) = (row[&format!("{name}_lo")], row[&format!("{name}_hi")]);
         assert!(lo <= hi && lo.is_finite() && hi.is_finite(), "{name}: [{lo}, {hi}]");
     }
-    // The same numbers as measuring the floor set as if it were samples.
-    assert_eq!(stats.measure(&floor).unwrap(), row);
+    // The same numbers as measuring the floor set as if it were samples, and 50
+    // replicates of every statistic.
+    assert_eq!(stats.measure(&Evaluation::Raw.apply(&floor)).unwrap(), measured);
+    assert!(measured.replicates.values().all(|r| r.len() == 50));
+    assert_eq!(measured.replicates.len(), measured.values.len());
 }
 
 #[test]

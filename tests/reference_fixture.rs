@@ -187,7 +187,7 @@ fn tau_subsequences_match_the_reference() {
 #[test]
 fn sampling_matches_the_reference_step_by_step() {
     let f = fixture();
-    assert_eq!(f.sample_cases.len(), 8);
+    assert_eq!(f.sample_cases.len(), 10);
     for (dtype, tol) in [(DType::F64, 1e-9), (DType::F32, 1e-5)] {
         for case in &f.sample_cases {
             let eta = match &case.eta {

@@ -8,15 +8,57 @@ use candle_core::{Device, Tensor};
 use ddimlab::experiment::runner::{run_sweep, SweepOptions};
 use ddimlab::experiment::ExperimentConfig;
 use ddimlab::model::{EpsModel, MixtureOracle};
-use ddimlab::report::findings::findings;
+use ddimlab::report::claims::{Claim, Claims};
+use ddimlab::report::differences::eta_differences;
+use ddimlab::report::findings::{findings, floor_claims};
 use ddimlab::report::report;
-use ddimlab::report::tables::{eta_by_steps, loglog_slope, with_floor, SAMPLE_QUALITY};
+use ddimlab::report::tables::{eta_by_steps, loglog_slope, with_floor, MetricInfo, SAMPLE_QUALITY};
+use ddimlab::store::manifest::NoiseFloor;
 use ddimlab::store::MetricRow;
 use polars::prelude::*;
 
-fn row(tau: &str, eta: &str, steps: usize, nfe: usize, metrics: &[(&str, f64)]) -> MetricRow {
+/// A seeded standard-normal stream (Box–Muller on a xorshift), for synthetic replicates.
+fn normals(seed: u64, n: usize) -> Vec<f64> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut u = move || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        ((s >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+    };
+    (0..n)
+        .map(|_| (-2.0 * u().ln()).sqrt() * (2.0 * std::f64::consts::PI * u()).cos())
+        .collect()
+}
+
+const B: usize = 200;
+
+/// A row whose metrics each carry B replicates: value + `shared`·z_b (z shared by every
+/// point: the paired part) + `own`·w_b (this point's own noise), and the matching
+/// normal-interval ends.
+fn row(
+    tau: &str,
+    eta: &str,
+    steps: usize,
+    nfe: usize,
+    metrics: &[(&str, f64)],
+    (shared, own): (f64, f64),
+) -> MetricRow {
+    let id = format!("{tau}_{eta}_S{steps}");
+    let z = normals(1, B);
+    let mut values = BTreeMap::new();
+    let mut replicates = BTreeMap::new();
+    for (k, (name, v)) in metrics.iter().enumerate() {
+        let w = normals(1000 + (id.len() * 31 + steps * 7 + k) as u64 + eta.len() as u64 * 13, B);
+        let reps: Vec<f64> = z.iter().zip(&w).map(|(a, b)| v + shared * a + own * b).collect();
+        let half = 1.96 * (shared * shared + own * own).sqrt();
+        values.insert(name.to_string(), *v);
+        values.insert(format!("{name}_lo"), v - half);
+        values.insert(format!("{name}_hi"), v + half);
+        replicates.insert(name.to_string(), reps);
+    }
     MetricRow {
-        point_id: format!("{tau}_{eta}_S{steps}"),
+        point_id: id,
         tau: tau.into(),
         sampler: "ddim".into(),
         eta: eta.into(),
@@ -27,15 +69,14 @@ fn row(tau: &str, eta: &str, steps: usize, nfe: usize, metrics: &[(&str, f64)]) 
         seconds: 1.0,
         model_seconds: 0.9,
         diverged: false,
-        metrics: metrics
-            .iter()
-            .map(|(k, v)| (k.to_string(), *v))
-            .collect::<BTreeMap<_, _>>(),
+        metrics: values,
+        replicates,
     }
 }
 
-/// fd = a / S for η = 0 and 2a / S + η for the others; recon = 1 / S².
-fn synthetic() -> Vec<MetricRow> {
+/// fd_inf = 1 / S for η = 0 and 2 / S + η for the others; recon = 1 / S²; replicates
+/// with a shared part of sd `shared` and an own part of sd `own`.
+fn synthetic(noise: (f64, f64)) -> Vec<MetricRow> {
     let mut rows = Vec::new();
     for tau in ["linear", "quadratic"] {
         for eta in ["0.0", "1.0", "sigma_hat"] {
@@ -51,120 +92,151 @@ fn synthetic() -> Vec<MetricRow> {
                     2.0 / s as f64 + e
                 };
                 let nfe = if tau == "quadratic" && s == 40 { 29 } else { s };
-                let recon = 1.0 / (s * s) as f64;
-                rows.push(row(
-                    tau,
-                    eta,
-                    s,
-                    nfe,
-                    &[
-                        ("fd", fd),
-                        ("fd_lo", fd - 0.01),
-                        ("fd_hi", fd + 0.01),
-                        ("recon_mse", recon),
-                    ],
-                ));
+                let mut r = row(tau, eta, s, nfe, &[("fd_inf", fd)], noise);
+                r.metrics.insert("recon_mse".into(), 1.0 / (s * s) as f64);
+                rows.push(r);
             }
         }
     }
     rows
 }
 
+fn settled(rows: &[MetricRow], floor: Option<&MetricRow>) -> Claims {
+    let mut family: Vec<Claim> = Vec::new();
+    for tau in ["linear", "quadratic"] {
+        family.extend(eta_by_steps(rows, &fd_inf(), tau, false).claims());
+    }
+    for t in eta_differences(rows, floor) {
+        family.extend(t.claims());
+    }
+    family.extend(floor_claims(rows));
+    Claims::settle(rows.iter().chain(floor), family)
+}
+
+fn fd_inf() -> MetricInfo {
+    *SAMPLE_QUALITY.iter().find(|m| m.name == "fd_inf").unwrap()
+}
+
 #[test]
-fn table1_layout_has_eta_rows_step_columns_bold_best_and_daggers() {
-    let rows = synthetic();
-    let fd = SAMPLE_QUALITY.iter().find(|m| m.name == "fd").unwrap();
-    let t = eta_by_steps(&rows, fd, "quadratic", false);
+fn table1_layout_has_eta_rows_step_columns_bold_where_paired_claims_hold_and_daggers() {
+    // Replicates with a large shared part (sd 0.05) and a small own part (sd 0.001): the
+    // marginal intervals (±0.098) overlap, the paired ones (±0.003) do not.
+    let rows = synthetic((0.05, 0.001));
+    let m = fd_inf();
+    let mut t = eta_by_steps(&rows, &m, "quadratic", false);
     assert_eq!(t.columns, ["S = 10", "S = 20", "S = 40"]);
     let labels: Vec<&str> = t.rows.iter().map(|r| r.0.as_str()).collect();
     assert_eq!(labels, ["η = 0.0", "η = 1.0", "σ̂ (no clipping)"]);
     assert_eq!(t.rows[1].1[0], Some(1.2));
+    t.settle(&settled(&rows, None));
     let md = t.markdown();
     let lines: Vec<&str> = md.lines().collect();
     assert_eq!(lines.len(), 2 + 3);
     assert!(
-        lines[2].starts_with("| η = 0.0 | **0.1000 ± 0.01000** | **0.05000 ± 0.01000** | **0.02500 ± 0.01000** †"),
+        lines[2].starts_with("| η = 0.0 | **0.1000 ± 0.09802** | **0.05000 ± 0.09802** | **0.02500 ± 0.09802** †"),
         "{md}"
     );
-    assert!(
-        lines[3].contains("| 1.200 ± 0.01000 |") && !lines[3].contains("**"),
-        "{md}"
-    );
-    // Overlapping intervals: no cell of that column is bold.
-    let mut wide = rows.clone();
-    for r in wide.iter_mut().filter(|r| r.steps == 10) {
-        let v = r.metrics["fd"];
-        r.metrics.insert("fd_lo".into(), v - 5.0);
-        r.metrics.insert("fd_hi".into(), v + 5.0);
+    assert!(!lines[3].contains("**"), "{md}");
+    // The plug-in FD is shown, never ranked.
+    let mut plug_in = rows.clone();
+    for r in plug_in.iter_mut() {
+        let v = r.metrics["fd_inf"];
+        r.metrics.insert("fd".into(), v);
+        r.replicates.insert("fd".into(), r.replicates["fd_inf"].clone());
     }
-    let md = eta_by_steps(&wide, fd, "quadratic", false).markdown();
+    let fd = *SAMPLE_QUALITY.iter().find(|m| m.name == "fd").unwrap();
+    let mut t = eta_by_steps(&plug_in, &fd, "quadratic", false);
+    assert!(t.claims().is_empty());
+    t.settle(&settled(&plug_in, None));
+    assert!(!t.markdown().contains("**"));
+    // Own noise as large as the differences (sd 0.3): no claim holds, nothing is bold.
+    let noisy = synthetic((0.0, 0.3));
+    let mut t = eta_by_steps(&noisy, &m, "quadratic", false);
+    t.settle(&settled(&noisy, None));
     assert!(
-        md.lines()
-            .nth(2)
-            .unwrap()
-            .starts_with("| η = 0.0 | 0.1000 ± 5.000 | **"),
-        "{md}"
+        !t.markdown().lines().nth(2).unwrap().contains("**0.1000"),
+        "{}",
+        t.markdown()
     );
     // The floor row: appended, never bold.
-    let floor = BTreeMap::from([("fd".to_string(), 0.0), ("fd_lo".into(), 0.0), ("fd_hi".into(), 0.0001)]);
-    let md = with_floor(eta_by_steps(&rows, fd, "quadratic", false), fd, &floor).markdown();
+    let floor = NoiseFloor {
+        compared_with: String::new(),
+        rows: Some(300),
+        samples: Some(300),
+        metrics: BTreeMap::from([
+            ("fd_inf".to_string(), 0.0),
+            ("fd_inf_lo".into(), 0.0),
+            ("fd_inf_hi".into(), 0.0001),
+        ]),
+        replicates: BTreeMap::new(),
+    };
+    let md = with_floor(eta_by_steps(&rows, &m, "quadratic", false), &m, &floor).markdown();
     assert!(
         md.contains("| noise floor (real vs real) | 0 ± 5.000e-5 | 0 ± 5.000e-5 | 0 ± 5.000e-5 |"),
         "{md}"
     );
-    assert!(md.contains("**0.1000 ± 0.01000**"), "{md}");
+    // A floor set smaller than the samples says so.
+    let small = NoiseFloor {
+        rows: Some(120),
+        ..floor
+    };
+    assert!(with_floor(eta_by_steps(&rows, &m, "quadratic", false), &m, &small)
+        .markdown()
+        .contains("noise floor (real vs real; 120 rows, the points 300)"));
 }
 
 #[test]
-fn findings_name_a_best_eta_only_where_intervals_separate() {
-    let rows = synthetic();
-    let none = BTreeMap::new();
-    let f = findings(&rows, &none).join("\n");
+fn findings_name_a_best_eta_only_where_its_paired_claim_holds() {
+    let rows = synthetic((0.05, 0.001));
+    let f = findings(&rows, &settled(&rows, None)).join("\n");
     assert!(
-        f.contains("linear τ, fd: S = 10: η = 0.0 best; S = 20: η = 0.0 best; S = 40: η = 0.0 best."),
+        f.contains("linear τ, fd_inf: S = 10: η = 0.0 best; S = 20: η = 0.0 best; S = 40: η = 0.0 best."),
         "{f}"
     );
     assert!(
-        f.contains("At S = 10, η = 0 against η = 1.0 on 2 (metric, τ) pairs: better with separated intervals on 2"),
+        f.contains("At S = 10, η = 0 against η = 1.0 on 2 (statistic, τ) pairs: better on 2"),
         "{f}"
     );
+    assert!(f.contains("Statements rest on fd_inf"), "{f}");
     // recon = 1/S²: slope −2, ×0.25 per doubling.
     assert!(f.contains("fitted MSE ∝ S^-2.00, i.e. ×0.25 per doubling"), "{f}");
     // Flip one cell: the statement must change.
     let mut worse = rows.clone();
-    worse
+    let r = worse
         .iter_mut()
         .find(|r| r.tau == "linear" && r.eta == "0.0" && r.steps == 20)
+        .unwrap();
+    r.metrics.insert("fd_inf".into(), 99.0);
+    r.replicates
+        .get_mut("fd_inf")
         .unwrap()
-        .metrics
-        .extend([("fd".to_string(), 99.0), ("fd_lo".into(), 98.9), ("fd_hi".into(), 99.1)]);
-    let f = findings(&worse, &none).join("\n");
+        .iter_mut()
+        .for_each(|v| *v += 99.0 - 0.05);
+    let f = findings(&worse, &settled(&worse, None)).join("\n");
     assert!(
-        f.contains("linear τ, fd: S = 10: η = 0.0 best; S = 20: σ̂ best; S = 40: η = 0.0 best."),
+        f.contains("linear τ, fd_inf: S = 10: η = 0.0 best; S = 20: σ̂ best; S = 40: η = 0.0 best."),
         "{f}"
     );
-    // Without intervals, or with wide ones, no η is named best.
+    // Without replicates, or with own noise as large as the differences, no η is named best.
     let mut bare = rows.clone();
-    for r in &mut bare {
-        r.metrics.retain(|k, _| !k.ends_with("_lo") && !k.ends_with("_hi"));
-    }
-    let f = findings(&bare, &none).join("\n");
-    assert!(
-        f.contains("S = 10: η = 0.0 ≈ η = 1.0 ≈ σ̂ indistinguishable at this sample size"),
-        "{f}"
-    );
+    bare.iter_mut().for_each(|r| r.replicates.clear());
+    let f = findings(&bare, &settled(&bare, None)).join("\n");
+    assert!(f.contains("S = 10: η = 0.0 ≈ η = 1.0 ≈ σ̂ not told apart"), "{f}");
     assert!(!f.contains(" best"), "{f}");
-    // The floor: points whose interval overlaps it are named.
-    let floor = BTreeMap::from([
-        ("fd".to_string(), 0.05),
-        ("fd_lo".into(), 0.045),
-        ("fd_hi".into(), 0.055),
-    ]);
-    let f = findings(&rows, &floor).join("\n");
+    let noisy = synthetic((0.0, 0.3));
+    let f = findings(&noisy, &settled(&noisy, None)).join("\n");
+    assert!(f.contains("S = 40: η = 0.0 ≈"), "{f}");
+    // The floor: points whose paired difference to the floor set does not hold are named.
+    let floor_row = row("", "floor", 0, 0, &[("fd_inf", 0.05)], (0.05, 0.001));
+    let floor_row = MetricRow {
+        point_id: ddimlab::store::FLOOR_ID.into(),
+        ..floor_row
+    };
+    let f = findings(&rows, &settled(&rows, Some(&floor_row))).join("\n");
     assert!(
         f.contains(
-            "linear τ, fd: at the noise floor (0.05000 ± 0.005000), i.e. indistinguishable from real data at \
-                    this sample size: η = 0.0 at S = 20."
+            "linear τ, fd_inf: not told apart from the noise floor (paired difference to the floor set, after \
+             correction), i.e. indistinguishable from real data at this sample size: η = 0.0 at S = 20."
         ),
         "{f}"
     );
@@ -344,22 +416,22 @@ fn empirical_oracle_sweeps_compare_across_models_and_splice_the_readme() {
 
     let md = ddimlab::report::compare(&dirs, &root).unwrap();
     for needle in [
-        "#### Fréchet distance (data space)",
+        "#### Fréchet distance (data space), bias-corrected (FD∞)",
         "| emp | empirical oracle (training set ⊛ N(0, 0.05²)) |",
         "| mix | exact mixture oracle |",
         "| emp: η = 0.0 |",
         "| emp: σ̂ (no clipping) |",
-        "| emp: noise floor |",
-        "| mix: noise floor |",
+        "| emp: noise floor (real vs real) |",
+        "| mix: noise floor (real vs real) |",
         "[emp/report.md](emp/report.md)",
-        "- **emp**: linear τ, fd: S = 10:",
+        "- **emp**: linear τ, fd_inf: S = 10:",
         "| emp | empirical oracle (training set ⊛ N(0, 0.05²)) | 0.",
         "| model, η | S = 10 | S = 20 | S = 50 |",
     ] {
         assert!(md.contains(needle), "{needle}\n{md}");
     }
-    // The cell of (emp, η = 0, S = 5) is that point's fd.
-    let fd = rows.iter().find(|r| r.point_id == "linear_eta0.0_S10").unwrap().metrics["fd"];
+    // The cell of (emp, η = 0, S = 10) is that point's fd_inf.
+    let fd = rows.iter().find(|r| r.point_id == "linear_eta0.0_S10").unwrap().metrics["fd_inf"];
     let value = ddimlab::report::tables::format_value(fd);
     assert!(
         md.contains(&format!("| emp: η = 0.0 | {value} ± ")) || md.contains(&format!("| emp: η = 0.0 | **{value} ± ")),

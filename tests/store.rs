@@ -38,6 +38,7 @@ fn row(point_id: &str, eta: &str, steps: usize, metrics: &[(&str, f64)]) -> Metr
         model_seconds: 0.5 * steps as f64,
         diverged: false,
         metrics: metrics.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+        replicates: BTreeMap::new(),
     }
 }
 
@@ -170,7 +171,7 @@ fn bad_point_ids_and_shapes_are_errors() {
 fn tables_have_fixed_then_sorted_metric_columns() {
     let dir = scratch("tables");
     let rows = sweep_rows();
-    write_tables(&rows, &dir).unwrap();
+    write_tables(&rows, &BTreeMap::new(), &dir).unwrap();
     let names = [
         "point_id",
         "tau",
@@ -231,8 +232,34 @@ fn tables_have_fixed_then_sorted_metric_columns() {
 
     assert_same_rows(&read_rows(&dir.join("metrics.parquet")).unwrap(), &rows);
     // An empty sweep still writes (and reads back) a table.
-    write_tables(&[], &dir).unwrap();
+    write_tables(&[], &BTreeMap::new(), &dir).unwrap();
     assert!(read_rows(&dir.join("metrics.parquet")).unwrap().is_empty());
+}
+
+#[test]
+fn every_bootstrap_replicate_is_kept_in_a_long_table_and_read_back() {
+    let dir = scratch("bootstrap");
+    let mut rows = sweep_rows();
+    rows[0].replicates = BTreeMap::from([
+        ("fid_proxy".to_string(), vec![0.5, 0.25, f64::NAN]),
+        ("recon_mse".to_string(), vec![1.0, 2.0, 3.0]),
+    ]);
+    rows[2].replicates = BTreeMap::from([("fid_proxy".to_string(), vec![7.0, 8.0, 9.0])]);
+    let floor = BTreeMap::from([("fid_proxy".to_string(), vec![0.1, 0.2, 0.3])]);
+    write_tables(&rows, &floor, &dir).unwrap();
+    let df = ParquetReader::new(std::fs::File::open(dir.join("bootstrap.parquet")).unwrap())
+        .finish()
+        .unwrap();
+    let got: Vec<&str> = df.get_column_names().iter().map(|s| s.as_str()).collect();
+    assert_eq!(got, ["point_id", "metric", "replicate", "value"]);
+    assert_eq!(df.height(), 3 + 3 + 3 + 3);
+    let (back, back_floor) = ddimlab::store::read_results(&dir).unwrap();
+    assert_same_rows(&back, &rows);
+    assert_eq!(back_floor, floor);
+    // The metrics table holds no replicates.
+    assert!(read_rows(&dir.join("metrics.parquet")).unwrap()[0]
+        .replicates
+        .is_empty());
 }
 
 #[test]
@@ -384,7 +411,7 @@ fn writes_an_example_results_folder() {
         .iter()
         .map(|id| load_row(&dir, id, "example").unwrap().unwrap())
         .collect();
-    write_tables(&rows, &dir).unwrap();
+    write_tables(&rows, &BTreeMap::new(), &dir).unwrap();
     let from_points = rows
         .into_iter()
         .map(|row| Ok((row.clone(), load_arrays(&dir, &row.point_id)?)));
@@ -395,7 +422,13 @@ fn writes_an_example_results_folder() {
         .collect();
     assert_eq!(
         names.keys().collect::<Vec<_>>(),
-        ["metrics.csv", "metrics.parquet", "points", "samples.h5"]
+        [
+            "bootstrap.parquet",
+            "metrics.csv",
+            "metrics.parquet",
+            "points",
+            "samples.h5"
+        ]
     );
     println!("example results folder: {}", dir.display());
 }

@@ -86,6 +86,9 @@ def sample(x, seq, alpha_bar, eta, clip_x0, rng):
             x0 = np.sqrt(1 / at) * x - np.sqrt(1 / at - 1) * e  # L53
             if clip_x0:  # official L54 always clamps; here only if asked
                 x0 = np.clip(x0, -1, 1)
+            # L56-58: the posterior mean of q(x_{t-1} | x_t, x0) with the (clipped) x0,
+            # computed from x_t and x0; e is not used (with clipping this equals the
+            # generalized step with eps re-derived from the clipped x0).
             mean = (np.sqrt(at_next) * beta_t * x0
                     + np.sqrt(1 - beta_t) * (1 - at_next) * x) / (1 - at)  # L56-58
             mask = 0.0 if t_next == -1 else 1.0  # official L62 masks t == 0
@@ -148,11 +151,20 @@ def main():
         ("quad50_eta0.2", "quadratic", 50, 0.2, False, "linear"),
         ("linear10_eta0_cosine", "linear", 10, 0.0, False, "cosine"),
     ]
+    # Cases added later draw from their own generator, so that the cases above (and the
+    # encode cases after them) keep the values they were first written with.
+    late = np.random.default_rng(5678)
+    late_specs = [
+        # ddpm_noisy as the official code runs it: x0 clamped (L54), then the posterior
+        # mean (this eps makes |x̂_0| > 1 on most steps, so the clip is active).
+        ("linear20_sigma_hat_clip", "linear", 20, "sigma_hat", True, "linear"),
+        ("quad10_sigma_hat_clip", "quadratic", 10, "sigma_hat", True, "linear"),
+    ]
     sample_cases = []
-    for name, kind, S, eta, clip, sched in sample_specs:
+    for (name, kind, S, eta, clip, sched), gen in [(s, rng) for s in sample_specs] + [(s, late) for s in late_specs]:
         seq = TAU[kind](S)
-        x_T = rng.standard_normal((2, 3))
-        _, noise, steps = sample(x_T, seq, alpha_bars[sched], eta, clip, rng)
+        x_T = gen.standard_normal((2, 3))
+        _, noise, steps = sample(x_T, seq, alpha_bars[sched], eta, clip, gen)
         sample_cases.append({"name": name, "schedule": sched, "tau": kind, "num_steps": S,
                              "eta": eta, "clip_x0": clip, "timesteps": seq,
                              "x_T": x_T.tolist(), "noise": noise, "steps": steps})

@@ -16,6 +16,7 @@ use crate::schedule::{Schedule, Tau, TauKind};
 use crate::shape::DataShape;
 use crate::store::{MetricRow, PointArrays, Reconstruction};
 
+use super::evaluation::{Evaluated, Evaluation};
 use super::measure::{distance, exact_flow, names, SampleStats};
 use super::plan::Point;
 
@@ -67,6 +68,9 @@ pub(super) struct Context<'a> {
     pub mixture: Option<GaussianMixture>,
 }
 
+/// A point's metrics and the bootstrap replicates of its sample statistics.
+type PointMetrics = (BTreeMap<String, f64>, BTreeMap<String, Vec<f64>>);
+
 /// The samples of one pass over the sweep's latents.
 pub(super) struct Pass {
     /// x_0, one row per sample.
@@ -84,7 +88,7 @@ pub(super) enum Consistency<'a> {
     /// The point is the reference (distance 0 by construction).
     Itself,
     /// The reference's x_0 from the same latents, as the metrics see it.
-    Against(&'a [f32]),
+    Against(&'a Evaluated),
 }
 
 /// Where a point reports model evaluations (the progress bar) and warnings.
@@ -98,14 +102,10 @@ impl Context<'_> {
         self.shape.numel()
     }
 
-    /// Samples as the metrics see them: images are clamped to the pixel range [−1, 1],
-    /// as when they are saved (the official DDIM code clamps before computing FID);
-    /// vector data are unbounded and left as they are. The stored samples stay raw.
-    pub fn as_evaluated(&self, x: &[f32]) -> Vec<f32> {
-        match self.shape {
-            DataShape::Image { .. } => x.iter().map(|v| v.clamp(-1.0, 1.0)).collect(),
-            DataShape::Vector(_) => x.to_vec(),
-        }
+    /// `x` as the metrics see it: through the data's one [`Evaluation`] (the one the
+    /// sample statistics apply to every set they compare). The stored samples stay raw.
+    pub fn evaluated(&self, x: &[f32]) -> Evaluated {
+        Evaluation::of(self.shape).apply(x)
     }
 
     /// Runs `pass` over `x` (rows of one item each) in batches; the first batch holds
@@ -206,7 +206,7 @@ impl Context<'_> {
                 p.id
             ));
         }
-        let mut metrics = self.sample_metrics(p, &pass.samples, bad, consistency)?;
+        let (mut metrics, replicates) = self.sample_metrics(p, &pass.samples, bad, consistency)?;
         if let Some(rec) = &reconstruction {
             metrics.extend(self.reconstruction_metrics(p, rec, report)?);
         }
@@ -226,6 +226,7 @@ impl Context<'_> {
             model_seconds: timed.seconds(),
             diverged: bad > 0,
             metrics,
+            replicates,
         };
         let arrays = PointArrays {
             item_shape: self.shape.dims(),
@@ -238,23 +239,25 @@ impl Context<'_> {
         Ok((row, arrays))
     }
 
-    /// Sample statistics, and consistency with the reference and with the exact flow
-    /// (single-Gaussian oracle); NaN under every name when `bad` > 0 samples diverged.
-    fn sample_metrics(
-        &self,
-        p: &Point,
-        samples: &[f32],
-        bad: usize,
-        consistency: Consistency,
-    ) -> Result<BTreeMap<String, f64>> {
-        let evaluated = self.as_evaluated(samples);
+    /// Sample statistics (with their replicates), and consistency with the reference and
+    /// with the exact flow (single-Gaussian oracle); NaN under every name when `bad` > 0
+    /// samples diverged.
+    fn sample_metrics(&self, p: &Point, samples: &[f32], bad: usize, consistency: Consistency) -> Result<PointMetrics> {
+        let evaluated = self.evaluated(samples);
         let mut metrics = BTreeMap::new();
+        let mut replicates = BTreeMap::new();
         if let Some(stats) = &self.stats {
-            metrics.extend(nan_if_bad(bad, || stats.measure(&evaluated), &stats.names())?);
+            if bad > 0 {
+                metrics.extend(stats.names().iter().map(|k| (k.to_string(), f64::NAN)));
+            } else {
+                let measured = stats.measure(&evaluated)?;
+                metrics.extend(measured.with_intervals());
+                replicates = measured.replicates;
+            }
         }
         let reference = match consistency {
-            Consistency::Skip => return Ok(metrics),
-            Consistency::Itself => evaluated.as_slice(),
+            Consistency::Skip => return Ok((metrics, replicates)),
+            Consistency::Itself => &evaluated,
             Consistency::Against(r) => r,
         };
         let keys = [names::CONSISTENCY_MSE, names::CONSISTENCY_PSNR];
@@ -276,7 +279,7 @@ impl Context<'_> {
             };
             metrics.extend(nan_if_bad(bad, exact_mse, &[names::CONSISTENCY_EXACT_MSE])?);
         }
-        Ok(metrics)
+        Ok((metrics, replicates))
     }
 
     /// The reconstruction error of the held-out set.
@@ -294,8 +297,8 @@ impl Context<'_> {
             ));
         }
         let keys = [names::RECON_MSE, names::RECON_PSNR];
-        let outputs = self.as_evaluated(&rec.outputs);
-        nan_if_bad(bad, || distance(&outputs, &rec.inputs, keys[0], keys[1]), &keys)
+        let (outputs, inputs) = (self.evaluated(&rec.outputs), self.evaluated(&rec.inputs));
+        nan_if_bad(bad, || distance(&outputs, &inputs, keys[0], keys[1]), &keys)
     }
 }
 
@@ -365,6 +368,7 @@ impl Context<'_> {
             model_seconds,
             diverged: non_finite(&pass.samples) > 0,
             metrics: BTreeMap::new(),
+            replicates: BTreeMap::new(),
         };
         let arrays = PointArrays {
             item_shape: self.shape.dims(),

@@ -4,14 +4,16 @@
 
 use std::collections::BTreeMap;
 
-use crate::classifier::Classifier;
-use crate::error::Result;
 use rayon::prelude::*;
 
-use crate::metrics::bootstrap::{weighted_mean, Bootstrap};
+use super::evaluation::{Evaluated, Evaluation};
+use crate::classifier::Classifier;
+use crate::error::Result;
+use crate::metrics::bootstrap::{self, weighted_mean, Bootstrap, Replicated, Resamples};
+use crate::metrics::frechet::FrechetReference;
 use crate::metrics::{
-    component_of, mass_error, median_bandwidth_of, mmd2_unbiased, mse_unit, nearest_distances, psnr,
-    sliced_wasserstein_counted, tv_to_uniform, Gaussian, KernelMatrices, Rooted, SortedProjections,
+    component_of, mass_error, median_bandwidth_of, mse_unit, nearest_distances, psnr, sliced_wasserstein_counted,
+    sliced_wasserstein_replicates, tv_to_uniform, Kernel, KernelReference, SortedProjections,
 };
 use crate::mixture::GaussianMixture;
 use crate::store::MetricRow;
@@ -28,14 +30,23 @@ pub mod names {
     pub const CONSISTENCY_PSNR: &str = "consistency_psnr";
     /// MSE to the exact probability-flow solution (single-Gaussian oracle only).
     pub const CONSISTENCY_EXACT_MSE: &str = "consistency_exact_mse";
-    /// Fréchet distance between Gaussians fitted to samples and held-out data.
+    /// Fréchet distance between Gaussians fitted to samples and the reference (plug-in,
+    /// as the paper's FID; its small-sample bias depends on the samples' covariance).
     pub const FD: &str = "fd";
-    /// Unbiased MMD², RBF kernel whose bandwidth is the median heuristic on the held-out data.
+    /// The Fréchet distance with its small-sample bias removed (FD∞, see
+    /// [`crate::metrics::frechet`]).
+    pub const FD_INF: &str = "fd_inf";
+    /// Unbiased MMD², RBF kernel whose bandwidth is the median heuristic on the reference.
     pub const MMD2: &str = "mmd2";
     /// Sliced Wasserstein-2 distance.
     pub const SWD: &str = "swd";
-    /// Fréchet distance in the features of the data set's classifier (FID analogue).
+    /// Fréchet distance in the features of the data set's classifier (FID analogue, plug-in).
     pub const FD_CLASSIFIER: &str = "fd_classifier";
+    /// [`FD_CLASSIFIER`] with its small-sample bias removed (FD∞).
+    pub const FD_CLASSIFIER_INF: &str = "fd_classifier_inf";
+    /// KID: unbiased MMD² with the cubic polynomial kernel in the classifier's features
+    /// (Bińkowski et al. 2018).
+    pub const KID: &str = "kid";
     /// Total variation between the predicted-label histogram and uniform.
     pub const LABEL_TV: &str = "label_tv";
     /// Total variation between component masses of the samples and the true weights.
@@ -47,101 +58,136 @@ pub mod names {
     pub const NN_RATIO: &str = "nn_ratio";
 }
 
-/// The real sets a sweep's samples are compared with (see [`super::target`]).
+/// The real sets a sweep's samples are compared with, as drawn (see [`super::target`]);
+/// [`SampleStats::new`] passes each through the [`Evaluation`] before anything is measured.
 #[derive(Debug, Clone)]
 pub struct Comparison {
-    /// The reference set of every distance (FD, MMD², SWD, the FID analogue).
+    /// The reference set of every distance (FD, MMD², SWD, the feature-space statistics).
     pub reference: Vec<f32>,
-    /// An independent real set of (at most) the generated size: the noise floor, and
-    /// the denominator of the memorisation ratio.
+    /// An independent real set, as large as the generated samples where the data allow:
+    /// the noise floor, and the denominator of the memorisation ratio.
     pub floor: Option<Vec<f32>>,
     /// The training points (memorisation); empty when the data set has none.
     pub train: Vec<f32>,
 }
 
-/// The reference side of the Fréchet distances, prepared once: its Gaussian with Σ^{1/2},
-/// and the same for each bootstrap resample of it.
-struct FrechetReference {
-    full: Rooted,
-    replicates: Vec<Rooted>,
+/// The sets of a [`Comparison`] after the evaluation transform.
+#[derive(Debug, Clone)]
+pub struct Sets {
+    /// The reference set.
+    pub reference: Evaluated,
+    /// The noise-floor set.
+    pub floor: Option<Evaluated>,
+    /// The training points.
+    pub train: Evaluated,
 }
 
-impl FrechetReference {
-    fn new(reference: &[f32], d: usize, boot: Option<&Bootstrap>) -> Result<Self> {
-        let n = crate::metrics::rows_checked(reference, d, "reference")?;
-        let replicates = match boot {
-            Some(b) => b
-                .reference_counts(n)
-                .par_iter()
-                .map(|c| Rooted::new(&Gaussian::fit_counted(reference, d, c)))
-                .collect::<Result<Vec<_>>>()?,
-            None => Vec::new(),
-        };
-        Ok(Self {
-            full: Rooted::new(&Gaussian::fit(reference, d)?)?,
-            replicates,
-        })
+/// Every sample statistic of one set: its value and its bootstrap replicates (none
+/// when the sweep runs without intervals).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Measured {
+    /// Statistic name → estimate.
+    pub values: BTreeMap<String, f64>,
+    /// Statistic name → its B replicates, in resample order (paired across sets).
+    pub replicates: BTreeMap<String, Vec<f64>>,
+}
+
+impl Measured {
+    fn push(&mut self, name: &str, r: Replicated) {
+        self.values.insert(name.into(), r.value);
+        if !r.replicates.is_empty() {
+            self.replicates.insert(name.into(), r.replicates);
+        }
+    }
+
+    /// The values with each one's [`bootstrap::MARGINAL`] interval as `<name>_lo` /
+    /// `<name>_hi` (the columns of `metrics.parquet`).
+    pub fn with_intervals(&self) -> BTreeMap<String, f64> {
+        let mut out = self.values.clone();
+        for (name, value) in &self.values {
+            let reps = self.replicates.get(name).map_or(&[][..], Vec::as_slice);
+            if let Some(i) = bootstrap::interval(bootstrap::MARGINAL, *value, reps) {
+                out.insert(format!("{name}{LO}"), i.lo);
+                out.insert(format!("{name}{HI}"), i.hi);
+            }
+        }
+        out
     }
 }
 
-/// The classifier, with the reference side of the FID analogue.
+/// The classifier, with the reference side of the feature-space statistics.
 struct FeatureSpace {
     classifier: Classifier,
-    reference: FrechetReference,
+    frechet: FrechetReference,
+    kid: KernelReference,
 }
 
-/// Sample statistics against a fixed [`Comparison`], each with its bootstrap interval.
+/// Sample statistics against a fixed [`Comparison`], each with its bootstrap replicates.
+/// Every set measured — samples, the floor set, the reference — has been through one
+/// [`Evaluation`]; the reference side of every statistic is prepared once.
 pub struct SampleStats {
     d: usize,
-    comparison: Comparison,
-    reference: FrechetReference,
-    /// RBF bandwidth of MMD², fixed once by the median heuristic on the reference data.
-    bandwidth: f64,
+    evaluation: Evaluation,
+    sets: Sets,
+    bootstrap: Option<Bootstrap>,
+    frechet: FrechetReference,
+    /// Data-space MMD², RBF bandwidth fixed once by the median heuristic on the reference.
+    mmd: KernelReference,
+    /// The reference's sorted projections for the sliced Wasserstein distance.
+    swd: SortedProjections,
     projections: usize,
     seed: u64,
-    bootstrap: Option<Bootstrap>,
     mixture: Option<GaussianMixture>,
     features: Option<FeatureSpace>,
     /// Nearest-training-point distances of the floor set.
     floor_nearest: Option<Vec<f64>>,
-    /// The reference's sorted projections for the sliced Wasserstein distance.
-    reference_projections: SortedProjections,
 }
 
-/// A value and, when intervals are on, its `_lo` / `_hi` ends.
-type Named = Vec<(String, f64)>;
-
 impl SampleStats {
-    /// Statistics against `comparison` (rows of `d` values); `bootstrap` `None`: no intervals.
+    /// Statistics against `comparison` (rows of `d` values), every set through
+    /// `evaluation`; `bootstrap` `None`: no replicates, no intervals.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         comparison: Comparison,
         d: usize,
+        evaluation: Evaluation,
         projections: usize,
         seed: u64,
         bootstrap: Option<Bootstrap>,
         mixture: Option<GaussianMixture>,
         classifier: Option<Classifier>,
     ) -> Result<Self> {
+        let sets = Sets {
+            reference: evaluation.apply(&comparison.reference),
+            floor: comparison.floor.as_deref().map(|f| evaluation.apply(f)),
+            train: evaluation.apply(&comparison.train),
+        };
+        let m = crate::metrics::rows_checked(&sets.reference, d, "reference")?;
+        let reference_resamples = resamples_of(bootstrap.as_ref(), m, Bootstrap::reference);
         let features = match classifier {
             Some(classifier) => {
-                let feats = classifier.assess(&comparison.reference)?.features;
+                let feats = classifier.assess(&sets.reference)?.features;
+                let k = classifier.feature_dim();
                 Some(FeatureSpace {
-                    reference: FrechetReference::new(&feats, classifier.feature_dim(), bootstrap.as_ref())?,
+                    frechet: FrechetReference::new(&feats, k, &reference_resamples)?,
+                    kid: KernelReference::new(Kernel::Cubic, &feats, k, reference_resamples.clone())?,
                     classifier,
                 })
             }
             None => None,
         };
-        let floor_nearest = match (&comparison.floor, comparison.train.is_empty()) {
-            (Some(f), false) => Some(nearest_distances(f, &comparison.train, d)?),
+        let floor_nearest = match (&sets.floor, sets.train.is_empty()) {
+            (Some(f), false) => Some(nearest_distances(f, &sets.train, d)?),
             _ => None,
         };
+        let bandwidth = median_bandwidth_of(&sets.reference, d)?;
         Ok(Self {
-            reference_projections: SortedProjections::new(&comparison.reference, d, projections, seed)?,
-            reference: FrechetReference::new(&comparison.reference, d, bootstrap.as_ref())?,
-            bandwidth: median_bandwidth_of(&comparison.reference, d)?,
-            comparison,
+            swd: SortedProjections::new(&sets.reference, d, projections, seed)?,
+            frechet: FrechetReference::new(&sets.reference, d, &reference_resamples)?,
+            mmd: KernelReference::new(Kernel::Rbf { bandwidth }, &sets.reference, d, reference_resamples)?,
+            sets,
             d,
+            evaluation,
             projections,
             seed,
             bootstrap,
@@ -151,161 +197,158 @@ impl SampleStats {
         })
     }
 
-    /// The real sets compared with.
-    pub fn comparison(&self) -> &Comparison {
-        &self.comparison
+    /// The real sets compared with, as measured.
+    pub fn sets(&self) -> &Sets {
+        &self.sets
     }
 
-    /// Every sample statistic of `samples` (rows of `d` values) with its interval. The
-    /// families are independent, so they run concurrently (each is deterministic).
-    pub fn measure(&self, samples: &[f32]) -> Result<BTreeMap<String, f64>> {
+    /// The transform every set goes through.
+    pub fn evaluation(&self) -> Evaluation {
+        self.evaluation
+    }
+
+    /// Every sample statistic of `samples` (rows of `d` values, already evaluated) with
+    /// its replicates. The families are independent, so they run concurrently.
+    pub fn measure(&self, samples: &Evaluated) -> Result<Measured> {
         let n = crate::metrics::rows_checked(samples, self.d, "samples")?;
-        let (raw, (swd, (mix, (features, nearest)))) = rayon::join(
-            || self.raw_distances(samples, n),
+        let rx = resamples_of(self.bootstrap.as_ref(), n, Bootstrap::samples);
+        let (data, (swd, (mix, (features, nearest)))) = rayon::join(
+            || self.data_distances(samples, &rx),
             || {
                 rayon::join(
-                    || self.swd(samples, n),
+                    || self.swd(samples, &rx),
                     || {
                         rayon::join(
-                            || self.mixture_stats(samples, n),
-                            || rayon::join(|| self.feature_stats(samples, n), || self.memorisation(samples, n)),
+                            || self.mixture_stats(samples, &rx),
+                            || rayon::join(|| self.feature_stats(samples, &rx), || self.memorisation(samples, &rx)),
                         )
                     },
                 )
             },
         );
-        let mut m = BTreeMap::new();
-        for family in [raw, swd, mix, features, nearest] {
-            m.extend(family?);
+        let mut out = Measured::default();
+        for family in [data, swd, mix, features, nearest] {
+            for (name, r) in family? {
+                out.push(name, r);
+            }
         }
-        Ok(m)
+        Ok(out)
     }
 
     /// The noise-floor row: the same statistics of the floor set (independent real data
     /// against the same reference), `None` when the data set has no independent split.
-    pub fn floor(&self) -> Result<Option<BTreeMap<String, f64>>> {
-        self.comparison.floor.as_ref().map(|f| self.measure(f)).transpose()
+    pub fn floor(&self) -> Result<Option<Measured>> {
+        self.sets.floor.as_ref().map(|f| self.measure(f)).transpose()
     }
 
-    /// `name` = `value`, plus `name_lo` / `name_hi` from `stat` over the bootstrap
-    /// replicates (n generated rows, m reference rows).
-    fn with_interval<F>(&self, name: &str, value: f64, n: usize, m: usize, stat: F) -> Result<Named>
-    where
-        F: Fn(usize, &[u32], &[u32]) -> Result<f64> + Sync,
-    {
-        let mut out = vec![(name.to_string(), value)];
-        if let Some(b) = &self.bootstrap {
-            if let Some(i) = b.interval(value, n, m, stat)? {
-                out.push((format!("{name}{LO}"), i.lo));
-                out.push((format!("{name}{HI}"), i.hi));
-            }
-        }
-        Ok(out)
+    /// Rows of the floor set (`None`: no floor).
+    pub fn floor_rows(&self) -> Option<usize> {
+        self.sets.floor.as_ref().map(|f| f.len() / self.d)
     }
 
-    /// Fréchet distance and MMD² in data space.
-    fn raw_distances(&self, samples: &[f32], n: usize) -> Result<Named> {
-        let (d, reference) = (self.d, &self.comparison.reference);
-        let m = reference.len() / d;
-        let fd = self.reference.full.frechet(&Gaussian::fit(samples, d)?)?;
-        let mut out = self.with_interval(names::FD, fd, n, m, |b, cx, _| {
-            Ok(self.reference.replicates[b].frechet_fitted(&Gaussian::fit_counted(samples, d, cx)))
-        })?;
-        let mmd = mmd2_unbiased(samples, reference, d, Some(self.bandwidth))?;
-        match (
-            &self.bootstrap,
-            KernelMatrices::new(samples, reference, d, self.bandwidth)?,
-        ) {
-            (Some(_), Some(k)) => {
-                out.extend(self.with_interval(names::MMD2, mmd.value, n, m, |_, cx, cy| Ok(k.mmd2(cx, cy)))?)
-            }
-            (Some(_), None) if mmd.blocks > 1 => {
-                // Beyond one block: the normal interval of the block estimator's spread.
-                let half = 1.959964 * mmd.block_se;
-                out.extend([
-                    (names::MMD2.to_string(), mmd.value),
-                    (format!("{}{LO}", names::MMD2), mmd.value - half),
-                    (format!("{}{HI}", names::MMD2), mmd.value + half),
-                ]);
-            }
-            _ => out.push((names::MMD2.into(), mmd.value)),
-        }
-        Ok(out)
+    /// Fréchet distance (plug-in and bias-corrected) and MMD² in data space.
+    fn data_distances(&self, samples: &[f32], rx: &Resamples) -> Result<Family> {
+        let (fd, fd_inf) = self.frechet.measure(samples, rx)?;
+        Ok(vec![
+            (names::FD, fd),
+            (names::FD_INF, fd_inf),
+            (names::MMD2, self.mmd.measure(samples, rx)?),
+        ])
     }
 
     /// Sliced Wasserstein-2 (the same directions in every replicate; each side projected
     /// and sorted once, resamples as counts).
-    fn swd(&self, samples: &[f32], n: usize) -> Result<Named> {
-        let (x, y) = (
-            SortedProjections::new(samples, self.d, self.projections, self.seed)?,
-            &self.reference_projections,
-        );
-        let value = sliced_wasserstein_counted(&x, &vec![1; n], y, &vec![1; y.rows()]);
-        self.with_interval(names::SWD, value, n, y.rows(), |_, cx, cy| {
-            Ok(sliced_wasserstein_counted(&x, cx, y, cy))
-        })
+    fn swd(&self, samples: &[f32], rx: &Resamples) -> Result<Family> {
+        let x = SortedProjections::new(samples, self.d, self.projections, self.seed)?;
+        let y = &self.swd;
+        let value = sliced_wasserstein_counted(&x, &vec![1; x.rows()], y, &vec![1; y.rows()]);
+        let ry = self.frechet.resamples();
+        let replicates = match rx.replicates() {
+            0 => Vec::new(),
+            _ => sliced_wasserstein_replicates(&x, rx, y, ry),
+        };
+        Ok(vec![(names::SWD, Replicated { value, replicates })])
     }
 
     /// The component-mass error (mixture data only).
-    fn mixture_stats(&self, samples: &[f32], n: usize) -> Result<Named> {
+    fn mixture_stats(&self, samples: &[f32], rx: &Resamples) -> Result<Family> {
         let Some(mix) = &self.mixture else { return Ok(vec![]) };
         let assigned = component_of(samples, self.d, mix)?;
         let error = |c: &[u32]| mass_error(&weighted_histogram(&assigned, c, mix.components()), mix.weights());
-        self.with_interval(names::MASS_ERROR, error(&vec![1; n])?, n, SAMPLES_ONLY, |_, cx, _| {
-            error(cx)
-        })
+        let value = error(&vec![1; rx.rows()])?;
+        let replicates = rx.all().par_iter().map(|c| error(c)).collect::<Result<Vec<_>>>()?;
+        Ok(vec![(names::MASS_ERROR, Replicated { value, replicates })])
     }
 
-    /// The FID analogue, the label histogram and the classifier's confidence (labelled
-    /// image data only).
-    fn feature_stats(&self, samples: &[f32], n: usize) -> Result<Named> {
+    /// The feature-space Fréchet distances and KID, the label histogram and the
+    /// classifier's confidence (labelled image data only).
+    fn feature_stats(&self, samples: &[f32], rx: &Resamples) -> Result<Family> {
         let Some(f) = &self.features else { return Ok(vec![]) };
-        let k = f.classifier.feature_dim();
-        let m = self.comparison.reference.len() / self.d;
         let a = f.classifier.assess(samples)?;
         let classes = f.classifier.classes();
-        let ones = vec![1; n];
-        let fd = f.reference.full.frechet(&Gaussian::fit(&a.features, k)?)?;
+        let (fd, fd_inf) = f.frechet.measure(&a.features, rx)?;
         let labels: Vec<usize> = a.labels.iter().map(|&l| l as usize).collect();
-        let tv = |c: &[u32]| -> Result<f64> { Ok(tv_to_uniform(&weighted_histogram(&labels, c, classes))) };
-        let mut out = self.with_interval(names::FD_CLASSIFIER, fd, n, m, |b, cx, _| {
-            Ok(f.reference.replicates[b].frechet_fitted(&Gaussian::fit_counted(&a.features, k, cx)))
-        })?;
-        out.extend(self.with_interval(names::LABEL_TV, tv(&ones)?, n, SAMPLES_ONLY, |_, cx, _| tv(cx))?);
-        out.extend(self.with_interval(
-            names::CONFIDENCE,
-            weighted_mean(&a.confidence, &ones),
-            n,
-            SAMPLES_ONLY,
-            |_, cx, _| Ok(weighted_mean(&a.confidence, cx)),
-        )?);
-        Ok(out)
+        let tv = |c: &[u32]| tv_to_uniform(&weighted_histogram(&labels, c, classes));
+        let ones = vec![1; rx.rows()];
+        Ok(vec![
+            (names::FD_CLASSIFIER, fd),
+            (names::FD_CLASSIFIER_INF, fd_inf),
+            (names::KID, f.kid.measure(&a.features, rx)?),
+            (
+                names::LABEL_TV,
+                Replicated {
+                    value: tv(&ones),
+                    replicates: rx.all().iter().map(|c| tv(c)).collect(),
+                },
+            ),
+            (
+                names::CONFIDENCE,
+                Replicated {
+                    value: weighted_mean(&a.confidence, &ones),
+                    replicates: rx.means(&a.confidence),
+                },
+            ),
+        ])
     }
 
-    /// Mean distance to the nearest training point, relative to the floor set's.
-    fn memorisation(&self, samples: &[f32], n: usize) -> Result<Named> {
+    /// Mean distance to the nearest training point, relative to the floor set's (the
+    /// floor set resampled by its own resamples).
+    fn memorisation(&self, samples: &[f32], rx: &Resamples) -> Result<Family> {
         let Some(floor) = &self.floor_nearest else {
             return Ok(vec![]);
         };
-        let near = nearest_distances(samples, &self.comparison.train, self.d)?;
-        let ratio = |cx: &[u32], cy: &[u32]| weighted_mean(&near, cx) / weighted_mean(floor, cy);
-        self.with_interval(
+        let near = nearest_distances(samples, &self.sets.train, self.d)?;
+        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+        let rf = resamples_of(self.bootstrap.as_ref(), floor.len(), Bootstrap::samples);
+        let replicates = rx
+            .means(&near)
+            .iter()
+            .zip(rf.means(floor))
+            .map(|(a, b)| a / b)
+            .collect();
+        Ok(vec![(
             names::NN_RATIO,
-            ratio(&vec![1; n], &vec![1; floor.len()]),
-            n,
-            floor.len(),
-            |_, cx, cy| Ok(ratio(cx, cy)),
-        )
+            Replicated {
+                value: mean(&near) / mean(floor),
+                replicates,
+            },
+        )])
     }
 
     /// The names `measure` fills (NaN placeholders for a diverged point).
     pub fn names(&self) -> Vec<&'static str> {
-        let mut v = vec![names::FD, names::MMD2, names::SWD];
+        let mut v = vec![names::FD, names::FD_INF, names::MMD2, names::SWD];
         if self.mixture.is_some() {
             v.push(names::MASS_ERROR);
         }
         if self.features.is_some() {
-            v.extend([names::FD_CLASSIFIER, names::LABEL_TV, names::CONFIDENCE]);
+            v.extend([
+                names::FD_CLASSIFIER,
+                names::FD_CLASSIFIER_INF,
+                names::KID,
+                names::LABEL_TV,
+                names::CONFIDENCE,
+            ]);
         }
         if self.floor_nearest.is_some() {
             v.push(names::NN_RATIO);
@@ -314,9 +357,17 @@ impl SampleStats {
     }
 }
 
-/// The reference size to give [`SampleStats::with_interval`] for a statistic of the
-/// samples alone (mass error, label histogram, confidence): no reference rows are resampled.
-const SAMPLES_ONLY: usize = 0;
+/// One family's statistics, by name.
+type Family = Vec<(&'static str, Replicated)>;
+
+/// The resamples of a set of `n` rows (`which`: samples or reference streams), none
+/// without a bootstrap.
+fn resamples_of(bootstrap: Option<&Bootstrap>, n: usize, which: fn(&Bootstrap, usize) -> Resamples) -> Resamples {
+    match bootstrap {
+        Some(b) => which(b, n),
+        None => Resamples::none(n),
+    }
+}
 
 /// Suffix of an interval's lower end column.
 pub const LO: &str = "_lo";

@@ -2,6 +2,7 @@
 
 pub mod config;
 mod context;
+pub mod evaluation;
 pub mod measure;
 pub mod plan;
 pub mod runner;

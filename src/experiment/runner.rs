@@ -29,6 +29,7 @@ use crate::store::{write_atomic, MetricRow, PointArrays};
 
 use super::config::ExperimentConfig;
 use super::context::{Consistency, Context, Report, INTERPOLATION_ID};
+use super::evaluation::{Evaluated, Evaluation};
 use super::measure::SampleStats;
 use super::plan::{Plan, Point, Shard};
 use super::sweep::MetricKind;
@@ -159,14 +160,7 @@ impl<'a> Sweep<'a> {
         let evaluations: usize = mine.iter().map(|&i| plan.point_evaluations(&plan.points[i])).sum();
         let progress = Progress::new("sweep", (evaluations + plan.reference_evaluations()) as u64);
         let (stats, classifier_accuracy, compared_with) = sample_stats(cfg, data, &plan, device, &opts.out, &progress)?;
-        NoiseFloor {
-            compared_with: compared_with.clone(),
-            metrics: match &stats {
-                Some(s) => s.floor()?.unwrap_or_default(),
-                None => BTreeMap::new(),
-            },
-        }
-        .save(&opts.out)?;
+        noise_floor(stats.as_ref(), &compared_with, plan.samples)?.save(&opts.out)?;
         let d = data.shape().numel();
         let ctx = Context {
             model,
@@ -197,7 +191,7 @@ impl<'a> Sweep<'a> {
 
     /// The consistency reference of every τ kind (a sweep point, or a standalone run),
     /// as the metrics see its samples.
-    fn references(&self) -> Result<BTreeMap<TauKind, Vec<f32>>> {
+    fn references(&self) -> Result<BTreeMap<TauKind, Evaluated>> {
         let (on_eval, warn) = (|n: usize| self.tick(n), |line: &str| self.warn(line));
         let report = Report {
             on_eval: &on_eval,
@@ -216,13 +210,13 @@ impl<'a> Sweep<'a> {
                 Some(arrays) => arrays.samples,
                 None => load_arrays(&self.opts.out, &id)?.samples,
             };
-            references.insert(r.tau.kind(), self.ctx.as_evaluated(&samples));
+            references.insert(r.tau.kind(), self.ctx.evaluated(&samples));
         }
         Ok(references)
     }
 
     /// This run's points that are not consistency references, `jobs` at a time.
-    fn points(&self, references: &BTreeMap<TauKind, Vec<f32>>) -> Result<()> {
+    fn points(&self, references: &BTreeMap<TauKind, Evaluated>) -> Result<()> {
         let (on_eval, warn) = (|n: usize| self.tick(n), |line: &str| self.warn(line));
         let report = Report {
             on_eval: &on_eval,
@@ -398,6 +392,7 @@ fn sample_stats(
     let stats = SampleStats::new(
         comparison,
         data.shape().numel(),
+        Evaluation::of(data.shape()),
         cfg.sweep.projections,
         cfg.seed,
         bootstrap,
@@ -405,6 +400,22 @@ fn sample_stats(
         classifier.map(|c| c.classifier),
     )?;
     Ok((Some(stats), accuracy, compared_with))
+}
+
+/// The noise-floor row of a sweep: the floor set measured like every point (with its
+/// replicates, paired with the points'), its size and the samples' size.
+fn noise_floor(stats: Option<&SampleStats>, compared_with: &str, samples: usize) -> Result<NoiseFloor> {
+    let measured = match stats {
+        Some(s) => s.floor()?,
+        None => None,
+    };
+    Ok(NoiseFloor {
+        compared_with: compared_with.into(),
+        rows: stats.and_then(SampleStats::floor_rows),
+        samples: Some(samples),
+        metrics: measured.as_ref().map(|m| m.with_intervals()).unwrap_or_default(),
+        replicates: measured.map(|m| m.replicates).unwrap_or_default(),
+    })
 }
 
 /// The id under which the standalone consistency reference of a τ kind is saved.
@@ -415,7 +426,7 @@ fn reference_id(tau: &Tau) -> String {
 /// Writes the tables of `rows`, `samples.h5` (with each point's exports) and
 /// `config.yaml` into the results folder `out`.
 fn finalize(out: &Path, cfg: &ExperimentConfig, rows: &[MetricRow], shape: DataShape) -> Result<()> {
-    write_tables(rows, out)?;
+    write_tables(rows, &NoiseFloor::load(out)?.replicates, out)?;
     let meta = H5Meta {
         experiment: cfg.name.clone(),
         config_yaml: cfg.to_yaml(),

@@ -6,11 +6,15 @@
 //!   from the mixture itself.
 //! - The empirical oracle (`model.kind: oracle` on any other data set): the target is the
 //!   smoothed training set, known exactly; the reference is a draw from it as large as
-//!   the training split, the floor the held-out split (also drawn from it, see
-//!   [`ExperimentConfig::load_data`]).
+//!   the training split, the floor a fresh draw of the generated size from it.
 //! - Trained models on a data set: the reference is the training split, as the paper's
 //!   FID uses the training set; the floor is the held-out split (its first `samples`
-//!   points), real data never trained on.
+//!   points), real data never trained on. A held-out split smaller than `samples` gives
+//!   a smaller floor set, which carries more small-sample bias than the points; the line
+//!   describing the comparison says so.
+//!
+//! The floor set has as many rows as the generated samples wherever the data allow, so
+//! that a point at the floor and the floor itself carry the same small-sample bias.
 //! - A data set with one split (`images`): the reference is that split; there is no
 //!   independent set, so no floor and no memorisation ratio.
 
@@ -44,8 +48,7 @@ pub fn comparison(cfg: &ExperimentConfig, data: &Dataset, samples: usize) -> Res
     if let Some(OracleKind::Empirical { std }) = cfg.oracle_kind()? {
         let mixture = cfg.empirical_mixture(data, std)?;
         let reference = mixture.sample(n_train, &mut stream(cfg.seed, Purpose::Reference));
-        let floor = first(&data.heldout.values, samples);
-        let floor_n = floor.len() / d;
+        let floor = mixture.sample(samples, &mut stream(cfg.seed, Purpose::Floor));
         return Ok((
             Comparison {
                 reference,
@@ -54,7 +57,7 @@ pub fn comparison(cfg: &ExperimentConfig, data: &Dataset, samples: usize) -> Res
             },
             format!(
                 "target: the training split smoothed by N(0, {std}²); reference: {n_train} draws from it; \
-                 noise floor: {floor_n} further draws against the reference"
+                 noise floor: {samples} further draws (as many as the samples) against the reference"
             ),
         ));
     }
@@ -70,6 +73,14 @@ pub fn comparison(cfg: &ExperimentConfig, data: &Dataset, samples: usize) -> Res
     }
     let floor = first(&data.heldout.values, samples);
     let floor_n = floor.len() / d;
+    let size = if floor_n < samples {
+        format!(
+            " (the held-out split has fewer points than the {samples} samples: the floor carries more \
+             small-sample bias than the points)"
+        )
+    } else {
+        String::new()
+    };
     Ok((
         Comparison {
             reference: data.train.values.clone(),
@@ -78,7 +89,7 @@ pub fn comparison(cfg: &ExperimentConfig, data: &Dataset, samples: usize) -> Res
         },
         format!(
             "reference: the training split ({n_train} points, as the paper's FID uses the training set); \
-             noise floor: {floor_n} held-out points against it"
+             noise floor: {floor_n} held-out points against it{size}"
         ),
     ))
 }

@@ -1,21 +1,40 @@
-//! A checked, row-major view of the `gemm` crate's f32 kernel (the one candle's CPU
-//! matmul calls), so the custom ops can multiply strided views without copies.
+//! A checked, row-major view of the `gemm` crate's kernels (the ones candle's CPU matmul
+//! calls), so the custom ops (f32) and the bootstrap's batched statistics (f64) can
+//! multiply strided views without copies.
 
 use ::gemm::Parallelism;
 
+/// The element types the kernel serves.
+pub(crate) trait Element: Copy + 'static {
+    /// The multiplicative unit (gemm's α and β).
+    const ONE: Self;
+    /// The additive unit.
+    const ZERO: Self;
+}
+
+impl Element for f32 {
+    const ONE: Self = 1.0;
+    const ZERO: Self = 0.0;
+}
+
+impl Element for f64 {
+    const ONE: Self = 1.0;
+    const ZERO: Self = 0.0;
+}
+
 /// A read-only strided matrix view: element (i, j) is `data[i * rs + j * cs]`.
 #[derive(Clone, Copy)]
-pub(crate) struct View<'a> {
-    pub data: &'a [f32],
+pub(crate) struct View<'a, T = f32> {
+    pub data: &'a [T],
     pub rows: usize,
     pub cols: usize,
     pub rs: usize,
     pub cs: usize,
 }
 
-impl<'a> View<'a> {
+impl<'a, T> View<'a, T> {
     /// A contiguous row-major `rows × cols` matrix.
-    pub fn rows(data: &'a [f32], rows: usize, cols: usize) -> Self {
+    pub fn rows(data: &'a [T], rows: usize, cols: usize) -> Self {
         Self {
             data,
             rows,
@@ -56,7 +75,7 @@ pub(crate) fn parallelism(threads: usize) -> Parallelism {
 }
 
 /// `dst = a · b` (or `dst += a · b` when `accumulate`), `dst` contiguous row-major `a.rows × b.cols`.
-pub(crate) fn matmul(dst: &mut [f32], accumulate: bool, a: View, b: View, threads: usize) {
+pub(crate) fn matmul<T: Element>(dst: &mut [T], accumulate: bool, a: View<T>, b: View<T>, threads: usize) {
     assert_eq!(a.cols, b.rows, "gemm inner dimensions");
     assert!(dst.len() >= a.rows * b.cols, "gemm destination too small");
     a.check();
@@ -67,7 +86,7 @@ pub(crate) fn matmul(dst: &mut [f32], accumulate: bool, a: View, b: View, thread
     }
     if k == 0 {
         if !accumulate {
-            dst[..m * n].fill(0.0);
+            dst[..m * n].fill(T::ZERO);
         }
         return;
     }
@@ -88,8 +107,8 @@ pub(crate) fn matmul(dst: &mut [f32], accumulate: bool, a: View, b: View, thread
             b.data.as_ptr(),
             b.cs as isize,
             b.rs as isize,
-            1.0,
-            1.0,
+            T::ONE,
+            T::ONE,
             false,
             false,
             false,

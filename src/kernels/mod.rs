@@ -7,7 +7,7 @@
 //! CUDA kernels. The tests compare every kernel with [`reference`] (values and gradients).
 
 mod conv;
-mod gemm;
+pub(crate) mod gemm;
 mod lincomb;
 mod linear;
 pub mod mlp;

@@ -1,28 +1,20 @@
-//! Seeded percentile-bootstrap intervals (Efron & Tibshirani 1993, §13.3) for statistics
-//! of two samples: generated rows x (n of them) against reference rows y (m).
+//! Seeded bootstrap replicates (Efron & Tibshirani 1993) of statistics of two samples:
+//! generated rows x (n of them) against reference rows y (m), and the intervals made
+//! from them.
 //!
 //! Replicate b resamples both sets with replacement, x from its own stream
 //! `stream_at(seed, Purpose::Bootstrap, 2b)` and y from `stream_at(…, 2b + 1)`, so that
-//! the replicates do not depend on how many are drawn or in which order, and every point
-//! of a sweep (same n, m) sees the same resamples. A resample is given to the statistic
-//! as a count per row (how often the row was drawn; the counts sum to n or m), which
-//! lets sums over rows stay sums (weighted by the counts) instead of copies.
-//! The 95 % interval describes how much the estimate θ̂ moves with the samples at this
-//! sample size: the replicates' 2.5 % and 97.5 % quantiles q_lo, q_hi (linear
-//! interpolation between order statistics, as numpy's default percentile), moved so that
-//! the replicates' median m* sits on θ̂: [θ̂ − (m* − q_lo), θ̂ + (q_hi − m*)], with the
-//! lower end kept ≥ 0 when θ̂ ≥ 0 (every metric here estimates a quantity ≥ 0).
+//! the replicates do not depend on how many are drawn or in which order, and every set of
+//! the same size (every point of a sweep, and the floor set) sees the same resamples:
+//! replicate b of two points is a *paired* draw ([`super::paired`]). A resample is given
+//! to a statistic as a count per row (how often the row was drawn; the counts sum to n or
+//! m), so that sums over rows stay sums — weighted by the counts, and for all B
+//! replicates at once a product with the B × n count matrix ([`Resamples::matrix`]).
 //!
-//! Why moved: resampling with replacement duplicates rows, and the plug-in distances
-//! (Fréchet, sliced Wasserstein) grow with duplicates, so the raw percentile interval
-//! [q_lo, q_hi] sits above θ̂ (for the FID analogue of 500 real digits against 1,297
-//! it did not even contain θ̂). The *basic* interval [2θ̂ − q_hi, 2θ̂ − q_lo] removes that
-//! shift twice over, turning it into a bias-corrected interval for the distance between
-//! the distributions, which for real-vs-real data sat entirely below θ̂. The moved
-//! interval keeps θ̂ inside and keeps the estimator's own small-sample bias, which is the
-//! same for every point of a sweep (same sizes) and is shown by the noise-floor row;
-//! what the intervals decide is whether two points at the same sizes differ.
-//! Coverage on known distributions is checked in `tests/intervals.rs`.
+//! Every replicate is kept ([`Replicated`]): the interval of one statistic
+//! ([`interval`]) and of the difference of two ([`super::paired`]) both come from them.
+//! Which interval ddimlab reports ([`MARGINAL`]) was chosen by its measured coverage
+//! (`tests/coverage.rs`, README "Intervals"): see [`IntervalKind`].
 
 use rand::Rng;
 use rayon::prelude::*;
@@ -32,6 +24,9 @@ use crate::rng::{stream_at, Purpose};
 
 /// The coverage of every interval ddimlab reports.
 pub const LEVEL: f64 = 0.95;
+
+/// The two-sided standard-normal quantile of [`LEVEL`], z_{0.975}.
+pub const Z: f64 = 1.959_963_984_540_054;
 
 /// A two-sided interval [lo, hi].
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -43,16 +38,35 @@ pub struct Interval {
 }
 
 impl Interval {
-    /// True when the two intervals share no value (their estimates are distinguishable).
-    pub fn separated(&self, other: &Interval) -> bool {
-        self.hi < other.lo || other.hi < self.lo
-    }
-
     /// Half the width, (hi − lo) / 2 (the "±" of a table cell).
     pub fn half_width(&self) -> f64 {
         (self.hi - self.lo) / 2.0
     }
+
+    /// Whether `v` lies in [lo, hi].
+    pub fn contains(&self, v: f64) -> bool {
+        self.lo <= v && v <= self.hi
+    }
 }
+
+crate::named_enum! {
+    /// How an interval is made from an estimate θ̂ and its replicates θ*_b (q_p: their
+    /// p-quantile, m*: their median, s*: their standard deviation).
+    pub enum IntervalKind {
+        /// [q_{2.5 %}, q_{97.5 %}].
+        Percentile = "percentile",
+        /// [2θ̂ − q_{97.5 %}, 2θ̂ − q_{2.5 %}].
+        Basic = "basic",
+        /// The percentile range moved so that m* sits on θ̂: [θ̂ − (m* − q_{2.5 %}), θ̂ + (q_{97.5 %} − m*)].
+        Centred = "centred",
+        /// θ̂ ± z_{0.975} s*.
+        Normal = "normal",
+    }
+}
+
+/// The interval every marginal cell of a table carries (chosen by coverage; see the
+/// module docs).
+pub const MARGINAL: IntervalKind = IntervalKind::Normal;
 
 /// How many replicates, from which seed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,49 +104,57 @@ pub fn weighted_mean(values: &[f64], counts: &[u32]) -> f64 {
     values.iter().zip(counts).map(|(v, c)| v * *c as f64).sum::<f64>() / total as f64
 }
 
-/// The [`LEVEL`] percentile interval of `values` (finite ones; `None` when fewer than two).
-pub fn percentile_interval(values: &[f64]) -> Option<Interval> {
-    sorted_finite(values).map(|v| percentiles(&v))
+/// The B resamples of one set of n rows, in replicate order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resamples {
+    n: usize,
+    counts: Vec<Vec<u32>>,
 }
 
-/// The finite values, ascending (`None` when fewer than two).
-fn sorted_finite(values: &[f64]) -> Option<Vec<f64>> {
-    let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
-    v.sort_unstable_by(f64::total_cmp);
-    (v.len() >= 2).then_some(v)
-}
+impl Resamples {
+    /// No resamples of a set of n rows (a sweep without intervals).
+    pub fn none(n: usize) -> Self {
+        Self { n, counts: Vec::new() }
+    }
 
-/// The [`LEVEL`] quantile range of sorted `v`.
-fn percentiles(v: &[f64]) -> Interval {
-    let tail = (1.0 - LEVEL) / 2.0;
-    Interval {
-        lo: quantile(v, tail),
-        hi: quantile(v, 1.0 - tail),
+    /// Rows n of the set resampled.
+    pub fn rows(&self) -> usize {
+        self.n
+    }
+
+    /// Replicates B.
+    pub fn replicates(&self) -> usize {
+        self.counts.len()
+    }
+
+    /// The counts of replicate `b`.
+    pub fn counts(&self, b: usize) -> &[u32] {
+        &self.counts[b]
+    }
+
+    /// Every replicate's counts.
+    pub fn all(&self) -> &[Vec<u32>] {
+        &self.counts
+    }
+
+    /// The B × n count matrix, row-major (row b = replicate b), as f64 for products.
+    pub fn matrix(&self) -> Vec<f64> {
+        self.counts.iter().flatten().map(|&c| c as f64).collect()
+    }
+
+    /// The count-weighted mean of `values` (one per row) in every replicate: B means.
+    pub fn means(&self, values: &[f64]) -> Vec<f64> {
+        self.counts.iter().map(|c| weighted_mean(values, c)).collect()
     }
 }
 
-/// The interval of the module docs from θ̂ = `value` and the replicate values (`None`
-/// when θ̂ is not finite or fewer than two replicates are).
-pub fn centred_interval(value: f64, replicates: &[f64]) -> Option<Interval> {
-    let v = sorted_finite(replicates).filter(|_| value.is_finite())?;
-    let p = percentiles(&v);
-    let median = quantile(&v, 0.5);
-    let floor = if value >= 0.0 { 0.0 } else { f64::NEG_INFINITY };
-    Some(Interval {
-        lo: (value - (median - p.lo)).max(floor),
-        hi: value + (p.hi - median),
-    })
-}
-
-/// The p-quantile of sorted, non-empty `v` (linear interpolation).
-fn quantile(v: &[f64], p: f64) -> f64 {
-    let pos = p * (v.len() - 1) as f64;
-    let (i, frac) = (pos.floor() as usize, pos.fract());
-    if i + 1 < v.len() {
-        v[i] + frac * (v[i + 1] - v[i])
-    } else {
-        v[i]
-    }
+/// A statistic's estimate and its bootstrap replicates (replicate b in resample order).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Replicated {
+    /// The estimate from the samples themselves.
+    pub value: f64,
+    /// The statistic of every resample, in replicate order.
+    pub replicates: Vec<f64>,
 }
 
 impl Bootstrap {
@@ -147,38 +169,96 @@ impl Bootstrap {
         Ok(Self { replicates, seed })
     }
 
-    /// The reference resamples (m rows) of every replicate, in order: they are the same
-    /// for every point, so statistics can prepare their reference side once.
-    pub fn reference_counts(&self, m: usize) -> Vec<Vec<u32>> {
-        (0..self.replicates)
-            .map(|b| counts(self.seed, 2 * b as u64 + 1, m))
-            .collect()
+    /// The resamples of a generated set of n rows (streams 2b): the same for every set
+    /// of that size, so replicate b of two points is a paired draw.
+    pub fn samples(&self, n: usize) -> Resamples {
+        self.resamples(n, 0)
+    }
+
+    /// The resamples of the reference set of m rows (streams 2b + 1).
+    pub fn reference(&self, m: usize) -> Resamples {
+        self.resamples(m, 1)
+    }
+
+    fn resamples(&self, n: usize, offset: u64) -> Resamples {
+        Resamples {
+            n,
+            counts: (0..self.replicates)
+                .into_par_iter()
+                .map(|b| counts(self.seed, 2 * b as u64 + offset, n))
+                .collect(),
+        }
     }
 
     /// The values of `stat(b, x counts, y counts)` over the replicates (in parallel; the
-    /// order of the result is the replicate order whatever the scheduling).
-    pub fn replicates<F>(&self, n: usize, m: usize, stat: F) -> Result<Vec<f64>>
+    /// order of the result is the replicate order whatever the scheduling): for the
+    /// statistics that have no batched form.
+    pub fn replicates<F>(&self, x: &Resamples, y: &Resamples, stat: F) -> Result<Vec<f64>>
     where
         F: Fn(usize, &[u32], &[u32]) -> Result<f64> + Sync,
     {
         (0..self.replicates)
             .into_par_iter()
-            .map(|b| {
-                let cx = counts(self.seed, 2 * b as u64, n);
-                let cy = counts(self.seed, 2 * b as u64 + 1, m);
-                stat(b, &cx, &cy)
-            })
+            .map(|b| stat(b, x.counts(b), y.counts(b)))
             .collect()
     }
+}
 
-    /// The interval of the estimate `value` of `stat` (see the module docs and
-    /// [`Bootstrap::replicates`]).
-    pub fn interval<F>(&self, value: f64, n: usize, m: usize, stat: F) -> Result<Option<Interval>>
-    where
-        F: Fn(usize, &[u32], &[u32]) -> Result<f64> + Sync,
-    {
-        Ok(centred_interval(value, &self.replicates(n, m, stat)?))
+/// The finite values, ascending (`None` when fewer than two).
+fn sorted_finite(values: &[f64]) -> Option<Vec<f64>> {
+    let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
+    v.sort_unstable_by(f64::total_cmp);
+    (v.len() >= 2).then_some(v)
+}
+
+/// The p-quantile of sorted, non-empty `v` (linear interpolation, numpy's default).
+pub fn quantile(v: &[f64], p: f64) -> f64 {
+    let pos = p * (v.len() - 1) as f64;
+    let (i, frac) = (pos.floor() as usize, pos.fract());
+    if i + 1 < v.len() {
+        v[i] + frac * (v[i + 1] - v[i])
+    } else {
+        v[i]
     }
+}
+
+/// The standard deviation (divisor B − 1) of the finite `values` (`None` when fewer than two).
+pub fn standard_deviation(values: &[f64]) -> Option<f64> {
+    let v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
+    if v.len() < 2 {
+        return None;
+    }
+    let mean = v.iter().sum::<f64>() / v.len() as f64;
+    Some((v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (v.len() - 1) as f64).sqrt())
+}
+
+/// The [`LEVEL`] interval of kind `kind` from the estimate `value` and its `replicates`
+/// (finite ones; `None` when θ̂ is not finite or fewer than two replicates are).
+pub fn interval(kind: IntervalKind, value: f64, replicates: &[f64]) -> Option<Interval> {
+    let v = sorted_finite(replicates).filter(|_| value.is_finite())?;
+    let tail = (1.0 - LEVEL) / 2.0;
+    let (lo, hi) = (quantile(&v, tail), quantile(&v, 1.0 - tail));
+    Some(match kind {
+        IntervalKind::Percentile => Interval { lo, hi },
+        IntervalKind::Basic => Interval {
+            lo: 2.0 * value - hi,
+            hi: 2.0 * value - lo,
+        },
+        IntervalKind::Centred => {
+            let median = quantile(&v, 0.5);
+            Interval {
+                lo: value - (median - lo),
+                hi: value + (hi - median),
+            }
+        }
+        IntervalKind::Normal => {
+            let s = standard_deviation(&v)?;
+            Interval {
+                lo: value - Z * s,
+                hi: value + Z * s,
+            }
+        }
+    })
 }
 
 #[cfg(test)]
@@ -191,21 +271,27 @@ mod tests {
         assert_eq!(a.iter().sum::<u32>(), 50);
         assert_eq!(a, counts(3, 7, 50));
         assert_ne!(a, counts(3, 8, 50));
+        let b = Bootstrap::new(4, 3).unwrap();
+        assert_eq!(b.samples(50).counts(3), counts(3, 6, 50).as_slice());
+        assert_eq!(b.reference(50).counts(3), counts(3, 7, 50).as_slice());
     }
 
     #[test]
-    fn percentiles_interpolate_like_numpy() {
-        // numpy.percentile(range(11), [2.5, 97.5]) = [0.25, 9.75]
+    fn intervals_by_hand() {
+        // numpy.percentile(range(11), [2.5, 97.5]) = [0.25, 9.75]; median 5; sd √11.
         let v: Vec<f64> = (0..11).map(f64::from).collect();
-        let i = percentile_interval(&v).unwrap();
-        assert!((i.lo - 0.25).abs() < 1e-12 && (i.hi - 9.75).abs() < 1e-12, "{i:?}");
-        assert!(percentile_interval(&[1.0, f64::NAN]).is_none());
-        // Replicates 0..=10 have median 5; around θ̂ = 2 the interval is [2 − 4.75, 2 + 4.75],
-        // its lower end kept at 0.
-        let c = centred_interval(2.0, &v).unwrap();
-        assert!(c.lo == 0.0 && (c.hi - 6.75).abs() < 1e-12, "{c:?}");
-        let c = centred_interval(-1.0, &v).unwrap();
-        assert!((c.lo + 5.75).abs() < 1e-12 && (c.hi - 3.75).abs() < 1e-12, "{c:?}");
+        let close = |i: Interval, lo: f64, hi: f64| (i.lo - lo).abs() < 1e-12 && (i.hi - hi).abs() < 1e-12;
+        let p = interval(IntervalKind::Percentile, 2.0, &v).unwrap();
+        assert!(close(p, 0.25, 9.75), "{p:?}");
+        let b = interval(IntervalKind::Basic, 2.0, &v).unwrap();
+        assert!(close(b, -5.75, 3.75), "{b:?}");
+        let c = interval(IntervalKind::Centred, 2.0, &v).unwrap();
+        assert!(close(c, -2.75, 6.75), "{c:?}");
+        let s = 11f64.sqrt();
+        let n = interval(IntervalKind::Normal, 2.0, &v).unwrap();
+        assert!(close(n, 2.0 - Z * s, 2.0 + Z * s), "{n:?}");
+        assert!(interval(IntervalKind::Normal, 1.0, &[1.0, f64::NAN]).is_none());
+        assert!(interval(IntervalKind::Normal, f64::NAN, &v).is_none());
     }
 
     #[test]

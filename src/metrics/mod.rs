@@ -5,24 +5,35 @@
 //!
 //! - [`reconstruction`]: per-dimension MSE on the [0, 1] scale and PSNR, as in the DDIM
 //!   paper's Table 2 (reconstruction from x_T) and for the §5.3 consistency of trajectories.
-//! - [`distribution`]: Fréchet distance between fitted Gaussians (Heusel et al. 2017),
-//!   unbiased MMD² (Gretton et al. 2012) and sliced Wasserstein-2 (Bonneel et al. 2015).
+//! - [`frechet`]: Fréchet distance between fitted Gaussians (Heusel et al. 2017), plug-in
+//!   and bias-corrected.
+//! - [`mmd`]: unbiased MMD² (Gretton et al. 2012) with the RBF kernel, and KID (the cubic
+//!   polynomial kernel, Bińkowski et al. 2018).
+//! - [`sliced`]: sliced Wasserstein-2 (Bonneel et al. 2015).
+//! - [`nearest`]: distances to the nearest training point.
+//! - [`bootstrap`]: seeded resamples, every replicate kept, intervals; [`paired`]: paired
+//!   differences of two points and Holm's correction.
 //! - [`mixture`]: component masses of samples under a known Gaussian mixture.
 //! - [`labels`]: class histograms and their total variation to uniform.
 
 pub mod bootstrap;
-pub mod distribution;
+pub mod frechet;
 pub mod labels;
+pub(crate) mod linalg;
 pub mod mixture;
+pub mod mmd;
+pub mod nearest;
+pub mod paired;
 pub mod reconstruction;
+pub mod sliced;
 
-pub use distribution::{
-    frechet, frechet_distance, median_bandwidth_of, mmd2_unbiased, nearest_distances, sliced_wasserstein,
-    sliced_wasserstein_counted, Gaussian, KernelMatrices, Mmd, Rooted, SortedProjections, MMD_BLOCK,
-};
+pub use frechet::{frechet, frechet_distance, Gaussian, Moments, Rooted};
 pub use labels::{histogram, tv_to_uniform};
 pub use mixture::{component_masses, component_of, mass_error};
+pub use mmd::{block_ranges, kid, median_bandwidth_of, mmd2_unbiased, Kernel, KernelReference, Mmd, MMD_BLOCK};
+pub use nearest::nearest_distances;
 pub use reconstruction::{mse_unit, per_row_mse_unit, psnr};
+pub use sliced::{sliced_wasserstein, sliced_wasserstein_counted, sliced_wasserstein_replicates, SortedProjections};
 
 use crate::error::{Error, Result};
 

@@ -7,14 +7,17 @@ use std::path::{Path, PathBuf};
 
 use polars::prelude::{Column, CsvWriter, DataFrame, SerWriter};
 
+use super::claims::{floor_row, Claim, Claims};
+use super::differences::{eta_differences, sampler_differences};
 use super::figures::{image_grid, line_chart, scatter_panels, Series};
-use super::findings::findings;
+use super::findings::{findings, floor_claims};
 use super::samplers;
 use super::tables::{
-    ablation, clips, eta_by_steps, eta_label, etas, find, present, steps, taus, taus_by_steps, timing, with_floor,
-    MetricInfo, Table, CONSISTENCY, CONSISTENCY_EXACT, RECON, SAMPLE_QUALITY,
+    ablation, clips, deciding, eta_by_steps, eta_label, etas, find, present, steps, taus, taus_by_steps, timing,
+    with_floor, MetricInfo, Table, CONSISTENCY, CONSISTENCY_EXACT, RECON, SAMPLE_QUALITY,
 };
 use crate::error::{Error, Result};
+use crate::experiment::evaluation::Evaluation;
 use crate::experiment::plan::Plan;
 use crate::experiment::runner::results_hash;
 use crate::experiment::ExperimentConfig;
@@ -71,35 +74,218 @@ fn write_csv(table: &Table, path: &Path) -> Result<()> {
     write_atomic(path, &bytes)
 }
 
+/// What a report is built from: the results folder's configuration, manifest, saved
+/// rows and noise floor.
+struct Input {
+    cfg: ExperimentConfig,
+    manifest: Option<Manifest>,
+    data: crate::data::Dataset,
+    plan: Plan,
+    /// Every saved row (all solvers), plan order.
+    all_rows: Vec<MetricRow>,
+    /// DDIM's rows (the η tables, findings and figures).
+    rows: Vec<MetricRow>,
+    missing: Vec<String>,
+    floor: NoiseFloor,
+}
+
+impl Input {
+    fn load(dir: &Path) -> Result<Self> {
+        let cfg = ExperimentConfig::load(&dir.join("config.yaml"))?;
+        // A folder without a (readable) manifest is still reported, from its points.
+        let manifest = Manifest::load(dir).ok();
+        let hash = match &manifest {
+            Some(m) => m.config_hash.clone(),
+            None => results_hash(&cfg)?,
+        };
+        let data = cfg.load_data()?;
+        let plan = Plan::new(&cfg, data.heldout.len())?;
+        let (all_rows, missing) = plan.saved_rows(dir, &hash)?;
+        let rows: Vec<MetricRow> = all_rows
+            .iter()
+            .filter(|r| r.sampler == SamplerKind::Ddim.name())
+            .cloned()
+            .collect();
+        if rows.is_empty() {
+            return Err(Error::Io {
+                path: dir.join("points").display().to_string(),
+                message: "no saved sweep point to report on: run `ddimlab sweep` first".into(),
+            });
+        }
+        Ok(Self {
+            floor: NoiseFloor::load(dir)?,
+            cfg,
+            manifest,
+            data,
+            plan,
+            all_rows,
+            rows,
+            missing,
+        })
+    }
+}
+
+/// The report's tables in order, each under the section heading (and text) it opens.
+struct Sections(Vec<(Option<String>, Table)>);
+
+impl Sections {
+    fn build(input: &Input) -> Self {
+        let (rows, floor) = (&input.rows, &input.floor);
+        let mut out = Vec::new();
+        let mut section = |heading: Option<String>, tables: Vec<Table>| {
+            let mut first = heading;
+            for t in tables {
+                out.push((first.take(), t));
+            }
+        };
+        let clip_values = clips(rows);
+        let mut quality = Vec::new();
+        for &clip in &clip_values {
+            for tau in taus(rows) {
+                for m in present(rows, &SAMPLE_QUALITY) {
+                    quality.push(with_floor(eta_by_steps(rows, &m, &tau, clip), &m, floor));
+                }
+            }
+        }
+        section(Some("## Sample quality (Table 1 layout)\n".into()), quality);
+        let floor_row = floor_row(floor);
+        section(
+            Some(
+                "## Key differences (paired)\n\nEach cell: the difference of the two points' statistic ± half its \
+                 95 % paired bootstrap interval (the points share x_T, noise, reference and resamples); **bold**: \
+                 the difference holds after Holm's correction across the report.\n"
+                    .into(),
+            ),
+            eta_differences(rows, (!floor.replicates.is_empty()).then_some(&floor_row)),
+        );
+        let first_eta = etas(rows).into_iter().next().unwrap_or_default();
+        if !present(rows, &[RECON]).is_empty() {
+            section(
+                Some(
+                    "## Reconstruction error (Table 2 layout)\n\nHeld-out x_0 encoded to x_T and decoded back \
+                     with the same S (η = 0 both ways).\n"
+                        .into(),
+                ),
+                clip_values
+                    .iter()
+                    .map(|&clip| taus_by_steps(rows, &RECON, &first_eta, clip))
+                    .collect(),
+            );
+        }
+        let consistency = present(rows, &[CONSISTENCY, CONSISTENCY_EXACT]);
+        if !consistency.is_empty() {
+            let mut tables = Vec::new();
+            for &clip in &clip_values {
+                for tau in taus(rows) {
+                    tables.extend(consistency.iter().map(|m| eta_by_steps(rows, m, &tau, clip)));
+                }
+            }
+            section(
+                Some(format!(
+                    "## Consistency (paper §5.3)\n\nDistance between x_0 at S steps and x_0 of the reference run \
+                     (η = 0, S = {}) from the same x_T (0 for the reference itself, which log-scale figures leave \
+                     out).\n",
+                    input.cfg.sweep.reference_steps()
+                )),
+                tables,
+            );
+        }
+        section(Some("## Ablations\n".into()), ablation_tables(rows, &first_eta));
+        if samplers::compares_samplers(&input.all_rows) {
+            let mut text = String::from(
+                "## Samplers at equal NFE\n\nDDIM at η = 0 against the solvers that followed it, from the same \
+                 x_T. Columns are S; each row's NFE per S is in its label, and the figures plot every metric \
+                 against NFE itself.\n\n",
+            );
+            let orders = samplers::fitted_orders(&input.all_rows);
+            if orders.is_empty() {
+                let _ = writeln!(text, "- {}", samplers::NO_ORDERS);
+            }
+            for line in orders {
+                let _ = writeln!(text, "- {line}");
+            }
+            let mut tables = samplers::tables(&input.all_rows);
+            tables.extend(sampler_differences(&input.all_rows));
+            section(Some(text), tables);
+        }
+        Self(out)
+    }
+
+    /// Every claim the tables make.
+    fn claims(&self) -> Vec<Claim> {
+        self.0.iter().flat_map(|(_, t)| t.claims()).collect()
+    }
+
+    fn settle(&mut self, claims: &Claims) {
+        self.0.iter_mut().for_each(|(_, t)| t.settle(claims));
+    }
+}
+
 /// Builds the report of the results folder `dir`.
 pub fn report(dir: &Path) -> Result<ReportSummary> {
-    let cfg = ExperimentConfig::load(&dir.join("config.yaml"))?;
-    // A folder without a (readable) manifest is still reported, from its points.
-    let manifest = Manifest::load(dir).ok();
-    let hash = match &manifest {
-        Some(m) => m.config_hash.clone(),
-        None => results_hash(&cfg)?,
-    };
-    let data = cfg.load_data()?;
-    let plan = Plan::new(&cfg, data.heldout.len())?;
-    let (all_rows, missing) = plan.saved_rows(dir, &hash)?;
-    // The η tables, findings and figures are DDIM's; the other solvers have their own section.
-    let rows: Vec<MetricRow> = all_rows
-        .iter()
-        .filter(|r| r.sampler == SamplerKind::Ddim.name())
-        .cloned()
-        .collect();
-    if rows.is_empty() {
-        return Err(Error::Io {
-            path: dir.join("points").display().to_string(),
-            message: "no saved sweep point to report on: run `ddimlab sweep` first".into(),
-        });
-    }
+    let input = Input::load(dir)?;
     let (figures_dir, tables_dir) = (dir.join("figures"), dir.join("tables"));
     for d in [&figures_dir, &tables_dir] {
         std::fs::create_dir_all(d).map_err(|e| Error::io(d, e))?;
     }
+    // 1. lay the tables out; 2. settle every claim they and the findings make in one
+    // family; 3. render.
+    let mut sections = Sections::build(&input);
+    let floor = floor_row(&input.floor);
+    let mut family = sections.claims();
+    family.extend(floor_claims(&input.all_rows));
+    let claims = Claims::settle(input.all_rows.iter().chain([&floor]), family);
+    sections.settle(&claims);
 
+    let mut md = header(&input, &claims);
+    let _ = writeln!(md, "## What this run shows\n");
+    for f in findings(&input.rows, &claims) {
+        let _ = writeln!(md, "- {f}");
+    }
+    let _ = writeln!(md);
+    let mut tables = Vec::new();
+    for (heading, t) in sections.0 {
+        if let Some(h) = heading {
+            let _ = writeln!(md, "{h}");
+        }
+        push_table(&mut md, &mut tables, t);
+    }
+    let mut figures = draw_figures(dir, &input.data, &input.rows, &input.floor, &figures_dir)?;
+    if samplers::compares_samplers(&input.all_rows) {
+        figures.extend(samplers::figures(&input.all_rows, &figures_dir)?);
+    }
+    let _ = writeln!(md, "## Figures\n");
+    for f in &figures {
+        let name = f
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let _ = writeln!(md, "![{name}](figures/{name}.png)\n");
+    }
+    let _ = writeln!(md, "## Timing\n");
+    push_table(&mut md, &mut tables, timing(&input.all_rows));
+
+    let mut table_paths = Vec::new();
+    for t in &tables {
+        let path = tables_dir.join(format!("{}.csv", t.name));
+        write_csv(t, &path)?;
+        table_paths.push(path);
+    }
+    let path = dir.join("report.md");
+    write_atomic(&path, md.as_bytes())?;
+    Ok(ReportSummary {
+        path,
+        points: input.all_rows.len(),
+        missing: input.missing,
+        figures,
+        tables: table_paths,
+    })
+}
+
+/// The report's title and run summary: what was run, what the samples were compared
+/// with, how the cells and the bold are to be read, and what is missing.
+fn header(input: &Input, claims: &Claims) -> String {
+    let (cfg, plan) = (&input.cfg, &input.plan);
     let mut md = String::new();
     let _ = writeln!(md, "# {}: DDIM steps vs quality\n", cfg.name);
     let _ = writeln!(
@@ -112,7 +298,7 @@ pub fn report(dir: &Path) -> Result<ReportSummary> {
         cfg.schedule.kind.name(),
         cfg.schedule.timesteps
     );
-    if let Some(m) = &manifest {
+    if let Some(m) = &input.manifest {
         let _ = writeln!(
             md,
             "Run on {} (ddimlab {}, commit {}): {:.1} s wall, {:.1} s in model evaluations, {:.1} % of point \
@@ -128,138 +314,46 @@ pub fn report(dir: &Path) -> Result<ReportSummary> {
                 .unwrap_or_default()
         );
     }
-    let floor = NoiseFloor::load(dir)?;
-    let compared_with = manifest
+    let compared_with = input
+        .manifest
         .as_ref()
         .map(|m| m.compared_with.clone())
         .filter(|c| !c.is_empty())
-        .unwrap_or_else(|| floor.compared_with.clone());
+        .unwrap_or_else(|| input.floor.compared_with.clone());
     let _ = writeln!(
         md,
-        "\nSample statistics: {compared_with}. Lower is better except for PSNR and the classifier's \
-         confidence; nn_ratio is ideal at 1. Each value carries ± half its 95 % bootstrap interval \
-         ({} replicates over generated and reference samples; the exact ends are the `_lo` / `_hi` columns \
-         of metrics.parquet). The **noise floor** row is the same statistic between independent real data \
-         and the reference: no sampler can be told apart from real data below it at this sample size. \
-         **Bold**: the best cell of its column, only where its interval separates from every other row's. \
-         †: NFE < S (the quadratic τ repeats timesteps at this S; repeats are dropped).\n",
-        cfg.sweep.bootstrap
+        "\nSample statistics: {compared_with}; {}. Lower is better except for PSNR and the classifier's \
+         confidence; nn_ratio is ideal at 1. Each value carries ± half its 95 % bootstrap interval ({} replicates \
+         over generated and reference samples, {} interval; the exact ends are the `_lo` / `_hi` columns of \
+         metrics.parquet, every replicate is in bootstrap.parquet). The **noise floor** row is the same statistic \
+         between an independent real set and the reference: what real data score at this sample size. Only the \
+         statistics that decide ({}) are ranked: **bold** is the best cell of its column where its paired \
+         difference to every other cell of the column holds, and a difference cell where it holds, after Holm's \
+         correction across the report's {} statements. †: NFE < S (the quadratic τ repeats timesteps at this S; \
+         repeats are dropped).\n",
+        Evaluation::of(input.data.shape()).describe(),
+        cfg.sweep.bootstrap,
+        crate::metrics::bootstrap::MARGINAL,
+        deciding(&input.rows)
+            .iter()
+            .map(|m| m.name)
+            .collect::<Vec<_>>()
+            .join(", "),
+        claims.family_size(),
     );
-    if let Some(loss) = manifest.as_ref().and_then(|m| m.heldout_loss) {
+    if let Some(loss) = input.manifest.as_ref().and_then(|m| m.heldout_loss) {
         let _ = writeln!(md, "Held-out L_simple of the model: {loss:.4}.\n");
     }
-    if !missing.is_empty() {
+    if !input.missing.is_empty() {
         let _ = writeln!(
             md,
             "**Incomplete sweep: {} of {} points missing** ({}). Run `ddimlab sweep` again to finish it.\n",
-            missing.len(),
+            input.missing.len(),
             plan.points.len(),
-            missing.join(", ")
+            input.missing.join(", ")
         );
     }
-
-    let _ = writeln!(md, "## What this run shows\n");
-    for f in findings(&rows, &floor.metrics) {
-        let _ = writeln!(md, "- {f}");
-    }
-
-    let clip_values = clips(&rows);
-    let mut tables: Vec<Table> = Vec::new();
-    let _ = writeln!(md, "\n## Sample quality (Table 1 layout)\n");
-    for &clip in &clip_values {
-        for tau in taus(&rows) {
-            for m in present(&rows, &SAMPLE_QUALITY) {
-                push_table(
-                    &mut md,
-                    &mut tables,
-                    with_floor(eta_by_steps(&rows, &m, &tau, clip), &m, &floor.metrics),
-                );
-            }
-        }
-    }
-    let first_eta = etas(&rows).into_iter().next().unwrap_or_default();
-    if !present(&rows, &[RECON]).is_empty() {
-        let _ = writeln!(md, "## Reconstruction error (Table 2 layout)\n");
-        let _ = writeln!(
-            md,
-            "Held-out x_0 encoded to x_T and decoded back with the same S (η = 0 both ways).\n"
-        );
-        for &clip in &clip_values {
-            push_table(&mut md, &mut tables, taus_by_steps(&rows, &RECON, &first_eta, clip));
-        }
-    }
-    let consistency = present(&rows, &[CONSISTENCY, CONSISTENCY_EXACT]);
-    if !consistency.is_empty() {
-        let _ = writeln!(md, "## Consistency (paper §5.3)\n");
-        let _ = writeln!(
-            md,
-            "Distance between x_0 at S steps and x_0 of the reference run (η = 0, S = {}) from the same x_T \
-             (0 for the reference itself, which log-scale figures leave out).\n",
-            cfg.sweep.reference_steps()
-        );
-        for &clip in &clip_values {
-            for tau in taus(&rows) {
-                for m in &consistency {
-                    push_table(&mut md, &mut tables, eta_by_steps(&rows, m, &tau, clip));
-                }
-            }
-        }
-    }
-    let ablations = ablation_tables(&rows, &first_eta);
-    if !ablations.is_empty() {
-        let _ = writeln!(md, "## Ablations\n");
-        for t in ablations {
-            push_table(&mut md, &mut tables, t);
-        }
-    }
-
-    let mut figures = draw_figures(dir, &data, &rows, &floor.metrics, &figures_dir)?;
-    if samplers::compares_samplers(&all_rows) {
-        let _ = writeln!(md, "## Samplers at equal NFE\n");
-        let _ = writeln!(
-            md,
-            "DDIM at η = 0 against the solvers that followed it, from the same x_T. Columns are S; each row's \
-             NFE per S is in its label, and the figures plot every metric against NFE itself.\n"
-        );
-        let orders = samplers::fitted_orders(&all_rows);
-        if orders.is_empty() {
-            let _ = writeln!(md, "- {}", samplers::NO_ORDERS);
-        }
-        for line in orders {
-            let _ = writeln!(md, "- {line}");
-        }
-        let _ = writeln!(md);
-        for t in samplers::tables(&all_rows) {
-            push_table(&mut md, &mut tables, t);
-        }
-        figures.extend(samplers::figures(&all_rows, &figures_dir)?);
-    }
-    let _ = writeln!(md, "## Figures\n");
-    for f in &figures {
-        let name = f
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let _ = writeln!(md, "![{name}](figures/{name}.png)\n");
-    }
-    let _ = writeln!(md, "## Timing\n");
-    push_table(&mut md, &mut tables, timing(&all_rows));
-
-    let mut table_paths = Vec::new();
-    for t in &tables {
-        let path = tables_dir.join(format!("{}.csv", t.name));
-        write_csv(t, &path)?;
-        table_paths.push(path);
-    }
-    let path = dir.join("report.md");
-    write_atomic(&path, md.as_bytes())?;
-    Ok(ReportSummary {
-        path,
-        points: all_rows.len(),
-        missing,
-        figures,
-        tables: table_paths,
-    })
+    md
 }
 
 fn push_table(md: &mut String, tables: &mut Vec<Table>, t: Table) {
@@ -336,7 +430,7 @@ fn draw_figures(
     dir: &Path,
     data: &crate::data::Dataset,
     rows: &[MetricRow],
-    floor: &std::collections::BTreeMap<String, f64>,
+    floor: &NoiseFloor,
     out: &Path,
 ) -> Result<Vec<PathBuf>> {
     let mut figures = Vec::new();

@@ -1,14 +1,13 @@
 //! "What this run shows": statements derived from the numbers of a sweep, checked
 //! against the paper's qualitative claims whichever way they come out (never hard-coded).
 
-use std::collections::BTreeMap;
-
+use super::claims::{Claim, Claims};
+use super::differences::RIVALS;
 use super::tables::{
-    eta_label, etas, find, format_value, interval_of, loglog_slope, present, steps, taus, MetricInfo, CONSISTENCY,
-    CONSISTENCY_EXACT, RECON, SAMPLE_QUALITY,
+    deciding, eta_by_steps, eta_label, etas, find, format_value, loglog_slope, steps, taus, MetricInfo, CONSISTENCY,
+    CONSISTENCY_EXACT, RECON,
 };
-use crate::metrics::bootstrap::Interval;
-use crate::store::MetricRow;
+use crate::store::{MetricRow, FLOOR_ID};
 
 /// S up to which the paper finds η = 0 best (its Table 1: S ≤ 50 … 100).
 const SMALL_S: usize = 50;
@@ -17,104 +16,107 @@ fn value(r: Option<&MetricRow>, m: &MetricInfo) -> Option<f64> {
     r.and_then(|r| r.metrics.get(m.name).copied()).filter(|v| v.is_finite())
 }
 
-fn better(m: &MetricInfo, a: f64, b: f64) -> bool {
-    if m.lower_better {
-        a < b
-    } else {
-        a > b
-    }
-}
-
-/// A value with its interval (none when the sweep ran without intervals).
-#[derive(Clone, Copy)]
-struct Estimate {
-    value: f64,
-    interval: Option<Interval>,
-}
-
-impl Estimate {
-    fn of(r: Option<&MetricRow>, m: &MetricInfo) -> Option<Self> {
-        let r = r?;
-        Some(Self {
-            value: value(Some(r), m)?,
-            interval: interval_of(&r.metrics, m.name),
-        })
-    }
-
-    /// Told apart from `other`: both intervals known and disjoint (without intervals,
-    /// never: a difference without its uncertainty supports no claim).
-    fn separated(&self, other: &Estimate) -> bool {
-        matches!((self.interval, other.interval), (Some(a), Some(b)) if a.separated(&b))
-    }
-}
-
-/// What the η values at one (τ, S) support.
+/// What the η values at one (τ, S) support, by the deciding metric's paired claims.
 pub(crate) enum Ranking {
-    /// One η is best, and its interval separates from every other η's.
+    /// One η is best: its claim against every other η holds.
     Best(String),
-    /// The best η's interval overlaps these η's (best first).
+    /// The claim does not hold: the η with the best estimate first, then the others.
     Tied(Vec<String>),
 }
 
-pub(crate) fn rank(rows: &[MetricRow], m: &MetricInfo, tau: &str, s: usize, clip: bool) -> Option<Ranking> {
-    let est: Vec<(String, Estimate)> = etas(rows)
-        .into_iter()
-        .filter_map(|e| Some((e.clone(), Estimate::of(find(rows, tau, &e, s, clip), m)?)))
-        .collect();
-    if est.len() < 2 {
+/// The ranking of the η values at (τ, S, clip) under `m`, from the η table's best-cell
+/// claim as settled in `claims`.
+pub(crate) fn rank(
+    rows: &[MetricRow],
+    m: &MetricInfo,
+    tau: &str,
+    s: usize,
+    clip: bool,
+    claims: &Claims,
+) -> Option<Ranking> {
+    let table = eta_by_steps(rows, m, tau, clip);
+    let j = steps(rows).iter().position(|&x| x == s)?;
+    let (_, claim) = table.best_claim(j)?;
+    let Claim::Best { best, rivals, .. } = &claim else {
         return None;
-    }
-    let best = est
-        .iter()
-        .reduce(|a, b| if better(m, b.1.value, a.1.value) { b } else { a })?;
-    let ties: Vec<String> = est
-        .iter()
-        .filter(|(e, x)| *e != best.0 && !best.1.separated(x))
-        .map(|(e, _)| e.clone())
-        .collect();
-    Some(if ties.is_empty() {
-        Ranking::Best(best.0.clone())
+    };
+    let eta_of = |id: &str| rows.iter().find(|r| r.point_id == id).map(|r| r.eta.clone());
+    let best_eta = eta_of(best)?;
+    Some(if claims.holds(&claim) {
+        Ranking::Best(best_eta)
     } else {
-        Ranking::Tied(std::iter::once(best.0.clone()).chain(ties).collect())
+        Ranking::Tied(
+            std::iter::once(best_eta)
+                .chain(rivals.iter().filter_map(|r| eta_of(r)))
+                .collect(),
+        )
     })
 }
 
-/// Every statement the numbers support, in report order; `floor` is the noise-floor row.
-pub fn findings(rows: &[MetricRow], floor: &BTreeMap<String, f64>) -> Vec<String> {
+/// The claims behind "at the noise floor": every point against the floor set, under the
+/// first deciding metric.
+pub fn floor_claims(rows: &[MetricRow]) -> Vec<Claim> {
+    let Some(m) = deciding(rows).into_iter().next() else {
+        return Vec::new();
+    };
+    rows.iter()
+        .map(|r| Claim::Differ {
+            metric: m.name,
+            a: r.point_id.clone(),
+            b: FLOOR_ID.into(),
+        })
+        .collect()
+}
+
+/// Every statement the numbers support, in report order (`rows`: DDIM's; `claims`: the
+/// report's settled family, which holds every claim these statements use).
+pub fn findings(rows: &[MetricRow], claims: &Claims) -> Vec<String> {
     let clip = rows.first().is_some_and(|r| r.clip_x0);
     let mut out = Vec::new();
-    out.extend(eta_ordering(rows, clip));
-    out.extend(small_s_comparison(rows, clip));
-    out.extend(at_the_floor(rows, floor, clip));
+    out.extend(what_decides(rows, claims));
+    out.extend(eta_ordering(rows, clip, claims));
+    out.extend(small_s_comparison(rows, clip, claims));
+    out.extend(at_the_floor(rows, clip, claims));
     out.extend(reconstruction(rows, clip));
     out.extend(consistency(rows, clip));
     out
 }
 
-fn ranked_metrics(rows: &[MetricRow]) -> Vec<MetricInfo> {
-    present(rows, &SAMPLE_QUALITY)
-        .into_iter()
-        .filter(|m| m.ranked)
-        .collect()
+/// Which statistics the statements rest on, and the family they were tested in.
+fn what_decides(rows: &[MetricRow], claims: &Claims) -> Vec<String> {
+    let names: Vec<&str> = deciding(rows).iter().map(|m| m.name).collect();
+    if names.is_empty() {
+        return vec!["No statistic decides (no sample statistics, or no intervals): nothing is ranked.".into()];
+    }
+    vec![format!(
+        "Statements rest on {} — statistics whose expectation does not depend on the samples' diversity or \
+         size — each through the paired bootstrap interval of a difference (the points share x_T, noise, \
+         reference and resamples). The plug-in Fréchet distances and the sliced Wasserstein distance are \
+         shown, not ranked. {} statements were tested together; Holm's correction keeps the chance of any \
+         false one below 5 %; {} hold.",
+        names.join(", "),
+        claims.family_size(),
+        claims.holding()
+    )]
 }
 
-/// Per τ and metric: which η is best at each S ≤ 50 where the intervals separate, and
-/// where they do not, that the η values are indistinguishable at this sample size.
-fn eta_ordering(rows: &[MetricRow], clip: bool) -> Vec<String> {
+/// Per τ and deciding metric: which η is best at each S ≤ 50 where its claim holds, and
+/// where it does not, that the η values are not told apart.
+fn eta_ordering(rows: &[MetricRow], clip: bool, claims: &Claims) -> Vec<String> {
     if etas(rows).len() < 2 {
         return Vec::new();
     }
     let small: Vec<usize> = steps(rows).into_iter().filter(|&s| s <= SMALL_S).collect();
     let mut out = Vec::new();
     for tau in taus(rows) {
-        for m in ranked_metrics(rows) {
+        for m in deciding(rows) {
             let parts: Vec<String> = small
                 .iter()
                 .filter_map(|&s| {
-                    Some(match rank(rows, &m, &tau, s, clip)? {
+                    Some(match rank(rows, &m, &tau, s, clip, claims)? {
                         Ranking::Best(e) => format!("S = {s}: {} best", eta_label(&e)),
                         Ranking::Tied(es) => format!(
-                            "S = {s}: {} indistinguishable at this sample size",
+                            "S = {s}: {} not told apart",
                             es.iter().map(|e| eta_label(e)).collect::<Vec<_>>().join(" ≈ ")
                         ),
                     })
@@ -128,27 +130,37 @@ fn eta_ordering(rows: &[MetricRow], clip: bool) -> Vec<String> {
     out
 }
 
-/// At the smallest S: does η = 0 beat η = 1 and σ̂ (the paper's headline), counting
-/// only differences whose intervals separate?
-fn small_s_comparison(rows: &[MetricRow], clip: bool) -> Vec<String> {
+/// At the smallest S: does η = 0 beat η = 1 and σ̂ (the paper's headline), counting only
+/// differences whose paired claims hold?
+fn small_s_comparison(rows: &[MetricRow], clip: bool, claims: &Claims) -> Vec<String> {
     let Some(&s) = steps(rows).first() else {
         return Vec::new();
     };
     let mut out = Vec::new();
-    for rival in ["1.0", "sigma_hat"] {
+    for rival in RIVALS {
         let (mut wins, mut losses, mut ties) = (Vec::new(), Vec::new(), Vec::new());
         for tau in taus(rows) {
-            for m in ranked_metrics(rows) {
-                let (Some(a), Some(b)) = (
-                    Estimate::of(find(rows, &tau, "0.0", s, clip), &m),
-                    Estimate::of(find(rows, &tau, rival, s, clip), &m),
-                ) else {
+            for m in deciding(rows) {
+                let (Some(a), Some(b)) = (find(rows, &tau, "0.0", s, clip), find(rows, &tau, rival, s, clip)) else {
                     continue;
                 };
-                let what = format!("{} ({tau} τ)", m.name);
-                if !a.separated(&b) {
+                let claim = Claim::Differ {
+                    metric: m.name,
+                    a: a.point_id.clone(),
+                    b: b.point_id.clone(),
+                };
+                let Some(settled) = claims.get(&claim) else { continue };
+                let Some(d) = settled.difference else { continue };
+                let what = format!(
+                    "{} ({tau} τ, Δ = {} [{}, {}])",
+                    m.name,
+                    format_value(d.estimate),
+                    format_value(d.interval.lo),
+                    format_value(d.interval.hi)
+                );
+                if !settled.holds {
                     ties.push(what);
-                } else if better(&m, a.value, b.value) {
+                } else if (d.estimate < 0.0) == m.lower_better {
                     wins.push(what);
                 } else {
                     losses.push(what);
@@ -167,8 +179,8 @@ fn small_s_comparison(rows: &[MetricRow], clip: bool) -> Vec<String> {
             }
         };
         out.push(format!(
-            "At S = {s}, η = 0 against {} on {total} (metric, τ) pairs: better with separated intervals on {}{}; \
-             worse on {}{}; indistinguishable at this sample size on {}{}.",
+            "At S = {s}, η = 0 against {} on {total} (statistic, τ) pairs: better on {}{}; worse on {}{}; not \
+             told apart on {}{}.",
             eta_label(rival),
             wins.len(),
             list(&wins),
@@ -181,42 +193,44 @@ fn small_s_comparison(rows: &[MetricRow], clip: bool) -> Vec<String> {
     out
 }
 
-/// Which points of the headline metric cannot be told from real data: their interval
-/// overlaps the noise floor's.
-fn at_the_floor(rows: &[MetricRow], floor: &BTreeMap<String, f64>, clip: bool) -> Vec<String> {
-    let Some(m) = ranked_metrics(rows).into_iter().next() else {
+/// Which points cannot be told from real data under the first deciding metric: their
+/// paired difference to the floor set does not hold.
+fn at_the_floor(rows: &[MetricRow], clip: bool, claims: &Claims) -> Vec<String> {
+    let Some(m) = deciding(rows).into_iter().next() else {
         return Vec::new();
-    };
-    let (Some(&fv), Some(fi)) = (floor.get(m.name), interval_of(floor, m.name)) else {
-        return Vec::new();
-    };
-    let f = Estimate {
-        value: fv,
-        interval: Some(fi),
     };
     let mut out = Vec::new();
     for tau in taus(rows) {
+        let mut judged = 0;
         let at: Vec<String> = steps(rows)
             .into_iter()
             .flat_map(|s| etas(rows).into_iter().map(move |e| (s, e)))
-            .filter(|(s, e)| Estimate::of(find(rows, &tau, e, *s, clip), &m).is_some_and(|x| !x.separated(&f)))
-            .map(|(s, e)| format!("{} at S = {s}", eta_label(&e)))
+            .filter_map(|(s, e)| {
+                let r = find(rows, &tau, &e, s, clip)?;
+                let claim = Claim::Differ {
+                    metric: m.name,
+                    a: r.point_id.clone(),
+                    b: FLOOR_ID.into(),
+                };
+                let settled = claims.get(&claim).filter(|c| c.p.is_finite())?;
+                judged += 1;
+                (!settled.holds).then(|| format!("{} at S = {s}", eta_label(&e)))
+            })
             .collect();
+        if judged == 0 {
+            continue;
+        }
         out.push(if at.is_empty() {
             format!(
-                "{tau} τ, {}: every point is separated from the noise floor ({} ± {}): all are told apart from \
-                 real data.",
-                m.name,
-                format_value(fv),
-                format_value(fi.half_width())
+                "{tau} τ, {}: every point differs from the noise floor (paired, after correction): all are told \
+                 apart from real data.",
+                m.name
             )
         } else {
             format!(
-                "{tau} τ, {}: at the noise floor ({} ± {}), i.e. indistinguishable from real data at this sample \
-                 size: {}.",
+                "{tau} τ, {}: not told apart from the noise floor (paired difference to the floor set, after \
+                 correction), i.e. indistinguishable from real data at this sample size: {}.",
                 m.name,
-                format_value(fv),
-                format_value(fi.half_width()),
                 at.join(", ")
             )
         });

@@ -2,7 +2,9 @@
 //! folder. Reads files only; knows nothing of sampling.
 
 mod build;
+pub mod claims;
 pub mod compare;
+pub mod differences;
 pub mod figures;
 pub mod findings;
 pub mod samplers;

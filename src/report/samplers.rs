@@ -6,8 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::figures::{line_chart, Series};
 use super::tables::{
-    interval_of, loglog_slope, present, s_columns, steps, taus, MetricInfo, Table, CONSISTENCY, CONSISTENCY_EXACT,
-    SAMPLE_QUALITY,
+    loglog_slope, present, s_columns, steps, taus, MetricInfo, Table, CONSISTENCY, CONSISTENCY_EXACT, SAMPLE_QUALITY,
 };
 use crate::error::Result;
 use crate::sampler::{Eta, SamplerKind};
@@ -45,39 +44,21 @@ pub fn compares_samplers(rows: &[MetricRow]) -> bool {
     by_sampler(rows).len() > 1
 }
 
-/// One metric for one τ kind: rows the solvers, columns `steps`.
+/// One metric for one τ kind: rows the solvers, columns `steps`; the best solver of a
+/// column is a claim of the report (deciding metrics).
 pub fn samplers_by_steps(rows: &[MetricRow], metric: &MetricInfo, tau: &str, steps: &[usize]) -> Table {
-    let mut table = Table {
-        name: format!("{}_samplers_{tau}", metric.name),
-        title: format!("{} — samplers, {tau} τ", metric.label),
-        row_header: "".into(),
-        columns: s_columns(steps),
-        rows: Vec::new(),
-        marked: Vec::new(),
-        best: metric.ranked.then_some(metric.lower_better),
-        intervals: Vec::new(),
-        floor: false,
-        bold: Vec::new(),
-    };
+    let mut table = Table::new(
+        format!("{}_samplers_{tau}", metric.name),
+        format!("{} — samplers, {tau} τ", metric.label),
+        s_columns(steps),
+    );
+    table.ranking = metric.decides.then_some((metric.name, metric.lower_better));
     for (kind, mine) in by_sampler(rows) {
         let cells: Vec<Option<&MetricRow>> = steps
             .iter()
             .map(|&s| mine.iter().copied().find(|r| r.tau == tau && r.steps == s))
             .collect();
-        table
-            .marked
-            .push(cells.iter().map(|c| c.is_some_and(|r| r.nfe < r.steps)).collect());
-        table.intervals.push(
-            cells
-                .iter()
-                .map(|c| c.and_then(|r| interval_of(&r.metrics, metric.name)))
-                .collect(),
-        );
-        let values = cells
-            .iter()
-            .map(|c| c.and_then(|r| r.metrics.get(metric.name).copied()))
-            .collect();
-        table.rows.push((label(kind).to_string(), values));
+        table.push_points(label(kind).to_string(), &cells, metric.name);
     }
     table
 }

@@ -6,8 +6,11 @@
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
+use super::claims::{Claim, Claims};
 use crate::experiment::measure::names;
 use crate::metrics::bootstrap::Interval;
+use crate::metrics::paired::{difference, Difference};
+use crate::store::manifest::NoiseFloor;
 use crate::store::MetricRow;
 
 /// A metric the report knows how to present.
@@ -19,59 +22,80 @@ pub struct MetricInfo {
     pub label: &'static str,
     /// Smaller is better (false: larger is better, e.g. PSNR).
     pub lower_better: bool,
-    /// Tables mark a best cell (false: the ideal is a target value, e.g. 1 for nn_ratio).
-    pub ranked: bool,
+    /// The report makes statements with it (best cells, differences, the floor): its
+    /// expectation does not depend on the samples' diversity or size (unbiased or
+    /// bias-corrected). The others are shown with their intervals, never ranked.
+    pub decides: bool,
 }
 
-/// Sample-quality metrics, in the order the report shows them (Table 1's role).
-pub const SAMPLE_QUALITY: [MetricInfo; 8] = [
+/// Sample-quality metrics, in the order the report shows them (Table 1's role): in each
+/// space the plug-in Fréchet distance the paper reports, then the statistics that decide.
+pub const SAMPLE_QUALITY: [MetricInfo; 11] = [
     MetricInfo {
         name: names::FD_CLASSIFIER,
-        label: "Fréchet distance in classifier features (FID analogue)",
+        label: "Fréchet distance in classifier features (FID analogue, plug-in)",
         lower_better: true,
-        ranked: true,
+        decides: false,
+    },
+    MetricInfo {
+        name: names::FD_CLASSIFIER_INF,
+        label: "Fréchet distance in classifier features, bias-corrected (FD∞)",
+        lower_better: true,
+        decides: true,
+    },
+    MetricInfo {
+        name: names::KID,
+        label: "KID (unbiased MMD², cubic kernel, classifier features)",
+        lower_better: true,
+        decides: true,
     },
     MetricInfo {
         name: names::FD,
-        label: "Fréchet distance (data space)",
+        label: "Fréchet distance (data space, plug-in)",
         lower_better: true,
-        ranked: true,
+        decides: false,
+    },
+    MetricInfo {
+        name: names::FD_INF,
+        label: "Fréchet distance (data space), bias-corrected (FD∞)",
+        lower_better: true,
+        decides: true,
     },
     MetricInfo {
         name: names::MMD2,
         label: "MMD² (unbiased, RBF, median bandwidth)",
         lower_better: true,
-        ranked: true,
+        decides: true,
     },
     MetricInfo {
         name: names::SWD,
-        label: "sliced Wasserstein-2 distance",
+        label: "sliced Wasserstein-2 distance (plug-in)",
         lower_better: true,
-        ranked: true,
+        decides: false,
     },
     MetricInfo {
         name: names::MASS_ERROR,
         label: "mixture mass error (total variation to the true weights)",
         lower_better: true,
-        ranked: true,
+        decides: false,
     },
     MetricInfo {
         name: names::LABEL_TV,
         label: "predicted-label histogram, total variation to uniform",
         lower_better: true,
-        ranked: true,
+        decides: false,
     },
     MetricInfo {
         name: names::CONFIDENCE,
         label: "classifier's mean top-class probability (Inception-Score analogue)",
         lower_better: false,
-        ranked: true,
+        decides: false,
     },
     MetricInfo {
         name: names::NN_RATIO,
         label: "distance to the nearest training point ÷ the floor set's (memorisation: ≪ 1 copies)",
         lower_better: false,
-        ranked: false,
+        decides: false,
     },
 ];
 
@@ -80,7 +104,7 @@ pub const RECON: MetricInfo = MetricInfo {
     name: names::RECON_MSE,
     label: "reconstruction MSE per dimension, [0, 1] scale",
     lower_better: true,
-    ranked: true,
+    decides: false,
 };
 
 /// Distance to the consistency reference (§5.3).
@@ -88,7 +112,7 @@ pub const CONSISTENCY: MetricInfo = MetricInfo {
     name: names::CONSISTENCY_MSE,
     label: "MSE to the reference x_0 from the same x_T, [0, 1] scale",
     lower_better: true,
-    ranked: true,
+    decides: false,
 };
 
 /// Distance to the exact S → ∞ limit (single-Gaussian oracle).
@@ -96,8 +120,16 @@ pub const CONSISTENCY_EXACT: MetricInfo = MetricInfo {
     name: names::CONSISTENCY_EXACT_MSE,
     label: "MSE to the exact S → ∞ limit (flow to t = 0, then x̂_0), [0, 1] scale",
     lower_better: true,
-    ranked: true,
+    decides: false,
 };
+
+/// The deciding sample-quality metrics `rows` carry, in report order.
+pub fn deciding(rows: &[MetricRow]) -> Vec<MetricInfo> {
+    present(rows, &SAMPLE_QUALITY)
+        .into_iter()
+        .filter(|m| m.decides)
+        .collect()
+}
 
 /// A table: labelled rows of optional numbers under labelled columns.
 #[derive(Debug, Clone, PartialEq)]
@@ -114,14 +146,20 @@ pub struct Table {
     pub rows: Vec<LabelledRow>,
     /// Cells to mark with † (NFE < S: repeated timesteps were dropped).
     pub marked: Vec<Vec<bool>>,
-    /// Bold the best cell of each column (smaller is better when true); with intervals,
-    /// only where its interval separates from every other row's.
-    pub best: Option<bool>,
+    /// The statistic of every cell and whether smaller is better, when the table ranks
+    /// its columns (a deciding metric): the best cell of a column is a [`Claim::Best`]
+    /// against the column's other cells, and bold where it holds ([`Table::settle`]).
+    pub ranking: Option<(&'static str, bool)>,
+    /// The point id of each cell (where a cell is one point), for its claims.
+    pub ids: Vec<Vec<Option<String>>>,
+    /// The claim of each cell that is a paired difference of a deciding metric (bold
+    /// where it holds); empty rows where the table has none.
+    pub differences: Vec<Vec<Option<Claim>>>,
     /// The 95 % interval of each cell, where known (empty: no intervals).
     pub intervals: Vec<Vec<Option<Interval>>>,
     /// The last row is the noise floor (real data against the reference): shown, never bold.
     pub floor: bool,
-    /// Further cells (row, column) to set in bold (rankings made outside the table).
+    /// Cells (row, column) set in bold.
     pub bold: Vec<(usize, usize)>,
 }
 
@@ -152,19 +190,42 @@ pub fn format_value(v: f64) -> String {
 }
 
 impl Table {
+    /// An empty table (no rows yet).
+    pub fn new(name: String, title: String, columns: Vec<String>) -> Self {
+        Self {
+            name,
+            title,
+            row_header: String::new(),
+            columns,
+            rows: Vec::new(),
+            marked: Vec::new(),
+            ranking: None,
+            ids: Vec::new(),
+            differences: Vec::new(),
+            intervals: Vec::new(),
+            floor: false,
+            bold: Vec::new(),
+        }
+    }
+
     /// The interval of cell (i, j), if known.
     pub fn interval(&self, i: usize, j: usize) -> Option<Interval> {
         self.intervals.get(i).and_then(|r| r.get(j).copied().flatten())
     }
 
-    /// The row of the best cell of column j (`None`: no ranking, or with intervals, no
-    /// cell whose interval separates from every other's). The floor row never competes.
-    fn best_row(&self, j: usize) -> Option<usize> {
-        let lower = self.best?;
+    fn id(&self, i: usize, j: usize) -> Option<&String> {
+        self.ids.get(i).and_then(|r| r.get(j)).and_then(Option::as_ref)
+    }
+
+    /// The row of the best estimate of column j and the claim that it is best (`None`:
+    /// the table does not rank, or fewer than two cells of the column are points). The
+    /// floor row never competes.
+    pub fn best_claim(&self, j: usize) -> Option<(usize, Claim)> {
+        let (metric, lower) = self.ranking?;
         let rows = self.rows.len() - usize::from(self.floor);
         let candidates: Vec<(usize, f64)> = (0..rows)
             .filter_map(|i| Some((i, self.rows[i].1[j]?)))
-            .filter(|(_, v)| v.is_finite())
+            .filter(|(i, v)| v.is_finite() && self.id(*i, j).is_some())
             .collect();
         if candidates.len() < 2 {
             return None;
@@ -173,24 +234,57 @@ impl Table {
             .iter()
             .copied()
             .reduce(|a, b| if (b.1 < a.1) == lower && b.1 != a.1 { b } else { a })?;
-        match self.interval(best, j) {
-            None if self.intervals.is_empty() => Some(best),
-            None => None,
-            Some(ib) => candidates
-                .iter()
-                .filter(|(i, _)| *i != best)
-                .all(|(i, _)| self.interval(*i, j).is_some_and(|o| ib.separated(&o)))
-                .then_some(best),
-        }
+        let id = |i: usize| self.id(i, j).cloned().expect("candidates have ids");
+        let rivals = candidates
+            .iter()
+            .filter(|(i, _)| *i != best)
+            .map(|(i, _)| id(*i))
+            .collect();
+        Some((
+            best,
+            Claim::Best {
+                metric,
+                best: id(best),
+                rivals,
+            },
+        ))
     }
 
-    /// The table as GitHub Markdown: value ± half the 95 % interval where known, the
-    /// best cell per column in bold (see `best`), † where NFE < S.
+    /// Every claim the table makes: the best cell of each ranked column, and every
+    /// difference cell of a deciding metric.
+    pub fn claims(&self) -> Vec<Claim> {
+        (0..self.columns.len())
+            .filter_map(|j| self.best_claim(j).map(|(_, c)| c))
+            .chain(self.differences.iter().flatten().flatten().cloned())
+            .collect()
+    }
+
+    /// Sets in bold the best cell of every column, and every difference cell, whose
+    /// claim holds in `claims`.
+    pub fn settle(&mut self, claims: &Claims) {
+        let mut bold: Vec<(usize, usize)> = (0..self.columns.len())
+            .filter_map(|j| {
+                let (i, claim) = self.best_claim(j)?;
+                claims.holds(&claim).then_some((i, j))
+            })
+            .collect();
+        for (i, row) in self.differences.iter().enumerate() {
+            bold.extend(
+                row.iter()
+                    .enumerate()
+                    .filter(|(_, c)| c.as_ref().is_some_and(|c| claims.holds(c)))
+                    .map(|(j, _)| (i, j)),
+            );
+        }
+        self.bold.extend(bold);
+    }
+
+    /// The table as GitHub Markdown: value ± half the 95 % interval where known, bold
+    /// cells (see [`Table::settle`]), † where NFE < S.
     pub fn markdown(&self) -> String {
         let mut out = String::new();
         let _ = writeln!(out, "| {} | {} |", self.row_header, self.columns.join(" | "));
         let _ = writeln!(out, "| --- |{}", " ---: |".repeat(self.columns.len()));
-        let best: Vec<Option<usize>> = (0..self.columns.len()).map(|j| self.best_row(j)).collect();
         for (i, (label, cells)) in self.rows.iter().enumerate() {
             let cells: Vec<String> = cells
                 .iter()
@@ -203,7 +297,7 @@ impl Table {
                             Some(iv) => format!("{} ± {}", format_value(*v), format_value(iv.half_width())),
                             None => format_value(*v),
                         };
-                        if best[j] == Some(i) || self.bold.contains(&(i, j)) {
+                        if self.bold.contains(&(i, j)) {
                             format!("**{text}**{mark}")
                         } else {
                             format!("{text}{mark}")
@@ -272,16 +366,28 @@ pub fn eta_clip_label(eta: &str, clip: bool) -> String {
     }
 }
 
+/// The label of the floor row: [`FLOOR_LABEL`], with the floor set's size where it is
+/// not the samples' (a smaller floor set carries more small-sample bias).
+pub fn floor_label(floor: &NoiseFloor) -> String {
+    match (floor.rows, floor.samples) {
+        (Some(r), Some(n)) if r != n => format!("noise floor (real vs real; {r} rows, the points {n})"),
+        _ => FLOOR_LABEL.into(),
+    }
+}
+
 /// `table` with the noise-floor row of `metric` appended (the same value in every
 /// column: the floor does not depend on S), when `floor` has it.
-pub fn with_floor(mut table: Table, metric: &MetricInfo, floor: &std::collections::BTreeMap<String, f64>) -> Table {
-    let Some(&v) = floor.get(metric.name) else { return table };
+pub fn with_floor(mut table: Table, metric: &MetricInfo, floor: &NoiseFloor) -> Table {
+    let Some(&v) = floor.metrics.get(metric.name) else {
+        return table;
+    };
     let columns = table.columns.len();
-    table.rows.push((FLOOR_LABEL.into(), vec![Some(v); columns]));
+    table.rows.push((floor_label(floor), vec![Some(v); columns]));
     table.marked.push(vec![false; columns]);
-    if !table.intervals.is_empty() {
-        table.intervals.push(vec![interval_of(floor, metric.name); columns]);
-    }
+    table
+        .intervals
+        .push(vec![interval_of(&floor.metrics, metric.name); columns]);
+    table.ids.push(vec![None; columns]);
     table.floor = true;
     table
 }
@@ -316,33 +422,97 @@ fn clip_suffix(clip: bool, clips: &[bool]) -> (&'static str, &'static str) {
 /// A row label and its cells (`None`: point missing).
 pub type LabelledRow = (String, Vec<Option<f64>>);
 
-/// Rows of `metric` over the sweep's S values, one per (label, τ, η), with † marks.
-/// The rows, † marks and intervals of a table over S.
-type OverSteps = (Vec<LabelledRow>, Vec<Vec<bool>>, Vec<Vec<Option<Interval>>>);
-
-fn over_steps(rows: &[MetricRow], metric: &MetricInfo, specs: Vec<(String, String, String)>, clip: bool) -> OverSteps {
-    let steps = steps(rows);
-    let mut table_rows = Vec::new();
-    let mut marked = Vec::new();
-    let mut intervals = Vec::new();
-    for (label, tau, eta) in specs {
-        let cells: Vec<Option<&MetricRow>> = steps.iter().map(|&s| find(rows, &tau, &eta, s, clip)).collect();
-        marked.push(cells.iter().map(|c| c.is_some_and(|r| r.nfe < r.steps)).collect());
-        intervals.push(
+impl Table {
+    /// Appends a row of one point per cell (`None`: missing) showing `metric`: its
+    /// values, intervals, † marks (NFE < S) and ids.
+    pub fn push_points(&mut self, label: String, cells: &[Option<&MetricRow>], metric: &str) {
+        self.marked
+            .push(cells.iter().map(|c| c.is_some_and(|r| r.nfe < r.steps)).collect());
+        self.intervals.push(
             cells
                 .iter()
-                .map(|c| c.and_then(|r| interval_of(&r.metrics, metric.name)))
+                .map(|c| c.and_then(|r| interval_of(&r.metrics, metric)))
                 .collect(),
         );
-        table_rows.push((
+        self.ids
+            .push(cells.iter().map(|c| c.map(|r| r.point_id.clone())).collect());
+        self.rows.push((
             label,
             cells
                 .iter()
-                .map(|c| c.and_then(|r| r.metrics.get(metric.name).copied()))
+                .map(|c| c.and_then(|r| r.metrics.get(metric).copied()))
                 .collect(),
         ));
     }
-    (table_rows, marked, intervals)
+
+    /// Appends a row of paired differences, one claim per cell (`None`: not available):
+    /// each cell shows Δ̂ = θ(a) − θ(b) with its paired interval; `decides` makes the
+    /// cell's [`Claim::Differ`] part of the report's family (bold where it holds).
+    pub fn push_differences(
+        &mut self,
+        label: String,
+        cells: Vec<Option<(Claim, Option<Difference>)>>,
+        decides: &[bool],
+    ) {
+        self.marked.push(vec![false; cells.len()]);
+        self.intervals.push(
+            cells
+                .iter()
+                .map(|c| c.as_ref().and_then(|(_, d)| d.map(|d| d.interval)))
+                .collect(),
+        );
+        self.rows.push((
+            label,
+            cells
+                .iter()
+                .map(|c| c.as_ref().and_then(|(_, d)| d.map(|d| d.estimate)))
+                .collect(),
+        ));
+        self.differences.push(
+            cells
+                .into_iter()
+                .zip(decides)
+                .map(|(c, &dec)| c.filter(|_| dec).map(|(claim, _)| claim))
+                .collect(),
+        );
+    }
+}
+
+/// The paired difference θ(a) − θ(b) of `metric` between two rows, with its claim.
+pub fn contrast(metric: &'static str, a: &MetricRow, b: &MetricRow) -> (Claim, Option<Difference>) {
+    fn side<'r>(r: &'r MetricRow, metric: &str) -> Option<(f64, &'r [f64])> {
+        Some((*r.metrics.get(metric)?, r.replicates.get(metric)?.as_slice()))
+    }
+    let d = match (side(a, metric), side(b, metric)) {
+        (Some(x), Some(y)) => difference(x, y),
+        _ => None,
+    };
+    (
+        Claim::Differ {
+            metric,
+            a: a.point_id.clone(),
+            b: b.point_id.clone(),
+        },
+        d,
+    )
+}
+
+/// A table over the sweep's S values with one row per (label, τ, η) at clip `clip`.
+fn over_steps(
+    rows: &[MetricRow],
+    metric: &MetricInfo,
+    specs: Vec<(String, String, String)>,
+    clip: bool,
+    (name, title): (String, String),
+) -> Table {
+    let steps = steps(rows);
+    let mut table = Table::new(name, title, s_columns(&steps));
+    table.ranking = metric.decides.then_some((metric.name, metric.lower_better));
+    for (label, tau, eta) in specs {
+        let cells: Vec<Option<&MetricRow>> = steps.iter().map(|&s| find(rows, &tau, &eta, s, clip)).collect();
+        table.push_points(label, &cells, metric.name);
+    }
+    table
 }
 
 /// Table 1 layout for one metric and τ kind: rows η, columns S.
@@ -352,19 +522,16 @@ pub fn eta_by_steps(rows: &[MetricRow], metric: &MetricInfo, tau: &str, clip: bo
         .into_iter()
         .map(|eta| (eta_clip_label(&eta, clip), tau.to_string(), eta))
         .collect();
-    let (table_rows, marked, intervals) = over_steps(rows, metric, specs, clip);
-    Table {
-        name: format!("{}_{tau}{name_clip}", metric.name),
-        title: format!("{} — {tau} τ{title_clip}", metric.label),
-        row_header: "".into(),
-        columns: s_columns(&steps(rows)),
-        rows: table_rows,
-        marked,
-        best: metric.ranked.then_some(metric.lower_better),
-        intervals,
-        floor: false,
-        bold: Vec::new(),
-    }
+    over_steps(
+        rows,
+        metric,
+        specs,
+        clip,
+        (
+            format!("{}_{tau}{name_clip}", metric.name),
+            format!("{} — {tau} τ{title_clip}", metric.label),
+        ),
+    )
 }
 
 /// Table 2 layout: rows τ kind, columns S (reconstruction is η-free).
@@ -374,77 +541,78 @@ pub fn taus_by_steps(rows: &[MetricRow], metric: &MetricInfo, eta: &str, clip: b
         .into_iter()
         .map(|tau| (format!("{tau} τ"), tau, eta.to_string()))
         .collect();
-    let (table_rows, marked, intervals) = over_steps(rows, metric, specs, clip);
-    Table {
-        name: format!("{}_by_tau{name_clip}", metric.name),
-        title: format!("{}{title_clip}", metric.label),
-        row_header: "".into(),
-        columns: s_columns(&steps(rows)),
-        rows: table_rows,
-        marked,
-        best: metric.ranked.then_some(metric.lower_better),
-        intervals,
-        floor: false,
-        bold: Vec::new(),
-    }
+    over_steps(
+        rows,
+        metric,
+        specs,
+        clip,
+        (
+            format!("{}_by_tau{name_clip}", metric.name),
+            format!("{}{title_clip}", metric.label),
+        ),
+    )
 }
 
 /// An ablation: the metric at η = `eta` for every value of one axis (τ kind or clip),
-/// rows S, one column per setting plus its difference to the first (the baseline).
+/// rows S, one column per setting, then each setting's paired difference to the first
+/// (the baseline), bold where it holds (deciding metrics).
 pub fn ablation(
     rows: &[MetricRow],
     metric: &MetricInfo,
     eta: &str,
     settings: &[(String, String, bool)], // (label, tau, clip)
 ) -> Table {
-    let steps = steps(rows);
     let base = &settings[0];
     let mut columns: Vec<String> = settings.iter().map(|s| s.0.clone()).collect();
     columns.extend(settings[1..].iter().map(|s| format!("{} − {}", s.0, base.0)));
-    let mut table_rows = Vec::new();
-    let mut marked = Vec::new();
-    for &s in &steps {
-        let cells: Vec<Option<&MetricRow>> = settings
-            .iter()
-            .map(|(_, tau, clip)| find(rows, tau, eta, s, *clip))
-            .collect();
-        let values: Vec<Option<f64>> = cells
-            .iter()
-            .map(|c| c.and_then(|r| r.metrics.get(metric.name).copied()))
-            .collect();
-        let diffs: Vec<Option<f64>> = values[1..].iter().map(|v| Some(v.as_ref()? - values[0]?)).collect();
-        let mut mark: Vec<bool> = cells.iter().map(|c| c.is_some_and(|r| r.nfe != r.steps)).collect();
-        mark.extend(std::iter::repeat_n(false, diffs.len()));
-        marked.push(mark);
-        table_rows.push((format!("S = {s}"), values.into_iter().chain(diffs).collect()));
-    }
     let axis = settings.iter().map(|s| s.0.as_str()).collect::<Vec<_>>().join(" vs ");
     let slug = settings
         .iter()
         .map(|s| s.0.replace([' ', '=', '_'], "").replace('τ', ""))
         .collect::<Vec<_>>()
         .join("_vs_");
-    Table {
-        name: format!("ablation_{}_{slug}_eta{eta}", metric.name),
-        title: format!("Ablation {axis}: {} at {}", metric.label, eta_label(eta)),
-        row_header: "".into(),
+    let mut table = Table::new(
+        format!("ablation_{}_{slug}_eta{eta}", metric.name),
+        format!("Ablation {axis}: {} at {}", metric.label, eta_label(eta)),
         columns,
-        rows: table_rows,
-        marked,
-        best: None,
-        intervals: Vec::new(),
-        floor: false,
-        bold: Vec::new(),
+    );
+    for s in steps(rows) {
+        let cells: Vec<Option<&MetricRow>> = settings
+            .iter()
+            .map(|(_, tau, clip)| find(rows, tau, eta, s, *clip))
+            .collect();
+        table.push_points(format!("S = {s}"), &cells, metric.name);
+        let diffs: Vec<(Option<f64>, Option<Interval>, Option<Claim>)> = cells[1..]
+            .iter()
+            .map(|c| match (c, cells[0]) {
+                (Some(a), Some(b)) => {
+                    let (claim, d) = contrast(metric.name, a, b);
+                    let value = a
+                        .metrics
+                        .get(metric.name)
+                        .zip(b.metrics.get(metric.name))
+                        .map(|(x, y)| x - y);
+                    (value, d.map(|d| d.interval), metric.decides.then_some(claim))
+                }
+                _ => (None, None, None),
+            })
+            .collect();
+        let last = table.rows.len() - 1;
+        table.rows[last].1.extend(diffs.iter().map(|d| d.0));
+        table.intervals[last].extend(diffs.iter().map(|d| d.1));
+        table.ids[last].extend(diffs.iter().map(|_| None));
+        table.marked[last].extend(diffs.iter().map(|_| false));
+        let mut claims = vec![None; settings.len()];
+        claims.extend(diffs.into_iter().map(|d| d.2));
+        table.differences.push(claims);
     }
+    table
 }
 
 /// Wall time, model time and NFE of every point.
 pub fn timing(rows: &[MetricRow]) -> Table {
     Table {
-        name: "timing".into(),
-        title: "Wall time and model evaluations of every point".into(),
         row_header: "point".into(),
-        columns: vec!["S".into(), "NFE".into(), "seconds".into(), "model seconds".into()],
         rows: rows
             .iter()
             .map(|r| {
@@ -463,10 +631,11 @@ pub fn timing(rows: &[MetricRow]) -> Table {
             .iter()
             .map(|r| vec![r.nfe < r.steps, false, false, false])
             .collect(),
-        best: None,
-        intervals: Vec::new(),
-        floor: false,
-        bold: Vec::new(),
+        ..Table::new(
+            "timing".into(),
+            "Wall time and model evaluations of every point".into(),
+            vec!["S".into(), "NFE".into(), "seconds".into(), "model seconds".into()],
+        )
     }
 }
 

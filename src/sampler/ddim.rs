@@ -10,6 +10,10 @@
 //! DDIM, η = 1 is DDPM's posterior (β̃_t at full T). σ̂ keeps η = 1's direction
 //! coefficient and injects noise of scale σ̂_t = √(1 − ᾱ_t/ᾱ_prev), except on the final
 //! step onto clean data, where (as the official code masks t = 0) no noise is added.
+//! With `clip_x0`, x̂_0 is clipped to [−1, 1] before it is used; σ̂ then also re-derives ε
+//! from the clipped x̂_0, which makes the step the official `ddpm_noisy` (the posterior
+//! mean of q(x_prev | x_t, clip(x̂_0)) plus σ̂ z), while a numeric η keeps the model's ε
+//! (diffusers' `DDIMScheduler` with `clip_sample=True`).
 //! The model is evaluated once per distinct timestep of τ.
 
 use candle_core::Tensor;
@@ -44,6 +48,14 @@ pub fn sample(
         } else {
             None
         };
+        // 2. σ̂ with clipping is the official `ddpm_noisy`: the posterior mean of
+        //    q(x_prev | x_t, clip(x̂_0)), which is Eq. 12 with ε re-derived from the clipped
+        //    x̂_0, ε′ = (x_t − √ᾱ_t · x̂_0) / √(1 − ᾱ_t). A numeric η keeps the model's ε, as
+        //    diffusers' `DDIMScheduler(clip_sample=True)` does.
+        let eps = match (&x0, eta) {
+            (Some(x0), Eta::SigmaHat) if clip_x0 => eps_from_x0(&x, x0, a_t)?,
+            _ => eps,
+        };
         let (first, second) = match &x0 {
             Some(x0) => ((x0, coef.x0), (&eps, coef.eps)),
             None => {
@@ -51,7 +63,7 @@ pub fn sample(
                 ((&x, x_coef), (&eps, eps_coef))
             }
         };
-        // 2. Eq. 12: √ᾱ_prev x̂_0 + √(1 − ᾱ_prev − σ²) ε + σ z.
+        // 3. Eq. 12: √ᾱ_prev x̂_0 + √(1 − ᾱ_prev − σ²) ε + σ z.
         let z = (coef.noise > 0.0).then(|| noise.noise(step, &x)).transpose()?;
         let next = kernels::lincomb(first, second, z.as_ref().map(|z| (z, coef.noise)))?;
         if let Some(x0) = &x0 {
@@ -60,4 +72,14 @@ pub fn sample(
         x = next;
     }
     Ok(x)
+}
+
+/// The ε that x_t and x̂_0 imply at ᾱ_t = `a_t` (Eq. 9 solved for ε):
+/// ε′ = (x_t − √ᾱ_t · x̂_0) / √(1 − ᾱ_t).
+fn eps_from_x0(x: &Tensor, x0: &Tensor, a_t: f64) -> Result<Tensor> {
+    Ok(kernels::lincomb(
+        (x, 1.0 / (1.0 - a_t).sqrt()),
+        (x0, -(a_t / (1.0 - a_t)).sqrt()),
+        None,
+    )?)
 }

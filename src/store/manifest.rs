@@ -148,8 +148,23 @@ pub const NOISE_FLOOR_FILE: &str = "noise_floor.json";
 pub struct NoiseFloor {
     /// What the reference and the floor set are.
     pub compared_with: String,
+    /// Rows of the floor set (`None`: no floor set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows: Option<usize>,
+    /// Rows of the generated samples of every point (the floor set has as many where the
+    /// data allow; a smaller floor set carries more small-sample bias).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub samples: Option<usize>,
     /// The metrics (with `_lo` / `_hi`); empty without sample statistics or a floor set.
     pub metrics: BTreeMap<String, f64>,
+    /// Every metric's bootstrap replicates, paired with the points' (the same reference
+    /// resamples).
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        with = "super::point::json_f64_vec_map"
+    )]
+    pub replicates: BTreeMap<String, Vec<f64>>,
 }
 
 impl NoiseFloor {

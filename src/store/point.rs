@@ -41,6 +41,11 @@ pub struct MetricRow {
     /// Metric name → value; NaN where not computed.
     #[serde(with = "json_f64_map")]
     pub metrics: BTreeMap<String, f64>,
+    /// Metric name → its bootstrap replicates, in resample order (replicate b of every
+    /// point of a sweep uses the same resamples, so two points compare pairwise); empty
+    /// without intervals. `bootstrap.parquet` holds them; `metrics.parquet` does not.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty", with = "json_f64_vec_map")]
+    pub replicates: BTreeMap<String, Vec<f64>>,
 }
 
 fn ddim() -> String {
@@ -225,5 +230,28 @@ mod json_f64_map {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, f64>, D::Error> {
         let map = BTreeMap::<String, JsonF64>::deserialize(d)?;
         Ok(map.into_iter().map(|(k, v)| (k, v.0)).collect())
+    }
+}
+
+pub(crate) mod json_f64_vec_map {
+    use super::JsonF64;
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::collections::BTreeMap;
+
+    /// Each value list with NaN as `null` and ±∞ as strings.
+    pub fn serialize<S: Serializer>(map: &BTreeMap<String, Vec<f64>>, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(
+            map.iter()
+                .map(|(k, v)| (k, v.iter().map(|x| JsonF64(*x)).collect::<Vec<_>>())),
+        )
+    }
+
+    /// The inverse of [`serialize`].
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, Vec<f64>>, D::Error> {
+        let map = BTreeMap::<String, Vec<JsonF64>>::deserialize(d)?;
+        Ok(map
+            .into_iter()
+            .map(|(k, v)| (k, v.into_iter().map(|x| x.0).collect()))
+            .collect())
     }
 }

@@ -5,6 +5,11 @@
 //! then one f64 column per metric name (the union over all rows, sorted). A metric a row
 //! does not have is null; a metric whose value is NaN stays NaN. [`read_rows`] gives back
 //! exactly the rows written: null cells become absent keys, NaN stays NaN.
+//!
+//! `bootstrap.parquet` keeps every bootstrap replicate of every statistic, long: columns
+//! `point_id`, `metric` (strings), `replicate` (i64, 0-based resample index), `value`
+//! (f64); the noise floor's under the id [`FLOOR_ID`]. Replicate b of every point and of
+//! the floor uses the same resamples, so two points are compared replicate by replicate.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -57,15 +62,82 @@ pub fn frame(rows: &[MetricRow]) -> PolarsResult<DataFrame> {
     DataFrame::new(rows.len(), columns)
 }
 
-/// Writes `dir/metrics.parquet` and `dir/metrics.csv`, each atomically.
-pub fn write_tables(rows: &[MetricRow], dir: &Path) -> Result<()> {
-    let mut df = frame(rows).map_err(|e| Error::io(dir, e))?;
-    let parquet = dir.join("metrics.parquet");
+/// The point id under which `bootstrap.parquet` holds the noise floor's replicates.
+pub const FLOOR_ID: &str = "noise_floor";
+
+/// The file of every bootstrap replicate.
+pub const BOOTSTRAP_FILE: &str = "bootstrap.parquet";
+
+/// Replicates by point id, then by metric name.
+pub type ReplicateMap = BTreeMap<String, BTreeMap<String, Vec<f64>>>;
+
+/// The replicates of `rows` (and of the floor, under [`FLOOR_ID`]) as one long frame.
+pub fn bootstrap_frame(rows: &[MetricRow], floor: &BTreeMap<String, Vec<f64>>) -> PolarsResult<DataFrame> {
+    let (mut ids, mut metrics, mut index, mut values) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let entries = rows
+        .iter()
+        .map(|r| (r.point_id.as_str(), &r.replicates))
+        .chain(std::iter::once((FLOOR_ID, floor)));
+    for (id, map) in entries {
+        for (metric, reps) in map {
+            for (b, v) in reps.iter().enumerate() {
+                ids.push(id);
+                metrics.push(metric.as_str());
+                index.push(b as i64);
+                values.push(*v);
+            }
+        }
+    }
+    let height = values.len();
+    DataFrame::new(
+        height,
+        vec![
+            Column::new("point_id".into(), ids),
+            Column::new("metric".into(), metrics),
+            Column::new("replicate".into(), index),
+            Column::new("value".into(), values),
+        ],
+    )
+}
+
+/// Reads `bootstrap.parquet` back: point id → metric → replicates in resample order.
+pub fn read_bootstrap(path: &Path) -> Result<ReplicateMap> {
+    let err = |e: PolarsError| Error::io(path, e);
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let df = ParquetReader::new(file).finish().map_err(err)?;
+    let col = |name: &str| df.column(name).map_err(err);
+    let (ids, metrics) = (col("point_id")?.str().map_err(err)?, col("metric")?.str().map_err(err)?);
+    let (index, values) = (col("replicate")?.i64().map_err(err)?, col("value")?.f64().map_err(err)?);
+    let mut out = ReplicateMap::new();
+    for i in 0..df.height() {
+        let bad = || Error::io(path, format!("row {i} has a null cell"));
+        let (id, metric) = (ids.get(i).ok_or_else(bad)?, metrics.get(i).ok_or_else(bad)?);
+        let b = usize::try_from(index.get(i).ok_or_else(bad)?).map_err(|_| bad())?;
+        let reps = out.entry(id.into()).or_default().entry(metric.into()).or_default();
+        if reps.len() <= b {
+            reps.resize(b + 1, f64::NAN);
+        }
+        reps[b] = values.get(i).unwrap_or(f64::NAN);
+    }
+    Ok(out)
+}
+
+/// Writes `frame` as Parquet to `path`, atomically.
+fn write_parquet(mut df: DataFrame, path: &Path) -> Result<()> {
     let mut bytes = Vec::new();
     ParquetWriter::new(&mut bytes)
         .finish(&mut df)
-        .map_err(|e| Error::io(&parquet, e))?;
-    write_atomic(&parquet, &bytes)?;
+        .map_err(|e| Error::io(path, e))?;
+    write_atomic(path, &bytes)
+}
+
+/// Writes `dir/metrics.parquet`, `dir/metrics.csv` and `dir/bootstrap.parquet` (the
+/// rows' replicates and the floor's, `floor`), each atomically.
+pub fn write_tables(rows: &[MetricRow], floor: &BTreeMap<String, Vec<f64>>, dir: &Path) -> Result<()> {
+    let mut df = frame(rows).map_err(|e| Error::io(dir, e))?;
+    write_parquet(df.clone(), &dir.join("metrics.parquet"))?;
+    let boot = bootstrap_frame(rows, floor).map_err(|e| Error::io(dir, e))?;
+    write_parquet(boot, &dir.join(BOOTSTRAP_FILE))?;
 
     let csv = dir.join("metrics.csv");
     let mut bytes = Vec::new();
@@ -73,6 +145,22 @@ pub fn write_tables(rows: &[MetricRow], dir: &Path) -> Result<()> {
         .finish(&mut df)
         .map_err(|e| Error::io(&csv, e))?;
     write_atomic(&csv, &bytes)
+}
+
+/// The rows of the results folder `dir` with their replicates: `metrics.parquet`, and
+/// `bootstrap.parquet` where it exists (folders from before replicates were kept have
+/// none), and the floor's replicates.
+pub fn read_results(dir: &Path) -> Result<(Vec<MetricRow>, BTreeMap<String, Vec<f64>>)> {
+    let mut rows = read_rows(&dir.join("metrics.parquet"))?;
+    let path = dir.join(BOOTSTRAP_FILE);
+    if !path.exists() {
+        return Ok((rows, BTreeMap::new()));
+    }
+    let mut reps = read_bootstrap(&path)?;
+    for r in rows.iter_mut() {
+        r.replicates = reps.remove(&r.point_id).unwrap_or_default();
+    }
+    Ok((rows, reps.remove(FLOOR_ID).unwrap_or_default()))
 }
 
 /// Reads the rows back from a `metrics.parquet` written by [`write_tables`].
@@ -131,6 +219,7 @@ pub fn read_rows(parquet_path: &Path) -> Result<Vec<MetricRow>> {
                     .iter()
                     .filter_map(|(name, c)| c.get(i).map(|v| (name.clone(), v)))
                     .collect::<BTreeMap<_, _>>(),
+                replicates: BTreeMap::new(),
             })
         })
         .collect()

@@ -1,0 +1,71 @@
+//! The dense f64 linear algebra the batched statistics share: products through the
+//! `gemm` crate's f64 kernel (what makes a bootstrap replicate a matrix product rather
+//! than a loop over rows) and symmetric eigenvalues through nalgebra.
+
+use nalgebra::DMatrix;
+
+use crate::kernels::gemm::{matmul, View};
+
+/// A row-major `rows × cols` f64 matrix.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Dense {
+    pub rows: usize,
+    pub cols: usize,
+    pub data: Vec<f64>,
+}
+
+impl Dense {
+    pub fn view(&self) -> View<'_, f64> {
+        View::rows(&self.data, self.rows, self.cols)
+    }
+}
+
+/// `a · b` as a new row-major matrix (threads: rayon's, unless `serial`).
+pub(crate) fn product(a: View<f64>, b: View<f64>, serial: bool) -> Dense {
+    let mut data = vec![0.0; a.rows * b.cols];
+    let threads = if serial { 1 } else { rayon::current_num_threads() };
+    matmul(&mut data, false, a, b, threads);
+    Dense {
+        rows: a.rows,
+        cols: b.cols,
+        data,
+    }
+}
+
+/// The eigenvalues of the symmetric `d × d` row-major matrix `m` (symmetrised as
+/// (M + Mᵀ)/2 first), without eigenvectors.
+pub(crate) fn symmetric_eigenvalues(m: &[f64], d: usize) -> Vec<f64> {
+    let m = DMatrix::from_row_slice(d, d, m);
+    let sym = (&m + m.transpose()) * 0.5;
+    sym.symmetric_eigenvalues().iter().copied().collect()
+}
+
+/// The rows of a flat f32 sample as f64 (row-major, unchanged layout).
+pub(crate) fn to_f64(x: &[f32]) -> Vec<f64> {
+    x.iter().map(|&v| v as f64).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn product_matches_a_hand_computation() {
+        // [[1, 2, 3], [4, 5, 6]] · [[1, 0], [0, 1], [1, 1]] = [[4, 5], [10, 11]]
+        let a = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
+        let b = [1.0, 0.0, 0.0, 1.0, 1.0, 1.0];
+        let p = product(View::rows(&a, 2, 3), View::rows(&b, 3, 2), false);
+        assert_eq!(p.data, vec![4.0, 5.0, 10.0, 11.0]);
+        // aᵀ · a through a transposed view: [[17, 22, 27], [22, 29, 36], [27, 36, 45]]
+        let g = product(View::rows(&a, 2, 3).t(), View::rows(&a, 2, 3), true);
+        assert_eq!(g.data, vec![17.0, 22.0, 27.0, 22.0, 29.0, 36.0, 27.0, 36.0, 45.0]);
+    }
+
+    #[test]
+    fn eigenvalues_of_a_known_matrix() {
+        // [[2, 1], [1, 2]] has eigenvalues 1 and 3.
+        let mut e = symmetric_eigenvalues(&[2.0, 1.0, 1.0, 2.0], 2);
+        e.sort_by(f64::total_cmp);
+        assert!((e[0] - 1.0).abs() < 1e-12 && (e[1] - 3.0).abs() < 1e-12, "{e:?}");
+    }
+}
