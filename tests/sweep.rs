@@ -403,7 +403,8 @@ fn three_shards_and_a_merge_equal_one_run() {
         }
         rows
     };
-    let merged_rows = ddimlab::store::read_rows(&merged.join("metrics.parquet")).unwrap();
+    // (with every bootstrap replicate: merge carries bootstrap.parquet)
+    let merged_rows = ddimlab::store::read_results(&merged).unwrap().0;
     // (compared as text: σ̂ rows carry eta_value NaN, which is never == itself)
     assert_eq!(
         format!("{:?}", strip(merged_rows)),

@@ -3,6 +3,9 @@
 //! of many resamples of one sample from its weighted moments ([`Moments`]), and one side
 //! prepared once for many distances against it ([`Rooted`]).
 
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
 use nalgebra::{DMatrix, SymmetricEigen};
 use rayon::prelude::*;
 
@@ -138,8 +141,14 @@ impl Moments {
     }
 }
 
-/// The number of groups G of the delete-group jackknife behind FD∞ ([`FrechetReference`]).
+/// The number of groups G of the delete-group jackknife behind FD∞ ([`FrechetReference`]),
+/// fewer where a sample has fewer than 2 G rows (at least 2).
 pub const JACKKNIFE_GROUPS: usize = 10;
+
+/// The groups of the jackknife for an n-row sample against an m-row one.
+pub fn jackknife_groups(n: usize, m: usize) -> usize {
+    (n.min(m) / 2).clamp(2, JACKKNIFE_GROUPS)
+}
 
 /// The reference side of the Fréchet distances, prepared once for every sample measured
 /// against it: its Gaussian with Σ^{1/2} (plug-in FD), the same for each of its
@@ -148,7 +157,7 @@ pub const JACKKNIFE_GROUPS: usize = 10;
 /// **FD∞** removes the plug-in estimate's small-sample bias, which depends on both
 /// covariances and so on the samples' diversity (Chong & Forsyth 2020), by the
 /// delete-group jackknife: rows are split into G = [`JACKKNIFE_GROUPS`] groups by index
-/// (row i in group i mod G, on both sides); with FD̂_(−g) the plug-in distance without
+/// (row i in group i mod G, on both sides; [`jackknife_groups`] for small samples); with FD̂_(−g) the plug-in distance without
 /// group g of either sample, FD∞ = G · FD̂ − (G − 1) · mean_g FD̂_(−g). A bias of the form
 /// a/n + b/m cancels exactly (the extrapolation to infinite samples from sizes N and
 /// N (G − 1)/G). Its replicates are the plug-in replicates moved by the estimate's own
@@ -156,33 +165,48 @@ pub const JACKKNIFE_GROUPS: usize = 10;
 /// of the estimate is the plug-in's to first order.
 pub struct FrechetReference {
     d: usize,
+    moments: Moments,
     full: Rooted,
-    groups: Vec<Rooted>,
+    /// Per G, the reference without each of its G groups (made when first needed).
+    groups: Mutex<BTreeMap<usize, Arc<Vec<Rooted>>>>,
     resamples: Resamples,
     replicates: Vec<Rooted>,
 }
 
 impl FrechetReference {
-    /// The reference `y` (m × `d`, m ≥ 2 G) resampled by `resamples` (m rows).
+    /// The reference `y` (m × `d`, m ≥ 4) resampled by `resamples` (m rows).
     pub fn new(y: &[f32], d: usize, resamples: &Resamples) -> Result<Self> {
-        let m = rows(y, d, "reference", 2 * JACKKNIFE_GROUPS)?;
+        let m = rows(y, d, "reference", 4)?;
         let moments = Moments::new(y, d)?;
         let replicates = resamples
             .all()
             .par_iter()
             .map(|c| Rooted::new(&moments.fit(c)))
             .collect::<Result<Vec<_>>>()?;
-        let groups = (0..JACKKNIFE_GROUPS)
-            .into_par_iter()
-            .map(|g| Rooted::new(&moments.fit(&without_group(m, g))))
-            .collect::<Result<Vec<_>>>()?;
         Ok(Self {
             d,
             full: Rooted::new(&moments.fit(&vec![1; m]))?,
-            groups,
+            moments,
+            groups: Mutex::new(BTreeMap::new()),
             resamples: resamples.clone(),
             replicates,
         })
+    }
+
+    /// The reference without each of its `g` groups.
+    fn groups(&self, g: usize) -> Result<Arc<Vec<Rooted>>> {
+        if let Some(v) = self.groups.lock().expect("groups lock").get(&g) {
+            return Ok(v.clone());
+        }
+        let m = self.resamples.rows();
+        let v = Arc::new(
+            (0..g)
+                .into_par_iter()
+                .map(|k| Rooted::new(&self.moments.fit(&without_group(m, g, k))))
+                .collect::<Result<Vec<_>>>()?,
+        );
+        self.groups.lock().expect("groups lock").insert(g, v.clone());
+        Ok(v)
     }
 
     /// The reference's resamples.
@@ -190,17 +214,19 @@ impl FrechetReference {
         &self.resamples
     }
 
-    /// The plug-in FD and FD∞ of `x` (n × d, n ≥ 2 G) against the reference, each with its
+    /// The plug-in FD and FD∞ of `x` (n × d, n ≥ 4) against the reference, each with its
     /// replicates (x resampled by `rx`, the reference by its own resamples).
     pub fn measure(&self, x: &[f32], rx: &Resamples) -> Result<(Replicated, Replicated)> {
-        let n = rows(x, self.d, "samples", 2 * JACKKNIFE_GROUPS)?;
+        let n = rows(x, self.d, "samples", 4)?;
         let moments = Moments::new(x, self.d)?;
         let plug_in = self.full.frechet(&moments.fit(&vec![1; n]))?;
-        let dropped: Vec<f64> = (0..JACKKNIFE_GROUPS)
+        let groups = jackknife_groups(n, self.resamples.rows());
+        let reference = self.groups(groups)?;
+        let dropped: Vec<f64> = (0..groups)
             .into_par_iter()
-            .map(|g| self.groups[g].frechet_fitted(&moments.fit(&without_group(n, g))))
+            .map(|k| reference[k].frechet_fitted(&moments.fit(&without_group(n, groups, k))))
             .collect();
-        let g = JACKKNIFE_GROUPS as f64;
+        let g = groups as f64;
         let inf = g * plug_in - (g - 1.0) * dropped.iter().sum::<f64>() / g;
         let replicates: Vec<f64> = (0..rx.replicates())
             .into_par_iter()
@@ -220,9 +246,9 @@ impl FrechetReference {
     }
 }
 
-/// Counts that keep every row of n but those of group `g` (row i is in group i mod G).
-fn without_group(n: usize, g: usize) -> Vec<u32> {
-    (0..n).map(|i| u32::from(i % JACKKNIFE_GROUPS != g)).collect()
+/// Counts that keep every row of n but those of group `k` of `g` (row i is in group i mod g).
+fn without_group(n: usize, g: usize, k: usize) -> Vec<u32> {
+    (0..n).map(|i| u32::from(i % g != k)).collect()
 }
 
 /// The Fréchet distance between two Gaussians (Heusel et al. 2017, the FID formula):
