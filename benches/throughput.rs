@@ -5,7 +5,7 @@
 //! PyTorch could not be run, `DDIMLAB_TORCH_NOTE` says why and only ddimlab is measured.
 //!
 //! `cargo bench --bench throughput -- NAME…` runs only the sections whose names
-//! (`nfe`, `training`, `cifar10`, `gemm`, `sweep`, `metrics`) are given, and prints them without
+//! (`nfe`, `training`, `cifar10`, `gemm`, `sweep`, `metrics`, `metric_cost`) are given, and prints them without
 //! writing the file.
 
 use std::fmt::Write as _;
@@ -393,6 +393,81 @@ fn metrics(out: &mut String, _torch: &Torch) {
     }
 }
 
+/// The cost of the sample statistics of one point with B = 200 bootstrap replicates,
+/// next to the model time of one point of the same experiment: 2-D mixture data at 2,000
+/// samples against 2,000 reference rows, and digits at 2,000 samples (data space d = 64
+/// against the empirical oracle's 1,297 reference draws, and the 128-d classifier features).
+fn metric_cost(out: &mut String, _torch: &Torch) {
+    use ddimlab::classifier::Classifier;
+    use ddimlab::experiment::evaluation::Evaluation;
+    use ddimlab::experiment::measure::{Comparison, SampleStats};
+    use ddimlab::experiment::target::comparison;
+    use ddimlab::metrics::bootstrap::Bootstrap;
+    writeln!(
+        out,
+        "## Sample statistics per point (B = 200 bootstrap replicates, every statistic, 2,000 samples)\n"
+    )
+    .unwrap();
+    writeln!(
+        out,
+        "| data | statistics | metrics per point | model time per point (S = 10) |\n| --- | --- | ---: | ---: |"
+    )
+    .unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for (file, what) in [
+        ("experiments/gmm2d.yaml", "FD, FD∞, MMD², SWD, mass error (d = 2)"),
+        (
+            "experiments/digits_oracle.yaml",
+            "FD, FD∞, MMD², SWD, nn_ratio (d = 64); FD, FD∞, KID, labels, confidence (128-d features)",
+        ),
+    ] {
+        let mut cfg = ExperimentConfig::load(&root.join(file)).unwrap();
+        cfg.sweep.samples = 2000;
+        let data = cfg.load_data().unwrap();
+        let (cmp, _) = comparison(&cfg, &data, 2000).unwrap();
+        let shape = data.shape();
+        let d = shape.numel();
+        let classifier = data.train.labels.as_ref().map(|_| {
+            let spec = ddimlab::classifier::ClassifierSpec::default();
+            Classifier::new(shape, 10, spec.hidden, 0, &Device::Cpu).unwrap()
+        });
+        let samples = cmp.floor.clone().unwrap();
+        let stats = SampleStats::new(
+            Comparison { ..cmp },
+            d,
+            Evaluation::of(shape),
+            cfg.sweep.projections,
+            cfg.seed,
+            Some(Bootstrap::new(200, cfg.seed).unwrap()),
+            data.mixture.clone(),
+            classifier,
+        )
+        .unwrap();
+        let evaluated = Evaluation::of(shape).apply(&samples);
+        stats.measure(&evaluated).unwrap(); // warm-up (reference layouts)
+        let seconds = median((0..3).map(|_| {
+            let start = Instant::now();
+            stats.measure(&evaluated).unwrap();
+            start.elapsed().as_secs_f64()
+        }));
+        let model = ddimlab::experiment::training::load_model(&cfg, Path::new("."), &Device::Cpu).unwrap();
+        let x = Tensor::from_vec(samples.clone(), shape.batch_dims(2000), &Device::Cpu).unwrap();
+        let t = vec![500; 2000];
+        model.eps(&x, &t).unwrap();
+        let start = Instant::now();
+        model.eps(&x, &t).unwrap();
+        let model_point = 10.0 * start.elapsed().as_secs_f64();
+        writeln!(
+            out,
+            "| {} | {what} | **{:.0} ms** | {:.0} ms |",
+            cfg.name,
+            1e3 * seconds,
+            1e3 * model_point
+        )
+        .unwrap();
+    }
+}
+
 /// Runs the sweep of `cfg` in a fresh temporary folder (removed afterwards).
 fn run_in_temp(cfg: &ExperimentConfig, tag: &str) -> ddimlab::store::manifest::Manifest {
     let dir = std::env::temp_dir().join(format!("ddimlab-bench-{tag}-{}", std::process::id()));
@@ -425,13 +500,14 @@ fn main() {
         torch.describe()
     )
     .unwrap();
-    let sections: [(&str, Section); 6] = [
+    let sections: [(&str, Section); 7] = [
         ("nfe", nfe),
         ("training", training),
         ("cifar10", cifar10),
         ("gemm", gemm),
         ("sweep", sweep),
         ("metrics", metrics),
+        ("metric_cost", metric_cost),
     ];
     for (name, section) in sections {
         if only.is_empty() || only.iter().any(|o| o == name) {

@@ -33,7 +33,8 @@ fn counted_resamples_equal_copied_rows() {
     }
     // MMD² and KID from the kernel matrices, batched: the estimate is the direct
     // all-pairs one, and replicate b is the direct estimate on the copied rows of
-    // resample b (copies of one row are distinct draws).
+    // resample b (copies of one row are distinct draws), up to the f32 kernel entries
+    // (relative error ~1e-7 of the kernel's scale, here ≤ 8).
     let y = gaussian(1, 1, 40, 3, 0.0);
     let h = median_bandwidth_of(&y, d).unwrap();
     let boot = Bootstrap::new(5, 11).unwrap();
@@ -51,7 +52,7 @@ fn counted_resamples_equal_copied_rows() {
             .unwrap();
         let want = direct(&x, &y, d, Some(h)).unwrap().value;
         assert!(
-            (r.value - want).abs() < 1e-12 * want.abs().max(1.0),
+            (r.value - want).abs() < 1e-6,
             "{kernel:?}: {} vs {want}",
             r.value
         );
@@ -59,7 +60,7 @@ fn counted_resamples_equal_copied_rows() {
             let (gx, gy) = (gather(&x, d, rx.counts(b)), gather(&y, d, ry.counts(b)));
             let want = direct(&gx, &gy, d, Some(h)).unwrap().value;
             assert!(
-                (got - want).abs() < 1e-10 * want.abs().max(1.0),
+                (got - want).abs() < 1e-6,
                 "{kernel:?} replicate {b}: {got} vs {want}"
             );
         }

@@ -142,6 +142,11 @@ impl Resamples {
         self.counts.iter().flatten().map(|&c| c as f64).collect()
     }
 
+    /// The same count matrix in f32 (counts are small integers: exact).
+    pub fn matrix_f32(&self) -> Vec<f32> {
+        self.counts.iter().flatten().map(|&c| c as f32).collect()
+    }
+
     /// The count-weighted mean of `values` (one per row) in every replicate: B means.
     pub fn means(&self, values: &[f64]) -> Vec<f64> {
         self.counts.iter().map(|c| weighted_mean(values, c)).collect()

@@ -15,10 +15,9 @@ use std::sync::Mutex;
 use rayon::prelude::*;
 
 use super::bootstrap::{Replicated, Resamples};
-use super::linalg::{product, Dense};
 use super::rows;
 use crate::error::{Error, Result};
-use crate::kernels::gemm::View;
+use crate::kernels::gemm::{matmul, View};
 
 /// At most this many rows of each sample share one block: up to it the estimate is the
 /// classic all-pairs one; beyond it the samples are cut into independent blocks.
@@ -54,15 +53,22 @@ impl Kernel {
         }
     }
 
-    /// The kernel matrix of rows `a` (p × `d`) against rows `b` (q × `d`), row-major p × q:
-    /// one product a·bᵀ, then the kernel of each inner product (and the rows' squared norms).
-    fn gram(&self, a: &[f64], b: &[f64], d: usize) -> Dense {
+    /// The kernel matrix of rows `a` (p × `d`) against rows `b` (q × `d`), row-major p × q,
+    /// in f32: one product a·bᵀ (the `gemm` kernel), then the kernel of each inner product
+    /// (and the rows' squared norms). f32 entries (relative error ~1e-7) change an MMD²
+    /// over n² pairs by ~1e-9 of the kernel's scale, far below its sampling spread.
+    fn gram(&self, a: &[f32], b: &[f32], d: usize) -> Dense32 {
         let (p, q) = (a.len() / d, b.len() / d);
-        let mut g = product(View::rows(a, p, d), View::rows(b, q, d).t(), false);
+        let mut g = Dense32 {
+            rows: p,
+            cols: q,
+            data: vec![0.0; p * q],
+        };
+        matmul(&mut g.data, false, View::rows(a, p, d), View::rows(b, q, d).t(), rayon::current_num_threads());
         match *self {
             Kernel::Rbf { bandwidth } => {
-                let gamma = 1.0 / (2.0 * bandwidth * bandwidth);
-                let norms = |x: &[f64]| -> Vec<f64> { x.chunks(d).map(|r| r.iter().map(|v| v * v).sum()).collect() };
+                let gamma = (1.0 / (2.0 * bandwidth * bandwidth)) as f32;
+                let norms = |x: &[f32]| -> Vec<f32> { x.chunks(d).map(|r| r.iter().map(|v| v * v).sum()).collect() };
                 let (na, nb) = (norms(a), norms(b));
                 g.data.par_chunks_mut(q).zip(&na).for_each(|(row, ni)| {
                     for (k, nj) in row.iter_mut().zip(&nb) {
@@ -71,7 +77,7 @@ impl Kernel {
                 });
             }
             Kernel::Cubic => {
-                let scale = 1.0 / d as f64;
+                let scale = 1.0 / d as f32;
                 g.data.par_iter_mut().for_each(|k| *k = (*k * scale + 1.0).powi(3));
             }
         }
@@ -196,9 +202,9 @@ struct ReferenceBlock {
 pub struct KernelReference {
     kernel: Kernel,
     d: usize,
-    y: Vec<f64>,
+    y: Vec<f32>,
     resamples: Resamples,
-    counts: Vec<f64>,
+    counts: Vec<f32>,
     /// Per number of blocks K, the reference blocks (computed when first needed).
     layouts: Mutex<Vec<(usize, std::sync::Arc<Vec<ReferenceBlock>>)>>,
 }
@@ -217,8 +223,8 @@ impl KernelReference {
         Ok(Self {
             kernel,
             d,
-            y: super::linalg::to_f64(y),
-            counts: resamples.matrix(),
+            y: y.to_vec(),
+            counts: resamples.matrix_f32(),
             resamples,
             layouts: Mutex::new(Vec::new()),
         })
@@ -271,8 +277,7 @@ impl KernelReference {
         }
         let blocks = block_ranges(n, m)?;
         let reference = self.layout(&blocks);
-        let x = super::linalg::to_f64(x);
-        let cx = resamples.matrix();
+        let cx = resamples.matrix_f32();
         let reps = resamples.replicates();
         let (mut value, mut replicates) = (0.0, vec![0.0; reps]);
         for ((rx, _), yb) in blocks.iter().zip(reference.iter()) {
@@ -281,8 +286,8 @@ impl KernelReference {
             let (xx_ones, xx) = self_pairs(&kxx, &cx, n, rx.clone());
             let kxy = self.kernel.gram(xb, &self.y[yb.range.start * d..yb.range.end * d], d);
             let (xy_ones, xy) = cross_pairs(&kxy, (&cx, n, rx.clone()), (&self.counts, m, yb.range.clone()));
-            let sizes = |c: &[f64], stride: usize, r: &Range<usize>, b: usize| -> f64 {
-                c[b * stride + r.start..b * stride + r.end].iter().sum()
+            let sizes = |c: &[f32], stride: usize, r: &Range<usize>, b: usize| -> f64 {
+                c[b * stride + r.start..b * stride + r.end].iter().map(|&v| v as f64).sum()
             };
             let (bn, bm) = (rx.len() as f64, yb.range.len() as f64);
             value += combine(xx_ones, yb.ones, xy_ones, bn, bm);
@@ -307,28 +312,52 @@ fn combine(xx: f64, yy: f64, xy: f64, n: f64, m: f64) -> f64 {
     xx / (n * (n - 1.0)) + yy / (m * (m - 1.0)) - 2.0 * xy / (n * m)
 }
 
-/// Σ_{a≠b} k over the distinct draws of the rows `range` of a sample, for the sample
-/// itself (every row once: the sum of the off-diagonal of `k`) and for each resample
-/// (rows of `counts`, a B × `stride` matrix): cᵀKc − Σ_i c_i K_ii.
-fn self_pairs(k: &Dense, counts: &[f64], stride: usize, range: Range<usize>) -> (f64, Vec<f64>) {
-    let p = range.len();
-    let diag: Vec<f64> = (0..p).map(|i| k.data[i * p + i]).collect();
-    let ones = k.data.par_chunks(p).map(|r| r.iter().sum::<f64>()).sum::<f64>() - diag.iter().sum::<f64>();
+/// A row-major f32 kernel matrix.
+struct Dense32 {
+    rows: usize,
+    cols: usize,
+    data: Vec<f32>,
+}
+
+/// Σ over the entries of `k`, in f64.
+fn total(k: &Dense32) -> f64 {
+    k.data
+        .par_chunks(k.cols.max(1))
+        .map(|r| r.iter().map(|&v| v as f64).sum::<f64>())
+        .sum()
+}
+
+/// The product of the rows `range` of a B × `stride` count matrix with `k` (B × k.cols),
+/// and the count rows themselves: what the replicates' quadratic forms are made of.
+fn counted(k: &Dense32, counts: &[f32], stride: usize, range: &Range<usize>) -> Vec<f32> {
     let reps = counts.len() / stride;
     let c = View {
         data: &counts[range.start..],
         rows: reps,
-        cols: p,
+        cols: range.len(),
         rs: stride,
         cs: 1,
     };
-    let ck = product(c, k.view(), false);
-    let values = (0..reps)
+    let mut ck = vec![0.0f32; reps * k.cols];
+    matmul(&mut ck, false, c, View::rows(&k.data, k.rows, k.cols), rayon::current_num_threads());
+    ck
+}
+
+/// Σ_{a≠b} k over the distinct draws of the rows `range` of a sample, for the sample
+/// itself (every row once: the sum of the off-diagonal of `k`) and for each resample
+/// (rows of `counts`, a B × `stride` matrix): cᵀKc − Σ_i c_i K_ii.
+fn self_pairs(k: &Dense32, counts: &[f32], stride: usize, range: Range<usize>) -> (f64, Vec<f64>) {
+    let p = range.len();
+    let diag: Vec<f64> = (0..p).map(|i| k.data[i * p + i] as f64).collect();
+    let ones = total(k) - diag.iter().sum::<f64>();
+    let ck = counted(k, counts, stride, &range);
+    let values = (0..counts.len() / stride)
         .into_par_iter()
         .map(|b| {
             let cb = &counts[b * stride + range.start..b * stride + range.end];
-            let row = &ck.data[b * p..(b + 1) * p];
-            row.iter().zip(cb).map(|(a, c)| a * c).sum::<f64>() - cb.iter().zip(&diag).map(|(c, k)| c * k).sum::<f64>()
+            let row = &ck[b * p..(b + 1) * p];
+            row.iter().zip(cb).map(|(a, c)| *a as f64 * *c as f64).sum::<f64>()
+                - cb.iter().zip(&diag).map(|(c, k)| *c as f64 * k).sum::<f64>()
         })
         .collect();
     (ones, values)
@@ -337,31 +366,22 @@ fn self_pairs(k: &Dense, counts: &[f64], stride: usize, range: Range<usize>) -> 
 /// Σ_{i,j} k(x_i, y_j) over the draws of rows `x.2` of x and `y.2` of y, for the samples
 /// themselves and for each resample pair (cₓᵀ K c_y); each side given as (count matrix,
 /// its row stride, range).
-fn cross_pairs(k: &Dense, x: (&[f64], usize, Range<usize>), y: (&[f64], usize, Range<usize>)) -> (f64, Vec<f64>) {
+fn cross_pairs(
+    k: &Dense32,
+    x: (&[f32], usize, Range<usize>),
+    y: (&[f32], usize, Range<usize>),
+) -> (f64, Vec<f64>) {
     let ((cx, sx, rx), (cy, sy, ry)) = (x, y);
     let q = ry.len();
-    let ones = k.data.par_chunks(q).map(|r| r.iter().sum::<f64>()).sum::<f64>();
-    let reps = cx.len() / sx;
-    let c = View {
-        data: &cx[rx.start..],
-        rows: reps,
-        cols: rx.len(),
-        rs: sx,
-        cs: 1,
-    };
-    let ck = product(c, k.view(), false);
-    let values = (0..reps)
+    let ck = counted(k, cx, sx, &rx);
+    let values = (0..cx.len() / sx)
         .into_par_iter()
         .map(|b| {
             let cb = &cy[b * sy + ry.start..b * sy + ry.end];
-            ck.data[b * q..(b + 1) * q]
-                .iter()
-                .zip(cb)
-                .map(|(a, c)| a * c)
-                .sum::<f64>()
+            ck[b * q..(b + 1) * q].iter().zip(cb).map(|(a, c)| *a as f64 * *c as f64).sum::<f64>()
         })
         .collect();
-    (ones, values)
+    (total(k), values)
 }
 
 /// Rows of f64 from a validated flat f32 sample.
