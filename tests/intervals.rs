@@ -27,9 +27,10 @@ fn counted_resamples_equal_copied_rows() {
     for (u, v) in a.mean.iter().chain(&a.cov).zip(b.mean.iter().chain(&b.cov)) {
         assert!((u - v).abs() < 1e-12, "{u} vs {v}");
     }
+    // The batched fit (its scatter correction summed in f32): ~1e-8 relative.
     let fit = Moments::new(&x, d).unwrap().fit(&c);
     for (u, v) in fit.mean.iter().chain(&fit.cov).zip(b.mean.iter().chain(&b.cov)) {
-        assert!((u - v).abs() < 1e-12, "{u} vs {v}");
+        assert!((u - v).abs() < 1e-7 * v.abs().max(1.0), "{u} vs {v}");
     }
     // MMD² and KID from the kernel matrices, batched: the estimate is the direct
     // all-pairs one, and replicate b is the direct estimate on the copied rows of

@@ -71,6 +71,7 @@ fn row(
         diverged: false,
         metrics: values,
         replicates,
+        linear: BTreeMap::new(),
     }
 }
 
@@ -169,6 +170,7 @@ fn table1_layout_has_eta_rows_step_columns_bold_where_paired_claims_hold_and_dag
             ("fd_inf_hi".into(), 0.0001),
         ]),
         replicates: BTreeMap::new(),
+        linear: BTreeMap::new(),
     };
     let md = with_floor(eta_by_steps(&rows, &m, "quadratic", false), &m, &floor).markdown();
     assert!(

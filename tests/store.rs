@@ -1,6 +1,8 @@
 //! `store`: per-point files, metrics tables and `samples.h5` round trips.
 
 use std::collections::BTreeMap;
+
+use ddimlab::metrics::bootstrap::Linear;
 use std::path::{Path, PathBuf};
 
 use ddimlab::store::{
@@ -39,6 +41,7 @@ fn row(point_id: &str, eta: &str, steps: usize, metrics: &[(&str, f64)]) -> Metr
         diverged: false,
         metrics: metrics.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
         replicates: BTreeMap::new(),
+        linear: BTreeMap::new(),
     }
 }
 
@@ -171,7 +174,7 @@ fn bad_point_ids_and_shapes_are_errors() {
 fn tables_have_fixed_then_sorted_metric_columns() {
     let dir = scratch("tables");
     let rows = sweep_rows();
-    write_tables(&rows, &BTreeMap::new(), &dir).unwrap();
+    write_tables(&rows, (&BTreeMap::new(), &BTreeMap::new()), &dir).unwrap();
     let names = [
         "point_id",
         "tau",
@@ -232,7 +235,7 @@ fn tables_have_fixed_then_sorted_metric_columns() {
 
     assert_same_rows(&read_rows(&dir.join("metrics.parquet")).unwrap(), &rows);
     // An empty sweep still writes (and reads back) a table.
-    write_tables(&[], &BTreeMap::new(), &dir).unwrap();
+    write_tables(&[], (&BTreeMap::new(), &BTreeMap::new()), &dir).unwrap();
     assert!(read_rows(&dir.join("metrics.parquet")).unwrap().is_empty());
 }
 
@@ -245,8 +248,22 @@ fn every_bootstrap_replicate_is_kept_in_a_long_table_and_read_back() {
         ("recon_mse".to_string(), vec![1.0, 2.0, 3.0]),
     ]);
     rows[2].replicates = BTreeMap::from([("fid_proxy".to_string(), vec![7.0, 8.0, 9.0])]);
+    rows[1].linear = BTreeMap::from([(
+        "fid_proxy".to_string(),
+        Linear {
+            samples: [vec![0.5, -0.5], vec![0.25, -0.25]],
+            reference: [vec![1.0, 0.0, -1.0], vec![0.5, 0.0, -0.5]],
+        },
+    )]);
     let floor = BTreeMap::from([("fid_proxy".to_string(), vec![0.1, 0.2, 0.3])]);
-    write_tables(&rows, &floor, &dir).unwrap();
+    let floor_linear = BTreeMap::from([(
+        "fid_proxy".to_string(),
+        Linear {
+            samples: [vec![0.25], vec![0.5]],
+            reference: [vec![], vec![]],
+        },
+    )]);
+    write_tables(&rows, (&floor, &floor_linear), &dir).unwrap();
     let df = ParquetReader::new(std::fs::File::open(dir.join("bootstrap.parquet")).unwrap())
         .finish()
         .unwrap();
@@ -255,7 +272,8 @@ fn every_bootstrap_replicate_is_kept_in_a_long_table_and_read_back() {
     assert_eq!(df.height(), 3 + 3 + 3 + 3);
     let (back, back_floor) = ddimlab::store::read_results(&dir).unwrap();
     assert_same_rows(&back, &rows);
-    assert_eq!(back_floor, floor);
+    assert_eq!((back_floor.replicates, back_floor.linear), (floor, floor_linear));
+    assert!(dir.join("projections.parquet").is_file());
     // The metrics table holds no replicates.
     assert!(read_rows(&dir.join("metrics.parquet")).unwrap()[0]
         .replicates
@@ -411,7 +429,7 @@ fn writes_an_example_results_folder() {
         .iter()
         .map(|id| load_row(&dir, id, "example").unwrap().unwrap())
         .collect();
-    write_tables(&rows, &BTreeMap::new(), &dir).unwrap();
+    write_tables(&rows, (&BTreeMap::new(), &BTreeMap::new()), &dir).unwrap();
     let from_points = rows
         .into_iter()
         .map(|row| Ok((row.clone(), load_arrays(&dir, &row.point_id)?)));
@@ -427,6 +445,7 @@ fn writes_an_example_results_folder() {
             "metrics.csv",
             "metrics.parquet",
             "points",
+            "projections.parquet",
             "samples.h5"
         ]
     );

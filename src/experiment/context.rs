@@ -9,6 +9,7 @@ use std::time::Instant;
 use candle_core::{Device, Tensor};
 
 use crate::error::Result;
+use crate::metrics::bootstrap::Linear;
 use crate::mixture::GaussianMixture;
 use crate::model::EpsModel;
 use crate::sampler::{encode, slerp, PerSampleNoise, Sampler};
@@ -68,8 +69,9 @@ pub(super) struct Context<'a> {
     pub mixture: Option<GaussianMixture>,
 }
 
-/// A point's metrics and the bootstrap replicates of its sample statistics.
-type PointMetrics = (BTreeMap<String, f64>, BTreeMap<String, Vec<f64>>);
+/// A point's metrics, and the bootstrap replicates and first-order projections of its
+/// sample statistics.
+type PointMetrics = (BTreeMap<String, f64>, BTreeMap<String, Vec<f64>>, BTreeMap<String, Linear>);
 
 /// The samples of one pass over the sweep's latents.
 pub(super) struct Pass {
@@ -206,7 +208,7 @@ impl Context<'_> {
                 p.id
             ));
         }
-        let (mut metrics, replicates) = self.sample_metrics(p, &pass.samples, bad, consistency)?;
+        let (mut metrics, replicates, linear) = self.sample_metrics(p, &pass.samples, bad, consistency)?;
         if let Some(rec) = &reconstruction {
             metrics.extend(self.reconstruction_metrics(p, rec, report)?);
         }
@@ -227,6 +229,7 @@ impl Context<'_> {
             diverged: bad > 0,
             metrics,
             replicates,
+            linear,
         };
         let arrays = PointArrays {
             item_shape: self.shape.dims(),
@@ -245,18 +248,18 @@ impl Context<'_> {
     fn sample_metrics(&self, p: &Point, samples: &[f32], bad: usize, consistency: Consistency) -> Result<PointMetrics> {
         let evaluated = self.evaluated(samples);
         let mut metrics = BTreeMap::new();
-        let mut replicates = BTreeMap::new();
+        let (mut replicates, mut linear) = (BTreeMap::new(), BTreeMap::new());
         if let Some(stats) = &self.stats {
             if bad > 0 {
                 metrics.extend(stats.names().iter().map(|k| (k.to_string(), f64::NAN)));
             } else {
                 let measured = stats.measure(&evaluated)?;
                 metrics.extend(measured.with_intervals());
-                replicates = measured.replicates;
+                (replicates, linear) = (measured.replicates, measured.linear);
             }
         }
         let reference = match consistency {
-            Consistency::Skip => return Ok((metrics, replicates)),
+            Consistency::Skip => return Ok((metrics, replicates, linear)),
             Consistency::Itself => &evaluated,
             Consistency::Against(r) => r,
         };
@@ -279,7 +282,7 @@ impl Context<'_> {
             };
             metrics.extend(nan_if_bad(bad, exact_mse, &[names::CONSISTENCY_EXACT_MSE])?);
         }
-        Ok((metrics, replicates))
+        Ok((metrics, replicates, linear))
     }
 
     /// The reconstruction error of the held-out set.
@@ -369,6 +372,7 @@ impl Context<'_> {
             diverged: non_finite(&pass.samples) > 0,
             metrics: BTreeMap::new(),
             replicates: BTreeMap::new(),
+            linear: BTreeMap::new(),
         };
         let arrays = PointArrays {
             item_shape: self.shape.dims(),

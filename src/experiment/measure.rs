@@ -9,7 +9,7 @@ use rayon::prelude::*;
 use super::evaluation::{Evaluated, Evaluation};
 use crate::classifier::Classifier;
 use crate::error::Result;
-use crate::metrics::bootstrap::{self, weighted_mean, Bootstrap, Replicated, Resamples};
+use crate::metrics::bootstrap::{self, weighted_mean, Bootstrap, Linear, Replicated, Resamples};
 use crate::metrics::frechet::FrechetReference;
 use crate::metrics::{
     component_of, mass_error, median_bandwidth_of, mse_unit, nearest_distances, psnr, sliced_wasserstein_counted,
@@ -90,6 +90,8 @@ pub struct Measured {
     pub values: BTreeMap<String, f64>,
     /// Statistic name → its B replicates, in resample order (paired across sets).
     pub replicates: BTreeMap<String, Vec<f64>>,
+    /// Statistic name → its first-order projection (the U-statistics: MMD², KID).
+    pub linear: BTreeMap<String, Linear>,
 }
 
 impl Measured {
@@ -97,6 +99,9 @@ impl Measured {
         self.values.insert(name.into(), r.value);
         if !r.replicates.is_empty() {
             self.replicates.insert(name.into(), r.replicates);
+            if let Some(l) = r.linear {
+                self.linear.insert(name.into(), l);
+            }
         }
     }
 
@@ -106,7 +111,7 @@ impl Measured {
         let mut out = self.values.clone();
         for (name, value) in &self.values {
             let reps = self.replicates.get(name).map_or(&[][..], Vec::as_slice);
-            if let Some(i) = bootstrap::interval(bootstrap::MARGINAL, *value, reps) {
+            if let Some(i) = bootstrap::interval(bootstrap::MARGINAL, *value, reps, self.linear.get(name)) {
                 out.insert(format!("{name}{LO}"), i.lo);
                 out.insert(format!("{name}{HI}"), i.hi);
             }
@@ -267,7 +272,7 @@ impl SampleStats {
             0 => Vec::new(),
             _ => sliced_wasserstein_replicates(&x, rx, y, ry),
         };
-        Ok(vec![(names::SWD, Replicated { value, replicates })])
+        Ok(vec![(names::SWD, Replicated::new(value, replicates))])
     }
 
     /// The component-mass error (mixture data only).
@@ -277,7 +282,7 @@ impl SampleStats {
         let error = |c: &[u32]| mass_error(&weighted_histogram(&assigned, c, mix.components()), mix.weights());
         let value = error(&vec![1; rx.rows()])?;
         let replicates = rx.all().par_iter().map(|c| error(c)).collect::<Result<Vec<_>>>()?;
-        Ok(vec![(names::MASS_ERROR, Replicated { value, replicates })])
+        Ok(vec![(names::MASS_ERROR, Replicated::new(value, replicates))])
     }
 
     /// The feature-space Fréchet distances and KID, the label histogram and the
@@ -296,17 +301,11 @@ impl SampleStats {
             (names::KID, f.kid.measure(&a.features, rx)?),
             (
                 names::LABEL_TV,
-                Replicated {
-                    value: tv(&ones),
-                    replicates: rx.all().iter().map(|c| tv(c)).collect(),
-                },
+                Replicated::new(tv(&ones), rx.all().iter().map(|c| tv(c)).collect()),
             ),
             (
                 names::CONFIDENCE,
-                Replicated {
-                    value: weighted_mean(&a.confidence, &ones),
-                    replicates: rx.means(&a.confidence),
-                },
+                Replicated::new(weighted_mean(&a.confidence, &ones), rx.means(&a.confidence)),
             ),
         ])
     }
@@ -326,13 +325,7 @@ impl SampleStats {
             .zip(rf.means(floor))
             .map(|(a, b)| a / b)
             .collect();
-        Ok(vec![(
-            names::NN_RATIO,
-            Replicated {
-                value: mean(&near) / mean(floor),
-                replicates,
-            },
-        )])
+        Ok(vec![(names::NN_RATIO, Replicated::new(mean(&near) / mean(floor), replicates))])
     }
 
     /// The names `measure` fills (NaN placeholders for a diverged point).

@@ -414,7 +414,8 @@ fn noise_floor(stats: Option<&SampleStats>, compared_with: &str, samples: usize)
         rows: stats.and_then(SampleStats::floor_rows),
         samples: Some(samples),
         metrics: measured.as_ref().map(|m| m.with_intervals()).unwrap_or_default(),
-        replicates: measured.map(|m| m.replicates).unwrap_or_default(),
+        replicates: measured.as_ref().map(|m| m.replicates.clone()).unwrap_or_default(),
+        linear: measured.map(|m| m.linear).unwrap_or_default(),
     })
 }
 
@@ -426,7 +427,8 @@ fn reference_id(tau: &Tau) -> String {
 /// Writes the tables of `rows`, `samples.h5` (with each point's exports) and
 /// `config.yaml` into the results folder `out`.
 fn finalize(out: &Path, cfg: &ExperimentConfig, rows: &[MetricRow], shape: DataShape) -> Result<()> {
-    write_tables(rows, &NoiseFloor::load(out)?.replicates, out)?;
+    let floor = NoiseFloor::load(out)?;
+    write_tables(rows, (&floor.replicates, &floor.linear), out)?;
     let meta = H5Meta {
         experiment: cfg.name.clone(),
         config_yaml: cfg.to_yaml(),

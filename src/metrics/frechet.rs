@@ -13,7 +13,7 @@ use super::bootstrap::{Replicated, Resamples};
 use super::linalg::{product, symmetric_eigenvalues, Dense};
 use super::rows;
 use crate::error::{Error, Result};
-use crate::kernels::gemm::View;
+use crate::kernels::gemm::{matmul, View};
 
 /// A Gaussian N(mean, cov) in d dimensions; `cov` is d × d, row-major.
 #[derive(Debug, Clone, PartialEq)]
@@ -88,13 +88,17 @@ impl Gaussian {
 
 /// The fits of any resample of one sample, from its moments about the sample mean μ:
 /// a resample that takes row i `c_i` times (N = Σ c_i ≥ 2) has mean μ + δ, δ = Σ c_i x̃_i / N,
-/// and (N − 1) Σ = Σ c_i x̃_i x̃_iᵀ − N δ δᵀ with x̃_i = x_i − μ: one product of the
-/// drawn rows scaled by √c_i with themselves (the `gemm` kernel), no copy of the resample.
+/// and (N − 1) Σ = Σ c_i x̃_i x̃_iᵀ − N δ δᵀ with x̃_i = x_i − μ. The scatter Σ c_i x̃_i x̃_iᵀ
+/// is the sample's own X̃ᵀX̃ (f64, once) plus X̃ᵀ diag(c − 1) X̃ over the rows whose count
+/// is not 1, a product in f32 (the `gemm` kernel): the correction is a few per cent of the
+/// scatter, so its f32 rounding (~1e-7 of itself) leaves the fit f64-accurate to ~1e-8.
 #[derive(Debug, Clone)]
 pub struct Moments {
     d: usize,
     mean: Vec<f64>,
     centred: Vec<f64>,
+    centred32: Vec<f32>,
+    scatter: Vec<f64>,
 }
 
 impl Moments {
@@ -106,11 +110,19 @@ impl Moments {
             mean.iter_mut().zip(row).for_each(|(m, v)| *m += *v as f64);
         }
         mean.iter_mut().for_each(|m| *m /= n as f64);
-        let centred = x
+        let centred: Vec<f64> = x
             .chunks(d)
             .flat_map(|row| row.iter().zip(&mean).map(|(v, m)| *v as f64 - m))
             .collect();
-        Ok(Self { d, mean, centred })
+        let a = View::rows(&centred, n, d);
+        let scatter = product(a.t(), a, false).data;
+        Ok(Self {
+            d,
+            mean,
+            centred32: centred.iter().map(|&v| v as f32).collect(),
+            centred,
+            scatter,
+        })
     }
 
     /// The Gaussian fit of the resample with `counts` per row (Σ ≥ 2): the numbers of
@@ -118,24 +130,30 @@ impl Moments {
     pub fn fit(&self, counts: &[u32]) -> Gaussian {
         let d = self.d;
         let total: u32 = counts.iter().sum();
-        let mut scaled = Vec::with_capacity(self.centred.len());
         let mut delta = vec![0.0; d];
-        let mut kept = 0;
-        for (row, &c) in self.centred.chunks(d).zip(counts).filter(|(_, c)| **c > 0) {
-            let w = (c as f64).sqrt();
-            scaled.extend(row.iter().map(|v| w * v));
+        let (mut rows, mut weighted) = (Vec::new(), Vec::new());
+        for (i, &c) in counts.iter().enumerate() {
+            let row = &self.centred[i * d..(i + 1) * d];
             delta.iter_mut().zip(row).for_each(|(s, v)| *s += c as f64 * v);
-            kept += 1;
+            if c != 1 {
+                let row32 = &self.centred32[i * d..(i + 1) * d];
+                rows.extend_from_slice(row32);
+                let w = c as f32 - 1.0;
+                weighted.extend(row32.iter().map(|v| w * v));
+            }
         }
         let n = total as f64;
         delta.iter_mut().for_each(|s| *s /= n);
-        let a = View::rows(&scaled, kept, d);
-        let mut cov = product(a.t(), a, true).data;
-        for i in 0..d {
-            for j in 0..d {
-                cov[i * d + j] = (cov[i * d + j] - n * delta[i] * delta[j]) / (n - 1.0);
-            }
-        }
+        let k = rows.len() / d;
+        let mut correction = vec![0.0f32; d * d];
+        matmul(&mut correction, false, View::rows(&rows, k, d).t(), View::rows(&weighted, k, d), 1);
+        let cov = (0..d * d)
+            .map(|ij| {
+                let (i, j) = (ij / d, ij % d);
+                let scatter = self.scatter[ij] + correction[ij] as f64;
+                (scatter - n * delta[i] * delta[j]) / (n - 1.0)
+            })
+            .collect();
         let mean = self.mean.iter().zip(&delta).map(|(m, s)| m + s).collect();
         Gaussian { mean, cov }
     }
@@ -181,11 +199,11 @@ impl FrechetReference {
         let replicates = resamples
             .all()
             .par_iter()
-            .map(|c| Rooted::new(&moments.fit(c)))
+            .map(|c| Rooted::fitted(&moments.fit(c)))
             .collect::<Result<Vec<_>>>()?;
         Ok(Self {
             d,
-            full: Rooted::new(&moments.fit(&vec![1; m]))?,
+            full: Rooted::fitted(&moments.fit(&vec![1; m]))?,
             moments,
             groups: Mutex::new(BTreeMap::new()),
             resamples: resamples.clone(),
@@ -202,7 +220,7 @@ impl FrechetReference {
         let v = Arc::new(
             (0..g)
                 .into_par_iter()
-                .map(|k| Rooted::new(&self.moments.fit(&without_group(m, g, k))))
+                .map(|k| Rooted::fitted(&self.moments.fit(&without_group(m, g, k))))
                 .collect::<Result<Vec<_>>>()?,
         );
         self.groups.lock().expect("groups lock").insert(g, v.clone());
@@ -219,7 +237,7 @@ impl FrechetReference {
     pub fn measure(&self, x: &[f32], rx: &Resamples) -> Result<(Replicated, Replicated)> {
         let n = rows(x, self.d, "samples", 4)?;
         let moments = Moments::new(x, self.d)?;
-        let plug_in = self.full.frechet(&moments.fit(&vec![1; n]))?;
+        let plug_in = self.full.frechet_fitted(&moments.fit(&vec![1; n]));
         let groups = jackknife_groups(n, self.resamples.rows());
         let reference = self.groups(groups)?;
         let dropped: Vec<f64> = (0..groups)
@@ -234,14 +252,8 @@ impl FrechetReference {
             .collect();
         let moved = replicates.iter().map(|r| r + (inf - plug_in)).collect();
         Ok((
-            Replicated {
-                value: plug_in,
-                replicates,
-            },
-            Replicated {
-                value: inf,
-                replicates: moved,
-            },
+            Replicated::new(plug_in, replicates),
+            Replicated::new(inf, moved),
         ))
     }
 }
@@ -276,11 +288,24 @@ impl Rooted {
     /// Checks `a` and takes the square root of its covariance.
     pub fn new(a: &Gaussian) -> Result<Self> {
         let d = a.dim("a")?;
-        let sigma = symmetric(&a.cov, d);
-        let root = psd_sqrt(&sigma, "a.cov")?;
+        Self::rooted(a, psd_sqrt(&symmetric(&a.cov, d), "a.cov")?)
+    }
+
+    /// [`Rooted::new`] of a fit ([`Moments::fit`]): positive semidefinite by construction,
+    /// so eigenvalues below 0 are round-off (of a rank-deficient covariance: fewer rows
+    /// than dimensions) and are taken as 0 instead of refused.
+    pub fn fitted(a: &Gaussian) -> Result<Self> {
+        let d = a.dim("a")?;
+        let eig = SymmetricEigen::new(symmetric(&a.cov, d));
+        let roots = DMatrix::from_diagonal(&eig.eigenvalues.map(|l| l.max(0.0).sqrt()));
+        Self::rooted(a, &eig.eigenvectors * roots * eig.eigenvectors.transpose())
+    }
+
+    fn rooted(a: &Gaussian, root: DMatrix<f64>) -> Result<Self> {
+        let d = a.mean.len();
         Ok(Self {
             mean: a.mean.clone(),
-            trace: sigma.trace(),
+            trace: (0..d).map(|i| a.cov[i * d + i]).sum(),
             root: Dense {
                 rows: d,
                 cols: d,
@@ -363,6 +388,15 @@ mod tests {
             Moments::new(&x, d).unwrap().fit(&counts),
             Gaussian::fit_counted(&x, d, &counts),
         );
+        for (u, v) in a.mean.iter().zip(&b.mean) {
+            assert!((u - v).abs() < 1e-12, "{u} vs {v}");
+        }
+        // The scatter's correction is summed in f32: ~1e-8 relative.
+        for (u, v) in a.cov.iter().zip(&b.cov) {
+            assert!((u - v).abs() < 1e-7 * v.abs().max(1.0), "{u} vs {v}");
+        }
+        // All ones: the sample's own fit, in f64.
+        let (a, b) = (Moments::new(&x, d).unwrap().fit(&[1; 10]), Gaussian::fit(&x, d).unwrap());
         for (u, v) in a.mean.iter().chain(&a.cov).zip(b.mean.iter().chain(&b.cov)) {
             assert!((u - v).abs() < 1e-12, "{u} vs {v}");
         }

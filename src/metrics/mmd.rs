@@ -14,7 +14,7 @@ use std::sync::Mutex;
 
 use rayon::prelude::*;
 
-use super::bootstrap::{Replicated, Resamples};
+use super::bootstrap::{Linear, Replicated, Resamples};
 use super::rows;
 use crate::error::{Error, Result};
 use crate::kernels::gemm::{matmul, View};
@@ -195,6 +195,9 @@ struct ReferenceBlock {
     ones: f64,
     /// The same over the distinct draws of each resample.
     replicates: Vec<f64>,
+    /// mean_{j'≠j} k(y_j, y_j') of each row over each half of the other rows (its
+    /// first-order projection's own part).
+    row_means: [Vec<f64>; 2],
 }
 
 /// The reference side of an MMD² (or KID), prepared once for every sample measured
@@ -252,6 +255,7 @@ impl KernelReference {
                     range: ry.clone(),
                     ones,
                     replicates,
+                    row_means: half_row_means(&kyy, true),
                 }
             })
             .collect();
@@ -280,26 +284,44 @@ impl KernelReference {
         let cx = resamples.matrix_f32();
         let reps = resamples.replicates();
         let (mut value, mut replicates) = (0.0, vec![0.0; reps]);
+        let k = blocks.len() as f64;
+        let mut linear = Linear::default();
         for ((rx, _), yb) in blocks.iter().zip(reference.iter()) {
             let xb = &x[rx.start * d..rx.end * d];
             let kxx = self.kernel.gram(xb, xb, d);
             let (xx_ones, xx) = self_pairs(&kxx, &cx, n, rx.clone());
             let kxy = self.kernel.gram(xb, &self.y[yb.range.start * d..yb.range.end * d], d);
             let (xy_ones, xy) = cross_pairs(&kxy, (&cx, n, rx.clone()), (&self.counts, m, yb.range.clone()));
+            // First-order projection (Hoeffding), from each half of the other rows: row i of x
+            // contributes (2/n_k)(mean_{i'≠i} k(x_i, x_i') − mean_j k(x_i, y_j)), row j of y
+            // (2/m_k)(mean_{j'≠j} k(y_j, y_j') − mean_i k(x_i, y_j)), each block 1/K of the mean.
+            let (bn, bm) = (rx.len() as f64, yb.range.len() as f64);
+            let (own, cross_rows, cross_cols) = (
+                half_row_means(&kxx, true),
+                half_row_means(&kxy, false),
+                half_column_means(&kxy),
+            );
+            for h in 0..2 {
+                linear.samples[h].extend(centred(
+                    own[h].iter().zip(&cross_rows[h]).map(|(a, b)| 2.0 * (a - b) / (bn * k)),
+                ));
+                linear.reference[h].extend(centred(
+                    yb.row_means[h].iter().zip(&cross_cols[h]).map(|(a, b)| 2.0 * (a - b) / (bm * k)),
+                ));
+            }
+            value += combine(xx_ones, yb.ones, xy_ones, bn, bm);
             let sizes = |c: &[f32], stride: usize, r: &Range<usize>, b: usize| -> f64 {
                 c[b * stride + r.start..b * stride + r.end].iter().map(|&v| v as f64).sum()
             };
-            let (bn, bm) = (rx.len() as f64, yb.range.len() as f64);
-            value += combine(xx_ones, yb.ones, xy_ones, bn, bm);
             for (b, r) in replicates.iter_mut().enumerate() {
                 let (nb, mb) = (sizes(&cx, n, rx, b), sizes(&self.counts, m, &yb.range, b));
                 *r += combine(xx[b], yb.replicates[b], xy[b], nb, mb);
             }
         }
-        let k = blocks.len() as f64;
         Ok(Replicated {
             value: value / k,
             replicates: replicates.into_iter().map(|r| r / k).collect(),
+            linear: Some(linear),
         })
     }
 }
@@ -317,6 +339,49 @@ struct Dense32 {
     rows: usize,
     cols: usize,
     data: Vec<f32>,
+}
+
+/// The mean of every row of `k` over the even and over the odd columns (leaving out the
+/// diagonal entry of a square matrix when `skip_diagonal`).
+fn half_row_means(k: &Dense32, skip_diagonal: bool) -> [Vec<f64>; 2] {
+    let halves: Vec<(f64, f64)> = k
+        .data
+        .par_chunks(k.cols.max(1))
+        .enumerate()
+        .map(|(i, r)| {
+            let mut sums = [0.0f64; 2];
+            let mut counts = [0usize; 2];
+            for (j, &v) in r.iter().enumerate() {
+                if skip_diagonal && i == j {
+                    continue;
+                }
+                sums[j % 2] += v as f64;
+                counts[j % 2] += 1;
+            }
+            (sums[0] / counts[0].max(1) as f64, sums[1] / counts[1].max(1) as f64)
+        })
+        .collect();
+    [halves.iter().map(|h| h.0).collect(), halves.iter().map(|h| h.1).collect()]
+}
+
+/// The mean of every column of `k` over the even and over the odd rows.
+fn half_column_means(k: &Dense32) -> [Vec<f64>; 2] {
+    let mut sums = [vec![0.0; k.cols], vec![0.0; k.cols]];
+    for (i, r) in k.data.chunks(k.cols.max(1)).enumerate() {
+        sums[i % 2].iter_mut().zip(r).for_each(|(c, &v)| *c += v as f64);
+    }
+    let counts = [k.rows.div_ceil(2).max(1) as f64, (k.rows / 2).max(1) as f64];
+    for h in 0..2 {
+        sums[h].iter_mut().for_each(|c| *c /= counts[h]);
+    }
+    sums
+}
+
+/// The values minus their mean.
+fn centred(values: impl Iterator<Item = f64>) -> Vec<f64> {
+    let v: Vec<f64> = values.collect();
+    let mean = v.iter().sum::<f64>() / v.len().max(1) as f64;
+    v.into_iter().map(|x| x - mean).collect()
 }
 
 /// Σ over the entries of `k`, in f64.

@@ -12,7 +12,7 @@
 //! methods cannot give them); [`PAIRED`] is the interval kind whose coverage was measured
 //! (`tests/coverage.rs`).
 
-use super::bootstrap::{interval, standard_deviation, Interval, IntervalKind, LEVEL};
+use super::bootstrap::{interval, spread, Interval, IntervalKind, Linear, LEVEL};
 
 /// The interval of a paired difference (chosen by coverage; see the module docs).
 pub const PAIRED: IntervalKind = IntervalKind::Normal;
@@ -37,22 +37,32 @@ impl Difference {
     }
 }
 
-/// The paired difference of `a` and `b`, each (estimate, replicates in resample order);
-/// replicates where either side is not finite are left out. `None` when an estimate is
-/// not finite, the replicate counts differ, or fewer than two pairs are finite.
-pub fn difference(a: (f64, &[f64]), b: (f64, &[f64])) -> Option<Difference> {
+/// One side of a paired difference: an estimate, its replicates in resample order, and
+/// its first-order projection where it has one.
+pub type Side<'a> = (f64, &'a [f64], Option<&'a Linear>);
+
+/// The paired difference of `a` and `b`; replicates where either side is not finite are
+/// left out, and where both sides have a first-order projection, the spread of Δ mixes
+/// the projection of the difference with the replicates' ([`spread`]). `None` when an
+/// estimate is not finite, the replicate counts differ, or fewer than two pairs are finite.
+pub fn difference(a: Side, b: Side) -> Option<Difference> {
     if a.1.len() != b.1.len() {
         return None;
     }
     let estimate = a.0 - b.0;
-    let deltas: Vec<f64> =
-        a.1.iter()
-            .zip(b.1)
-            .map(|(x, y)| x - y)
-            .filter(|d| d.is_finite())
-            .collect();
-    let interval = interval(PAIRED, estimate, &deltas)?;
-    let se = standard_deviation(&deltas)?;
+    let deltas: Vec<f64> = a
+        .1
+        .iter()
+        .zip(b.1)
+        .map(|(x, y)| x - y)
+        .filter(|d| d.is_finite())
+        .collect();
+    let linear = match (a.2, b.2) {
+        (Some(x), Some(y)) => x.minus(y),
+        _ => None,
+    };
+    let interval = interval(PAIRED, estimate, &deltas, linear.as_ref())?;
+    let se = spread(&deltas, linear.as_ref())?;
     let p = match (estimate == 0.0, se > 0.0) {
         (true, _) => 1.0,
         (false, false) => 0.0,
@@ -123,13 +133,13 @@ mod tests {
     #[test]
     fn paired_difference_by_hand() {
         // Δ* = (1, 2, 3) − (0, 0, 0): sd 1; Δ̂ = 2 → z = 2, p = 2·0.0227501319 = 0.0455002639.
-        let d = difference((3.0, &[1.0, 2.0, 3.0]), (1.0, &[0.0, 0.0, 0.0])).unwrap();
+        let d = difference((3.0, &[1.0, 2.0, 3.0], None), (1.0, &[0.0, 0.0, 0.0], None)).unwrap();
         assert_eq!(d.estimate, 2.0);
         assert!((d.se - 1.0).abs() < 1e-15);
         assert!((d.p - 0.045_500_263_896_358_4).abs() < 1e-12, "{}", d.p);
         assert!(d.excludes_zero());
-        assert!(difference((1.0, &[1.0]), (1.0, &[1.0, 2.0])).is_none());
-        let same = difference((1.0, &[1.0, 1.0]), (1.0, &[1.0, 1.0])).unwrap();
+        assert!(difference((1.0, &[1.0], None), (1.0, &[1.0, 2.0], None)).is_none());
+        let same = difference((1.0, &[1.0, 1.0], None), (1.0, &[1.0, 1.0], None)).unwrap();
         assert_eq!(same.p, 1.0);
     }
 }

@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::metrics::paired::{difference, holm, Difference, ALPHA};
+use crate::metrics::paired::{difference, holm, Difference, Side, ALPHA};
 use crate::store::manifest::NoiseFloor;
 use crate::store::{MetricRow, FLOOR_ID};
 
@@ -63,10 +63,19 @@ struct Lookup<'a> {
     rows: BTreeMap<&'a str, &'a MetricRow>,
 }
 
+/// A row's `metric` as one side of a paired difference: its value, replicates and
+/// first-order projection (`None` without replicates).
+pub fn side<'a>(r: &'a MetricRow, metric: &str) -> Option<Side<'a>> {
+    Some((
+        *r.metrics.get(metric)?,
+        r.replicates.get(metric)?.as_slice(),
+        r.linear.get(metric),
+    ))
+}
+
 impl Lookup<'_> {
-    fn get(&self, id: &str, metric: &str) -> Option<(f64, &[f64])> {
-        let r = self.rows.get(id)?;
-        Some((*r.metrics.get(metric)?, r.replicates.get(metric)?.as_slice()))
+    fn get(&self, id: &str, metric: &str) -> Option<Side<'_>> {
+        side(self.rows.get(id)?, metric)
     }
 
     fn difference(&self, metric: &str, a: &str, b: &str) -> Option<Difference> {
@@ -79,18 +88,10 @@ impl Lookup<'_> {
 pub fn floor_row(floor: &NoiseFloor) -> MetricRow {
     MetricRow {
         point_id: FLOOR_ID.into(),
-        tau: String::new(),
-        sampler: String::new(),
-        eta: String::new(),
-        eta_value: f64::NAN,
-        steps: 0,
-        nfe: 0,
-        clip_x0: false,
-        seconds: 0.0,
-        model_seconds: 0.0,
-        diverged: false,
         metrics: floor.metrics.clone(),
         replicates: floor.replicates.clone(),
+        linear: floor.linear.clone(),
+        ..MetricRow::empty()
     }
 }
 
@@ -184,6 +185,7 @@ mod tests {
             diverged: false,
             metrics: BTreeMap::from([("m".to_string(), value)]),
             replicates: BTreeMap::from([("m".to_string(), reps)]),
+            linear: BTreeMap::new(),
         }
     }
 

@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
-use super::claims::{Claim, Claims};
+use super::claims::{side, Claim, Claims};
 use crate::experiment::measure::names;
 use crate::metrics::bootstrap::Interval;
 use crate::metrics::paired::{difference, Difference};
@@ -480,9 +480,6 @@ impl Table {
 
 /// The paired difference θ(a) − θ(b) of `metric` between two rows, with its claim.
 pub fn contrast(metric: &'static str, a: &MetricRow, b: &MetricRow) -> (Claim, Option<Difference>) {
-    fn side<'r>(r: &'r MetricRow, metric: &str) -> Option<(f64, &'r [f64])> {
-        Some((*r.metrics.get(metric)?, r.replicates.get(metric)?.as_slice()))
-    }
     let d = match (side(a, metric), side(b, metric)) {
         (Some(x), Some(y)) => difference(x, y),
         _ => None,

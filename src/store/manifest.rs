@@ -165,6 +165,9 @@ pub struct NoiseFloor {
         with = "super::point::json_f64_vec_map"
     )]
     pub replicates: BTreeMap<String, Vec<f64>>,
+    /// Every U-statistic's first-order projection.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub linear: BTreeMap<String, crate::metrics::bootstrap::Linear>,
 }
 
 impl NoiseFloor {

@@ -21,7 +21,7 @@ use crate::error::{Error, Result};
 pub use h5::{read_meta, read_point, write_samples, H5Meta, H5Point};
 pub use point::{ArrayShapes, MetricRow, PointArrays, Reconstruction};
 pub use points::{load_arrays, load_row, point_status, save_point, PointStatus};
-pub use table::{read_bootstrap, read_results, read_rows, write_tables, ReplicateMap, FLOOR_ID};
+pub use table::{read_bootstrap, read_projections, read_results, read_rows, write_tables, ReplicateMap, FLOOR_ID};
 
 /// Writes `bytes` to `path` atomically: a temporary file in the same folder is written,
 /// synced to disk and renamed over `path`. Missing parent folders are created.

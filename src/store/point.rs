@@ -46,6 +46,33 @@ pub struct MetricRow {
     /// without intervals. `bootstrap.parquet` holds them; `metrics.parquet` does not.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty", with = "json_f64_vec_map")]
     pub replicates: BTreeMap<String, Vec<f64>>,
+    /// Metric name → its first-order projection onto each generated and reference row
+    /// (MMD², KID): with the replicates, the spread of a statistic and of a difference.
+    /// `projections.parquet` holds them.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub linear: BTreeMap<String, crate::metrics::bootstrap::Linear>,
+}
+
+impl MetricRow {
+    /// A row with no point, no metrics (a base to fill in).
+    pub fn empty() -> Self {
+        Self {
+            point_id: String::new(),
+            tau: String::new(),
+            sampler: String::new(),
+            eta: String::new(),
+            eta_value: f64::NAN,
+            steps: 0,
+            nfe: 0,
+            clip_x0: false,
+            seconds: 0.0,
+            model_seconds: 0.0,
+            diverged: false,
+            metrics: BTreeMap::new(),
+            replicates: BTreeMap::new(),
+            linear: BTreeMap::new(),
+        }
+    }
 }
 
 fn ddim() -> String {

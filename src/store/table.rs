@@ -17,6 +17,7 @@ use std::path::Path;
 use polars::prelude::*;
 
 use super::point::MetricRow;
+use crate::metrics::bootstrap::Linear;
 use super::write_atomic;
 use crate::error::{Error, Result};
 
@@ -100,6 +101,85 @@ pub fn bootstrap_frame(rows: &[MetricRow], floor: &BTreeMap<String, Vec<f64>>) -
     )
 }
 
+/// The file of every first-order projection.
+pub const PROJECTIONS_FILE: &str = "projections.parquet";
+
+/// The first-order projections of `rows` (and of the floor, under [`FLOOR_ID`]) as one
+/// long frame: `point_id`, `metric`, `side` (`samples` | `reference`), `half` (0 | 1, the
+/// half of the other rows the estimate comes from), `row`, `value`.
+pub fn projections_frame(rows: &[MetricRow], floor: &BTreeMap<String, Linear>) -> PolarsResult<DataFrame> {
+    let (mut ids, mut metrics, mut sides, mut halves, mut index, mut values) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let entries = rows
+        .iter()
+        .map(|r| (r.point_id.as_str(), &r.linear))
+        .chain(std::iter::once((FLOOR_ID, floor)));
+    for (id, map) in entries {
+        for (metric, l) in map {
+            for (side, both) in [("samples", &l.samples), ("reference", &l.reference)] {
+                for (half, v) in both.iter().enumerate() {
+                    for (i, x) in v.iter().enumerate() {
+                        ids.push(id);
+                        metrics.push(metric.as_str());
+                        sides.push(side);
+                        halves.push(half as i64);
+                        index.push(i as i64);
+                        values.push(*x);
+                    }
+                }
+            }
+        }
+    }
+    DataFrame::new(
+        values.len(),
+        vec![
+            Column::new("point_id".into(), ids),
+            Column::new("metric".into(), metrics),
+            Column::new("side".into(), sides),
+            Column::new("half".into(), halves),
+            Column::new("row".into(), index),
+            Column::new("value".into(), values),
+        ],
+    )
+}
+
+/// Reads `projections.parquet` back: point id → metric → projection.
+pub fn read_projections(path: &Path) -> Result<BTreeMap<String, BTreeMap<String, Linear>>> {
+    let err = |e: PolarsError| Error::io(path, e);
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let df = ParquetReader::new(file).finish().map_err(err)?;
+    let col = |name: &str| df.column(name).map_err(err);
+    let (ids, metrics, sides) = (
+        col("point_id")?.str().map_err(err)?,
+        col("metric")?.str().map_err(err)?,
+        col("side")?.str().map_err(err)?,
+    );
+    let values = col("value")?.f64().map_err(err)?;
+    let halves = col("half")?.i64().map_err(err)?;
+    let mut out: BTreeMap<String, BTreeMap<String, Linear>> = BTreeMap::new();
+    for i in 0..df.height() {
+        let bad = || Error::io(path, format!("row {i} has a null cell"));
+        let (id, metric, side) = (
+            ids.get(i).ok_or_else(bad)?,
+            metrics.get(i).ok_or_else(bad)?,
+            sides.get(i).ok_or_else(bad)?,
+        );
+        let l = out.entry(id.into()).or_default().entry(metric.into()).or_default();
+        let v = values.get(i).ok_or_else(bad)?;
+        let half = match halves.get(i).ok_or_else(bad)? {
+            0 => 0,
+            1 => 1,
+            other => return Err(Error::io(path, format!("row {i}: half {other}, expected 0 or 1"))),
+        };
+        match side {
+            "samples" => l.samples[half].push(v),
+            "reference" => l.reference[half].push(v),
+            other => return Err(Error::io(path, format!("row {i}: unknown side {other:?}"))),
+        }
+    }
+    Ok(out)
+}
+
 /// Reads `bootstrap.parquet` back: point id → metric → replicates in resample order.
 pub fn read_bootstrap(path: &Path) -> Result<ReplicateMap> {
     let err = |e: PolarsError| Error::io(path, e);
@@ -131,13 +211,19 @@ fn write_parquet(mut df: DataFrame, path: &Path) -> Result<()> {
     write_atomic(path, &bytes)
 }
 
-/// Writes `dir/metrics.parquet`, `dir/metrics.csv` and `dir/bootstrap.parquet` (the
-/// rows' replicates and the floor's, `floor`), each atomically.
-pub fn write_tables(rows: &[MetricRow], floor: &BTreeMap<String, Vec<f64>>, dir: &Path) -> Result<()> {
+/// What the floor set adds to the long tables: its replicates and projections.
+pub type FloorParts<'a> = (&'a BTreeMap<String, Vec<f64>>, &'a BTreeMap<String, Linear>);
+
+/// Writes `dir/metrics.parquet`, `dir/metrics.csv`, `dir/bootstrap.parquet` and
+/// `dir/projections.parquet` (the rows' replicates and projections and the floor's),
+/// each atomically.
+pub fn write_tables(rows: &[MetricRow], floor: FloorParts, dir: &Path) -> Result<()> {
     let mut df = frame(rows).map_err(|e| Error::io(dir, e))?;
     write_parquet(df.clone(), &dir.join("metrics.parquet"))?;
-    let boot = bootstrap_frame(rows, floor).map_err(|e| Error::io(dir, e))?;
+    let boot = bootstrap_frame(rows, floor.0).map_err(|e| Error::io(dir, e))?;
     write_parquet(boot, &dir.join(BOOTSTRAP_FILE))?;
+    let linear = projections_frame(rows, floor.1).map_err(|e| Error::io(dir, e))?;
+    write_parquet(linear, &dir.join(PROJECTIONS_FILE))?;
 
     let csv = dir.join("metrics.csv");
     let mut bytes = Vec::new();
@@ -147,20 +233,33 @@ pub fn write_tables(rows: &[MetricRow], floor: &BTreeMap<String, Vec<f64>>, dir:
     write_atomic(&csv, &bytes)
 }
 
-/// The rows of the results folder `dir` with their replicates: `metrics.parquet`, and
-/// `bootstrap.parquet` where it exists (folders from before replicates were kept have
-/// none), and the floor's replicates.
-pub fn read_results(dir: &Path) -> Result<(Vec<MetricRow>, BTreeMap<String, Vec<f64>>)> {
+/// The rows of the results folder `dir` with their replicates and projections:
+/// `metrics.parquet`, then `bootstrap.parquet` and `projections.parquet` where they exist
+/// (folders from before they were kept have none); the floor's come back as a row with
+/// the id [`FLOOR_ID`] (its metrics empty: they are in `noise_floor.json`).
+pub fn read_results(dir: &Path) -> Result<(Vec<MetricRow>, MetricRow)> {
     let mut rows = read_rows(&dir.join("metrics.parquet"))?;
+    let mut floor = MetricRow {
+        point_id: FLOOR_ID.into(),
+        ..MetricRow::empty()
+    };
     let path = dir.join(BOOTSTRAP_FILE);
-    if !path.exists() {
-        return Ok((rows, BTreeMap::new()));
+    if path.exists() {
+        let mut reps = read_bootstrap(&path)?;
+        for r in rows.iter_mut() {
+            r.replicates = reps.remove(&r.point_id).unwrap_or_default();
+        }
+        floor.replicates = reps.remove(FLOOR_ID).unwrap_or_default();
     }
-    let mut reps = read_bootstrap(&path)?;
-    for r in rows.iter_mut() {
-        r.replicates = reps.remove(&r.point_id).unwrap_or_default();
+    let path = dir.join(PROJECTIONS_FILE);
+    if path.exists() {
+        let mut linear = read_projections(&path)?;
+        for r in rows.iter_mut() {
+            r.linear = linear.remove(&r.point_id).unwrap_or_default();
+        }
+        floor.linear = linear.remove(FLOOR_ID).unwrap_or_default();
     }
-    Ok((rows, reps.remove(FLOOR_ID).unwrap_or_default()))
+    Ok((rows, floor))
 }
 
 /// Reads the rows back from a `metrics.parquet` written by [`write_tables`].
@@ -220,6 +319,7 @@ pub fn read_rows(parquet_path: &Path) -> Result<Vec<MetricRow>> {
                     .filter_map(|(name, c)| c.get(i).map(|v| (name.clone(), v)))
                     .collect::<BTreeMap<_, _>>(),
                 replicates: BTreeMap::new(),
+                linear: BTreeMap::new(),
             })
         })
         .collect()
