@@ -8,7 +8,11 @@ metrics.parquet (same content as metrics.csv): one row per sweep point, columns
 point_id, tau, eta (as written in the YAML, e.g. "0.2" or "sigma_hat"), eta_value
 (NaN for sigma_hat), steps (S asked for), nfe (model evaluations actually made),
 clip_x0, seconds, model_seconds, diverged, then one float column per metric
-(null where a point has no such metric).
+(null where a point has no such metric) and its _lo / _hi interval ends.
+
+bootstrap.parquet: every bootstrap replicate, long (point_id, metric, replicate,
+value); replicate b of every point (and of the floor, point_id "noise_floor")
+uses the same resamples, so differences are taken replicate by replicate.
 
 samples.h5: root attributes experiment, config (the YAML as run), seed,
 ddimlab_version; /points/<point_id>/ with attributes tau, eta, steps, nfe,
@@ -28,6 +32,16 @@ import polars as pl
 def main(folder: Path) -> None:
     metrics = pl.read_parquet(folder / "metrics.parquet")
     print(metrics)
+
+    boot = folder / "bootstrap.parquet"
+    if boot.exists() and metrics.height >= 2:
+        b = pl.read_parquet(boot)
+        a, c = metrics["point_id"][0], metrics["point_id"][1]
+        for metric in b["metric"].unique().sort():
+            reps = lambda p: b.filter((pl.col("point_id") == p) & (pl.col("metric") == metric)).sort("replicate")["value"].to_numpy()
+            delta = reps(a) - reps(c)
+            if len(delta) > 1:
+                print(f"{metric}: {a} - {c}: paired bootstrap sd {delta.std(ddof=1):.4g}")
 
     with h5py.File(folder / "samples.h5", "r") as f:
         print(f"experiment {f.attrs['experiment']!r}, seed {f.attrs['seed']}, "

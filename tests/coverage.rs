@@ -66,7 +66,10 @@ impl World {
         let mut rng = ChaCha8Rng::seed_from_u64(99);
         let mut normal = |n: usize, s: f64| -> Vec<f32> {
             (0..n)
-                .map(|_| { let z: f64 = StandardNormal.sample(&mut rng); (s * z) as f32 })
+                .map(|_| {
+                    let z: f64 = StandardNormal.sample(&mut rng);
+                    (s * z) as f32
+                })
                 .collect::<Vec<f32>>()
         };
         let (pixels, _) = ddimlab::data::digits().unwrap();
@@ -256,7 +259,12 @@ fn simulate(data: Data, d: usize, (n, m): (usize, usize), repeats: usize) -> BTr
     let mut tallies: BTreeMap<(String, String), Tally> = BTreeMap::new();
     for r in 0..repeats as u64 {
         let base = 1000 * r + 17;
-        let stats = Stats::new(&world.draw(base, m, Point::Same), dim, Bootstrap::new(200, r).unwrap(), r);
+        let stats = Stats::new(
+            &world.draw(base, m, Point::Same),
+            dim,
+            Bootstrap::new(200, r).unwrap(),
+            r,
+        );
         let measure = |seed: u64, p: Point| stats.measure(&world.draw(seed, n, p));
         let (same, narrow, perturbed) = (
             measure(base + 2, Point::Same),
@@ -342,7 +350,12 @@ fn intervals_cover_in_64_dimensions() {
     eprintln!("{}", table("d = 64 digits-like, n = 300, m = 400", &results, repeats));
     assert_calibrated(&results, &[names::MMD2, names::KID]);
     // MMD² and KID's marginal intervals too, at the point away from 0 and near it.
-    assert_coverage(&results, &[names::MMD2, names::KID], &["narrow", "same (near 0)"], 0.93..=0.98);
+    assert_coverage(
+        &results,
+        &[names::MMD2, names::KID],
+        &["narrow", "same (near 0)"],
+        0.93..=0.98,
+    );
 }
 
 #[test]
@@ -350,8 +363,20 @@ fn intervals_cover_in_64_dimensions() {
 fn coverage_tables() {
     for (title, data, d, sizes, repeats) in [
         ("d = 2 Gaussian, n = m = 2000", Data::Gaussian, 2, (2000, 2000), 300),
-        ("d = 64 digits-like, n = 500, m = 1297", Data::Digits, 64, (500, 1297), 300),
-        ("d = 128 features, n = 500, m = 1297", Data::Features, 128, (500, 1297), 200),
+        (
+            "d = 64 digits-like, n = 500, m = 1297",
+            Data::Digits,
+            64,
+            (500, 1297),
+            300,
+        ),
+        (
+            "d = 128 features, n = 500, m = 1297",
+            Data::Features,
+            128,
+            (500, 1297),
+            200,
+        ),
     ] {
         let results = simulate(data, d, sizes, repeats);
         println!("{}", table(title, &results, repeats));

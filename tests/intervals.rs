@@ -52,18 +52,11 @@ fn counted_resamples_equal_copied_rows() {
             .measure(&x, &rx)
             .unwrap();
         let want = direct(&x, &y, d, Some(h)).unwrap().value;
-        assert!(
-            (r.value - want).abs() < 1e-6,
-            "{kernel:?}: {} vs {want}",
-            r.value
-        );
+        assert!((r.value - want).abs() < 1e-6, "{kernel:?}: {} vs {want}", r.value);
         for (b, got) in r.replicates.iter().enumerate() {
             let (gx, gy) = (gather(&x, d, rx.counts(b)), gather(&y, d, ry.counts(b)));
             let want = direct(&gx, &gy, d, Some(h)).unwrap().value;
-            assert!(
-                (got - want).abs() < 1e-6,
-                "{kernel:?} replicate {b}: {got} vs {want}"
-            );
+            assert!((got - want).abs() < 1e-6, "{kernel:?} replicate {b}: {got} vs {want}");
         }
     }
 }
@@ -141,4 +134,55 @@ fn counted_sliced_wasserstein_equals_copied_rows() {
     let counted = sliced_wasserstein_counted(&px, &cx, &py, &cy);
     let copied = sliced_wasserstein(&gather(&x, d, &cx), &gather(&y, d, &cy), d, 16, 5).unwrap();
     assert!((counted - copied).abs() < 1e-12, "{counted} vs {copied}");
+}
+
+#[test]
+fn every_set_goes_through_the_one_evaluation_transform() {
+    // Image-shaped sets with values outside [−1, 1] in the reference, the floor set, the
+    // training points and the samples: measured with the clamping transform, every
+    // statistic equals the one of the same sets clamped by hand and measured raw. A set
+    // that skipped the transform would change a statistic (checked: clamping only the
+    // samples does).
+    use ddimlab::experiment::evaluation::Evaluated;
+    let image = ddimlab::shape::DataShape::Image {
+        channels: 1,
+        height: 2,
+        width: 2,
+    };
+    let d = 4;
+    let spread = |seed: u64, item: usize, n: usize| -> Vec<f32> {
+        gaussian(seed, item, n, d, 0.0).iter().map(|v| 1.6 * v).collect()
+    };
+    let (reference, floor, train, samples) = (spread(9, 0, 200), spread(9, 1, 120), spread(9, 2, 80), spread(9, 3, 120));
+    let clamp = |x: &[f32]| -> Vec<f32> { x.iter().map(|v| v.clamp(-1.0, 1.0)).collect() };
+    let stats = |evaluation: Evaluation, sets: [&[f32]; 3]| {
+        SampleStats::new(
+            Comparison {
+                reference: sets[0].to_vec(),
+                floor: Some(sets[1].to_vec()),
+                train: sets[2].to_vec(),
+            },
+            d,
+            evaluation,
+            8,
+            3,
+            Some(Bootstrap::new(20, 3).unwrap()),
+            None,
+            None,
+        )
+        .unwrap()
+    };
+    let transformed = stats(Evaluation::of(image), [&reference, &floor, &train]);
+    let by_hand = stats(Evaluation::Raw, [&clamp(&reference), &clamp(&floor), &clamp(&train)]);
+    assert_eq!(transformed.evaluation(), Evaluation::ClampPixels);
+    let a = transformed.measure(&Evaluation::of(image).apply(&samples)).unwrap();
+    let b = by_hand.measure(&Evaluation::Raw.apply(&clamp(&samples))).unwrap();
+    assert_eq!(a, b);
+    assert_eq!(transformed.floor().unwrap(), by_hand.floor().unwrap());
+    assert!(a.values.contains_key(names::NN_RATIO));
+    // Only the samples clamped (the bias issue 18 found): the numbers move.
+    let raw = stats(Evaluation::Raw, [&reference, &floor, &train]);
+    let one_sided: Evaluated = Evaluation::Raw.apply(&clamp(&samples));
+    let c = raw.measure(&one_sided).unwrap();
+    assert!((c.values[names::FD] - a.values[names::FD]).abs() > 1e-3, "{c:?}");
 }

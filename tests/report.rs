@@ -520,3 +520,64 @@ fn a_samplers_sweep_reports_quality_against_nfe_with_fitted_orders() {
     check_figure(fig);
     assert!(summary.tables.iter().any(|t| t.ends_with("fd_samplers_linear.csv")));
 }
+
+#[test]
+fn exact_oracles_reach_their_noise_floor_at_s_equal_t() {
+    // A 2-D mixture with its exact oracle, and the digits with the empirical oracle
+    // (clamped images). Every point is compared with the floor set on every deciding
+    // statistic, the claims settled together as a report settles them (Holm): at S = T,
+    // for η = 0 and η = 1, no claim that a point differs from the floor holds; at S = 5
+    // some do (the comparison has the power to see a sampler that has not converged).
+    // This is a test at the 5 % family-wise level, so a correct sampler fails it for a few
+    // per cent of seeds: for the digits, seeds 5 and 6 pass, seed 4 does not (η = 1 at
+    // S = 1000 scores below its floor, MMD² p_Holm = 0.026).
+    let root = workdir("floor");
+    let configs = [
+        "name: gmm\nseed: 4\ndevice: cpu\ndata:\n  kind: gaussian_mixture\n  weights: [0.3, 0.7]\n  means: [[-1.0, 0.0], [1.0, 0.5]]\n  std: 0.3\n  n_train: 20\n  n_heldout: 600\nmodel:\n  kind: oracle\n\
+         sweep:\n  steps: [5, 1000]\n  eta: [0.0, 1.0]\n  tau: [linear]\n  samples: 400\n  batch_size: 400\nmetrics: [sample_stats]\n",
+        "name: dig\nseed: 6\ndevice: cpu\ndata:\n  kind: digits\n  n_heldout: 500\nmodel:\n  kind: oracle\n  std: 0.2\n\
+         sweep:\n  steps: [5, 1000]\n  eta: [0.0, 1.0]\n  tau: [linear]\n  samples: 300\n  batch_size: 300\nmetrics: [sample_stats]\n",
+    ];
+    for text in configs {
+        let cfg = ExperimentConfig::parse(text, Path::new("f.yaml")).unwrap();
+        let out = root.join(&cfg.name);
+        let opts = SweepOptions {
+            out: out.clone(),
+            force: false,
+            jobs: 1,
+            shard: None,
+        };
+        ddimlab::experiment::runner::sweep_experiment(&cfg, &opts).unwrap();
+        let floor = NoiseFloor::load(&out).unwrap();
+        assert_eq!(floor.rows, Some(cfg.sweep.samples), "the floor set is as large as the samples");
+        let (rows, floor_row) = ddimlab::store::read_results(&out).unwrap();
+        let floor_row = MetricRow {
+            metrics: floor.metrics.clone(),
+            ..floor_row
+        };
+        let deciding = ddimlab::report::tables::deciding(&rows);
+        assert!(!deciding.is_empty());
+        let claim = |id: &str, metric: &'static str| Claim::Differ {
+            metric,
+            a: id.into(),
+            b: ddimlab::store::FLOOR_ID.into(),
+        };
+        let family: Vec<Claim> = rows
+            .iter()
+            .flat_map(|r| deciding.iter().map(|m| claim(&r.point_id, m.name)))
+            .collect();
+        let claims = Claims::settle(rows.iter().chain([&floor_row]), family);
+        assert_eq!(claims.family_size(), rows.len() * deciding.len());
+        for m in &deciding {
+            for id in ["linear_eta0.0_S1000", "linear_eta1.0_S1000"] {
+                let settled = claims.get(&claim(id, m.name)).unwrap();
+                assert!(!settled.holds, "{}: {id} − floor, {}: {settled:?}", cfg.name, m.name);
+            }
+        }
+        let separated = deciding
+            .iter()
+            .filter(|m| claims.holds(&claim("linear_eta0.0_S5", m.name)))
+            .count();
+        assert!(separated > 0, "{}: S = 5 is at its floor on every statistic", cfg.name);
+    }
+}

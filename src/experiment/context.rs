@@ -71,7 +71,11 @@ pub(super) struct Context<'a> {
 
 /// A point's metrics, and the bootstrap replicates and first-order projections of its
 /// sample statistics.
-type PointMetrics = (BTreeMap<String, f64>, BTreeMap<String, Vec<f64>>, BTreeMap<String, Linear>);
+type PointMetrics = (
+    BTreeMap<String, f64>,
+    BTreeMap<String, Vec<f64>>,
+    BTreeMap<String, Linear>,
+);
 
 /// The samples of one pass over the sweep's latents.
 pub(super) struct Pass {

@@ -325,7 +325,10 @@ impl SampleStats {
             .zip(rf.means(floor))
             .map(|(a, b)| a / b)
             .collect();
-        Ok(vec![(names::NN_RATIO, Replicated::new(mean(&near) / mean(floor), replicates))])
+        Ok(vec![(
+            names::NN_RATIO,
+            Replicated::new(mean(&near) / mean(floor), replicates),
+        )])
     }
 
     /// The names `measure` fills (NaN placeholders for a diverged point).

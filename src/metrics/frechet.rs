@@ -146,7 +146,13 @@ impl Moments {
         delta.iter_mut().for_each(|s| *s /= n);
         let k = rows.len() / d;
         let mut correction = vec![0.0f32; d * d];
-        matmul(&mut correction, false, View::rows(&rows, k, d).t(), View::rows(&weighted, k, d), 1);
+        matmul(
+            &mut correction,
+            false,
+            View::rows(&rows, k, d).t(),
+            View::rows(&weighted, k, d),
+            1,
+        );
         let cov = (0..d * d)
             .map(|ij| {
                 let (i, j) = (ij / d, ij % d);
@@ -251,10 +257,7 @@ impl FrechetReference {
             .map(|b| self.replicates[b].frechet_fitted(&moments.fit(rx.counts(b))))
             .collect();
         let moved = replicates.iter().map(|r| r + (inf - plug_in)).collect();
-        Ok((
-            Replicated::new(plug_in, replicates),
-            Replicated::new(inf, moved),
-        ))
+        Ok((Replicated::new(plug_in, replicates), Replicated::new(inf, moved)))
     }
 }
 
@@ -288,7 +291,7 @@ impl Rooted {
     /// Checks `a` and takes the square root of its covariance.
     pub fn new(a: &Gaussian) -> Result<Self> {
         let d = a.dim("a")?;
-        Self::rooted(a, psd_sqrt(&symmetric(&a.cov, d), "a.cov")?)
+        Ok(Self::with_root(a, psd_sqrt(&symmetric(&a.cov, d), "a.cov")?))
     }
 
     /// [`Rooted::new`] of a fit ([`Moments::fit`]): positive semidefinite by construction,
@@ -298,12 +301,12 @@ impl Rooted {
         let d = a.dim("a")?;
         let eig = SymmetricEigen::new(symmetric(&a.cov, d));
         let roots = DMatrix::from_diagonal(&eig.eigenvalues.map(|l| l.max(0.0).sqrt()));
-        Self::rooted(a, &eig.eigenvectors * roots * eig.eigenvectors.transpose())
+        Ok(Self::with_root(a, &eig.eigenvectors * roots * eig.eigenvectors.transpose()))
     }
 
-    fn rooted(a: &Gaussian, root: DMatrix<f64>) -> Result<Self> {
+    fn with_root(a: &Gaussian, root: DMatrix<f64>) -> Self {
         let d = a.mean.len();
-        Ok(Self {
+        Self {
             mean: a.mean.clone(),
             trace: (0..d).map(|i| a.cov[i * d + i]).sum(),
             root: Dense {
@@ -311,7 +314,7 @@ impl Rooted {
                 cols: d,
                 data: root.transpose().as_slice().to_vec(), // row-major (symmetric anyway)
             },
-        })
+        }
     }
 
     /// [`frechet`] between this Gaussian (a) and `b`.
@@ -396,7 +399,10 @@ mod tests {
             assert!((u - v).abs() < 1e-7 * v.abs().max(1.0), "{u} vs {v}");
         }
         // All ones: the sample's own fit, in f64.
-        let (a, b) = (Moments::new(&x, d).unwrap().fit(&[1; 10]), Gaussian::fit(&x, d).unwrap());
+        let (a, b) = (
+            Moments::new(&x, d).unwrap().fit(&[1; 10]),
+            Gaussian::fit(&x, d).unwrap(),
+        );
         for (u, v) in a.mean.iter().chain(&a.cov).zip(b.mean.iter().chain(&b.cov)) {
             assert!((u - v).abs() < 1e-12, "{u} vs {v}");
         }

@@ -64,7 +64,13 @@ impl Kernel {
             cols: q,
             data: vec![0.0; p * q],
         };
-        matmul(&mut g.data, false, View::rows(a, p, d), View::rows(b, q, d).t(), rayon::current_num_threads());
+        matmul(
+            &mut g.data,
+            false,
+            View::rows(a, p, d),
+            View::rows(b, q, d).t(),
+            rayon::current_num_threads(),
+        );
         match *self {
             Kernel::Rbf { bandwidth } => {
                 let gamma = (1.0 / (2.0 * bandwidth * bandwidth)) as f32;
@@ -306,12 +312,18 @@ impl KernelReference {
                     own[h].iter().zip(&cross_rows[h]).map(|(a, b)| 2.0 * (a - b) / (bn * k)),
                 ));
                 linear.reference[h].extend(centred(
-                    yb.row_means[h].iter().zip(&cross_cols[h]).map(|(a, b)| 2.0 * (a - b) / (bm * k)),
+                    yb.row_means[h]
+                        .iter()
+                        .zip(&cross_cols[h])
+                        .map(|(a, b)| 2.0 * (a - b) / (bm * k)),
                 ));
             }
             value += combine(xx_ones, yb.ones, xy_ones, bn, bm);
             let sizes = |c: &[f32], stride: usize, r: &Range<usize>, b: usize| -> f64 {
-                c[b * stride + r.start..b * stride + r.end].iter().map(|&v| v as f64).sum()
+                c[b * stride + r.start..b * stride + r.end]
+                    .iter()
+                    .map(|&v| v as f64)
+                    .sum()
             };
             for (b, r) in replicates.iter_mut().enumerate() {
                 let (nb, mb) = (sizes(&cx, n, rx, b), sizes(&self.counts, m, &yb.range, b));
@@ -361,7 +373,10 @@ fn half_row_means(k: &Dense32, skip_diagonal: bool) -> [Vec<f64>; 2] {
             (sums[0] / counts[0].max(1) as f64, sums[1] / counts[1].max(1) as f64)
         })
         .collect();
-    [halves.iter().map(|h| h.0).collect(), halves.iter().map(|h| h.1).collect()]
+    [
+        halves.iter().map(|h| h.0).collect(),
+        halves.iter().map(|h| h.1).collect(),
+    ]
 }
 
 /// The mean of every column of `k` over the even and over the odd rows.
@@ -404,7 +419,13 @@ fn counted(k: &Dense32, counts: &[f32], stride: usize, range: &Range<usize>) -> 
         cs: 1,
     };
     let mut ck = vec![0.0f32; reps * k.cols];
-    matmul(&mut ck, false, c, View::rows(&k.data, k.rows, k.cols), rayon::current_num_threads());
+    matmul(
+        &mut ck,
+        false,
+        c,
+        View::rows(&k.data, k.rows, k.cols),
+        rayon::current_num_threads(),
+    );
     ck
 }
 
@@ -431,11 +452,7 @@ fn self_pairs(k: &Dense32, counts: &[f32], stride: usize, range: Range<usize>) -
 /// Σ_{i,j} k(x_i, y_j) over the draws of rows `x.2` of x and `y.2` of y, for the samples
 /// themselves and for each resample pair (cₓᵀ K c_y); each side given as (count matrix,
 /// its row stride, range).
-fn cross_pairs(
-    k: &Dense32,
-    x: (&[f32], usize, Range<usize>),
-    y: (&[f32], usize, Range<usize>),
-) -> (f64, Vec<f64>) {
+fn cross_pairs(k: &Dense32, x: (&[f32], usize, Range<usize>), y: (&[f32], usize, Range<usize>)) -> (f64, Vec<f64>) {
     let ((cx, sx, rx), (cy, sy, ry)) = (x, y);
     let q = ry.len();
     let ck = counted(k, cx, sx, &rx);
@@ -443,7 +460,11 @@ fn cross_pairs(
         .into_par_iter()
         .map(|b| {
             let cb = &cy[b * sy + ry.start..b * sy + ry.end];
-            ck[b * q..(b + 1) * q].iter().zip(cb).map(|(a, c)| *a as f64 * *c as f64).sum::<f64>()
+            ck[b * q..(b + 1) * q]
+                .iter()
+                .zip(cb)
+                .map(|(a, c)| *a as f64 * *c as f64)
+                .sum::<f64>()
         })
         .collect();
     (total(k), values)

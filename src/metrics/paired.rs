@@ -50,13 +50,12 @@ pub fn difference(a: Side, b: Side) -> Option<Difference> {
         return None;
     }
     let estimate = a.0 - b.0;
-    let deltas: Vec<f64> = a
-        .1
-        .iter()
-        .zip(b.1)
-        .map(|(x, y)| x - y)
-        .filter(|d| d.is_finite())
-        .collect();
+    let deltas: Vec<f64> =
+        a.1.iter()
+            .zip(b.1)
+            .map(|(x, y)| x - y)
+            .filter(|d| d.is_finite())
+            .collect();
     let linear = match (a.2, b.2) {
         (Some(x), Some(y)) => x.minus(y),
         _ => None,

@@ -191,7 +191,12 @@ impl GridMerge {
 /// The exact W2² along direction `k` between the resamples with counts `cx`, `cy`.
 fn projection_w2(x: &SortedProjections, cx: &[u32], y: &SortedProjections, cy: &[u32], k: usize) -> f64 {
     let weights = |rows: &[u32], c: &[u32]| -> Vec<u64> { rows.iter().map(|&r| c[r as usize] as u64).collect() };
-    w2_squared_1d(&x.values[k], &weights(&x.rows[k], cx), &y.values[k], &weights(&y.rows[k], cy))
+    w2_squared_1d(
+        &x.values[k],
+        &weights(&x.rows[k], cx),
+        &y.values[k],
+        &weights(&y.rows[k], cy),
+    )
 }
 
 /// A direction uniform on the unit sphere in d dimensions.

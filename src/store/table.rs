@@ -17,9 +17,9 @@ use std::path::Path;
 use polars::prelude::*;
 
 use super::point::MetricRow;
-use crate::metrics::bootstrap::Linear;
 use super::write_atomic;
 use crate::error::{Error, Result};
+use crate::metrics::bootstrap::Linear;
 
 /// The fixed columns, in order; metric columns follow.
 pub const FIXED_COLUMNS: [&str; 11] = [
