@@ -153,7 +153,12 @@ fn every_set_goes_through_the_one_evaluation_transform() {
     let spread = |seed: u64, item: usize, n: usize| -> Vec<f32> {
         gaussian(seed, item, n, d, 0.0).iter().map(|v| 1.6 * v).collect()
     };
-    let (reference, floor, train, samples) = (spread(9, 0, 200), spread(9, 1, 120), spread(9, 2, 80), spread(9, 3, 120));
+    let (reference, floor, train, samples) = (
+        spread(9, 0, 200),
+        spread(9, 1, 120),
+        spread(9, 2, 80),
+        spread(9, 3, 120),
+    );
     let clamp = |x: &[f32]| -> Vec<f32> { x.iter().map(|v| v.clamp(-1.0, 1.0)).collect() };
     let stats = |evaluation: Evaluation, sets: [&[f32]; 3]| {
         SampleStats::new(

@@ -549,7 +549,11 @@ fn exact_oracles_reach_their_noise_floor_at_s_equal_t() {
         };
         ddimlab::experiment::runner::sweep_experiment(&cfg, &opts).unwrap();
         let floor = NoiseFloor::load(&out).unwrap();
-        assert_eq!(floor.rows, Some(cfg.sweep.samples), "the floor set is as large as the samples");
+        assert_eq!(
+            floor.rows,
+            Some(cfg.sweep.samples),
+            "the floor set is as large as the samples"
+        );
         let (rows, floor_row) = ddimlab::store::read_results(&out).unwrap();
         let floor_row = MetricRow {
             metrics: floor.metrics.clone(),

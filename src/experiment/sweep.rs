@@ -190,7 +190,7 @@ fn default_batch_size() -> usize {
     500
 }
 fn default_projections() -> usize {
-    128
+    32
 }
 
 /// The default `metrics:` list: all three families.

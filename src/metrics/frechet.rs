@@ -301,7 +301,10 @@ impl Rooted {
         let d = a.dim("a")?;
         let eig = SymmetricEigen::new(symmetric(&a.cov, d));
         let roots = DMatrix::from_diagonal(&eig.eigenvalues.map(|l| l.max(0.0).sqrt()));
-        Ok(Self::with_root(a, &eig.eigenvectors * roots * eig.eigenvectors.transpose()))
+        Ok(Self::with_root(
+            a,
+            &eig.eigenvectors * roots * eig.eigenvectors.transpose(),
+        ))
     }
 
     fn with_root(a: &Gaussian, root: DMatrix<f64>) -> Self {

@@ -156,6 +156,8 @@ fn expand(values: &[f64], rows: &[u32], counts: &[u32], out: &mut [f64]) {
 struct GridMerge {
     cells: Vec<(u32, u32)>,
     lengths: Vec<f64>,
+    /// n = m: the grids coincide.
+    equal: bool,
 }
 
 impl GridMerge {
@@ -172,11 +174,25 @@ impl GridMerge {
             k += usize::from(end == (k + 1) * m);
             l += usize::from(end == (l + 1) * n);
         }
-        Self { cells, lengths }
+        Self {
+            cells,
+            lengths,
+            equal: n == m,
+        }
     }
 
     /// ∫₀¹ (F⁻¹ − G⁻¹)² for the order statistics `ex` (n) and `ey` (m).
     fn w2_squared(&self, ex: &[f64], ey: &[f64]) -> f64 {
+        if self.equal {
+            // n = m: cell k of both grids, each 1/n long.
+            let n = self.lengths.len();
+            return ex[..n]
+                .iter()
+                .zip(&ey[..n])
+                .map(|(a, b)| (a - b) * (a - b))
+                .sum::<f64>()
+                / n as f64;
+        }
         self.cells
             .iter()
             .zip(&self.lengths)
