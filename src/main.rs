@@ -62,8 +62,9 @@ enum Command {
         /// The results folder (results/<name>).
         dir: PathBuf,
     },
-    /// Compare several results folders: the headline metric at S = 10, 20, 50 for η = 0, 1 and σ̂
-    /// of every model with intervals and noise floors, and which η each model's intervals single out.
+    /// Compare several results folders: the headline deciding statistic at S = 10, 20, 50 for η = 0,
+    /// 1 and σ̂ of every model with intervals and noise floors, and which η each model's paired
+    /// claims single out.
     Compare {
         /// Results folders (results/<name>), in the order of the table.
         #[arg(required = true)]

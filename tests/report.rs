@@ -196,7 +196,10 @@ fn findings_name_a_best_eta_only_where_its_paired_claim_holds() {
         "{f}"
     );
     assert!(
-        f.contains("At S = 10, η = 0 against η = 1.0 on 2 (statistic, τ) pairs: better on 2"),
+        f.contains(
+            "At S = 10, η = 0 against η = 1.0 on 2 (statistic, τ) pairs (Δ and its uncorrected 95 % interval): \
+             better on 2"
+        ),
         "{f}"
     );
     assert!(f.contains("Statements rest on fd_inf"), "{f}");

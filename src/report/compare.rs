@@ -1,8 +1,8 @@
 //! `ddimlab compare DIR…`: the paper's question across models. One table per headline
-//! metric (the FID analogue where the data have a classifier, else the data-space
-//! Fréchet distance): rows (model, η), columns S, every cell with its interval, each
-//! model's noise floor beside it; then, per model, which η the intervals single out at
-//! each S. `--readme` splices the result into the README between two markers, so the
+//! statistic (the first deciding one: the bias-corrected FID analogue where the data have
+//! a classifier, else the data-space FD∞): rows (model, η), columns S, every cell with its
+//! interval, each model's noise floor beside it; then, per model, which η its paired
+//! claims single out at each S (settled with Holm's correction over that model's S). `--readme` splices the result into the README between two markers, so the
 //! README's results section is generated, never copied by hand.
 
 use std::fmt::Write as _;

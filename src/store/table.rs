@@ -146,8 +146,7 @@ pub fn projections_frame(rows: &[MetricRow], floor: &BTreeMap<String, Linear>) -
 /// Reads `projections.parquet` back: point id → metric → projection.
 pub fn read_projections(path: &Path) -> Result<BTreeMap<String, BTreeMap<String, Linear>>> {
     let err = |e: PolarsError| Error::io(path, e);
-    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let df = ParquetReader::new(file).finish().map_err(err)?;
+    let df = read_parquet(path)?;
     let col = |name: &str| df.column(name).map_err(err);
     let (ids, metrics, sides) = (
         col("point_id")?.str().map_err(err)?,
@@ -183,8 +182,7 @@ pub fn read_projections(path: &Path) -> Result<BTreeMap<String, BTreeMap<String,
 /// Reads `bootstrap.parquet` back: point id → metric → replicates in resample order.
 pub fn read_bootstrap(path: &Path) -> Result<ReplicateMap> {
     let err = |e: PolarsError| Error::io(path, e);
-    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let df = ParquetReader::new(file).finish().map_err(err)?;
+    let df = read_parquet(path)?;
     let col = |name: &str| df.column(name).map_err(err);
     let (ids, metrics) = (col("point_id")?.str().map_err(err)?, col("metric")?.str().map_err(err)?);
     let (index, values) = (col("replicate")?.i64().map_err(err)?, col("value")?.f64().map_err(err)?);
@@ -200,6 +198,12 @@ pub fn read_bootstrap(path: &Path) -> Result<ReplicateMap> {
         reps[b] = values.get(i).unwrap_or(f64::NAN);
     }
     Ok(out)
+}
+
+/// A Parquet file as a data frame.
+fn read_parquet(path: &Path) -> Result<DataFrame> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    ParquetReader::new(file).finish().map_err(|e| Error::io(path, e))
 }
 
 /// Writes `frame` as Parquet to `path`, atomically.
@@ -265,8 +269,7 @@ pub fn read_results(dir: &Path) -> Result<(Vec<MetricRow>, MetricRow)> {
 /// Reads the rows back from a `metrics.parquet` written by [`write_tables`].
 pub fn read_rows(parquet_path: &Path) -> Result<Vec<MetricRow>> {
     let err = |e: PolarsError| Error::io(parquet_path, e);
-    let file = std::fs::File::open(parquet_path).map_err(|e| Error::io(parquet_path, e))?;
-    let df = ParquetReader::new(file).finish().map_err(err)?;
+    let df = read_parquet(parquet_path)?;
     let col = |name: &str| df.column(name).map_err(err);
     let missing = |name: &str, i: usize| Error::io(parquet_path, format!("column {name:?} is null in row {i}"));
     let (point_id, tau, eta) = (
