@@ -411,6 +411,9 @@ fn total(k: &Dense32) -> f64 {
 /// and the count rows themselves: what the replicates' quadratic forms are made of.
 fn counted(k: &Dense32, counts: &[f32], stride: usize, range: &Range<usize>) -> Vec<f32> {
     let reps = counts.len() / stride;
+    if reps == 0 {
+        return Vec::new(); // a sweep without intervals
+    }
     let c = View {
         data: &counts[range.start..],
         rows: reps,
@@ -535,6 +538,20 @@ mod tests {
         assert_eq!(b[0], (0..1666, 0..666));
         assert_eq!(b[2], (3333..5000, 1333..2000));
         assert!(block_ranges(5000, 5).is_err());
+    }
+
+    #[test]
+    fn without_replicates_every_block_still_measures() {
+        // Bootstrap off (no resamples) and more rows than one block: the estimate alone.
+        let (n, m, d) = (MMD_BLOCK + 10, 40, 2);
+        let x: Vec<f32> = (0..n * d).map(|i| ((i * 7919 % 101) as f32) / 50.0 - 1.0).collect();
+        let y: Vec<f32> = (0..m * d).map(|i| ((i * 104_729 % 97) as f32) / 40.0 - 1.2).collect();
+        let k = KernelReference::new(Kernel::Rbf { bandwidth: 0.7 }, &y, d, Resamples::none(m)).unwrap();
+        let r = k.measure(&x, &Resamples::none(n)).unwrap();
+        assert!(r.replicates.is_empty());
+        let want = mmd2_unbiased(&x, &y, d, Some(0.7)).unwrap();
+        assert_eq!(want.blocks, 2);
+        assert!((r.value - want.value).abs() < 1e-6, "{} vs {}", r.value, want.value);
     }
 
     #[test]
