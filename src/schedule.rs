@@ -132,7 +132,69 @@ crate::named_enum! {
         Quadratic = "quadratic",
         /// {round(T − i·T/S) − 1 : i = 0 … S−1} (Lin et al. 2023), starts at T−1; round half to even.
         Trailing = "trailing",
+        /// round(i·(T−1)/(S−1)), i = 0 … S−1: numpy's `linspace(0, T − 1, S)` rounded (diffusers'
+        /// `timestep_spacing = "linspace"`); unlike `linear` it reaches T − 1.
+        Uniform = "uniform",
+        /// Uniform in λ = log(α/σ) between the ends of the schedule (Lu et al. 2022, DPM-Solver's
+        /// recommendation; diffusers' `use_lu_lambdas`), each σ served at its rounded timestep.
+        Logsnr = "logsnr",
+        /// σ_i = (σ_max^{1/ρ} + i/(S−1)·(σ_min^{1/ρ} − σ_max^{1/ρ}))^ρ (Karras et al. 2022, Eq. 5;
+        /// ρ = `sweep.karras_rho`, 7 by default), each σ served at its rounded timestep.
+        Karras = "karras",
+        /// An explicit list of timesteps (`sweep.custom_timesteps`); S is its length.
+        Custom = "custom",
     }
+}
+
+/// ρ of the Karras spacing when none is given (Karras et al. 2022, §3).
+pub const KARRAS_RHO: f64 = 7.0;
+
+/// What the spacings beyond the integer formulas need: ρ of `karras` and the list of
+/// `custom`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Spacing {
+    /// ρ of the Karras spacing (> 0).
+    pub karras_rho: f64,
+    /// The timesteps of the `custom` kind (any order, each below T, no repeats).
+    pub custom: Vec<usize>,
+}
+
+impl Default for Spacing {
+    fn default() -> Self {
+        Self {
+            karras_rho: KARRAS_RHO,
+            custom: Vec::new(),
+        }
+    }
+}
+
+/// σ = √((1 − ᾱ_t)/ᾱ_t) of every training timestep, the variance-exploding noise level
+/// of x/√ᾱ (Karras et al. 2022; increasing in t).
+pub fn sigmas(schedule: &Schedule) -> Vec<f64> {
+    schedule.alpha_bars().iter().map(|a| ((1.0 - a) / a).sqrt()).collect()
+}
+
+/// The timestep that serves noise level `sigma`: log σ interpolated linearly between the
+/// two training timesteps around it (diffusers' `_sigma_to_t`), clipped to [0, T − 1],
+/// then rounded half to even (numpy's `round`). The solvers then use ᾱ of that integer
+/// timestep, so the model and the update always see the same noise level.
+pub fn timestep_of_sigma(log_sigmas: &[f64], sigma: f64) -> usize {
+    let n = log_sigmas.len();
+    if n == 1 {
+        return 0;
+    }
+    let l = sigma.max(1e-10).ln();
+    let low = log_sigmas
+        .iter()
+        .filter(|&&s| l >= s)
+        .count()
+        .saturating_sub(1)
+        .min(n - 2);
+    let (a, b) = (log_sigmas[low], log_sigmas[low + 1]);
+    let w = ((a - l) / (a - b)).clamp(0.0, 1.0);
+    let t = (1.0 - w) * low as f64 + w * (low + 1) as f64;
+    let r = t.round_ties_even();
+    r as usize
 }
 
 /// A sampling subsequence τ of the training timesteps (paper §4.2).
@@ -148,7 +210,9 @@ pub struct Tau {
 }
 
 impl Tau {
-    /// The subsequence of kind `kind` with S = `steps` out of T = `timesteps`.
+    /// The subsequence of an integer-formula kind (linear, quadratic, trailing, uniform)
+    /// with S = `steps` out of T = `timesteps`; the σ-spaced kinds need the schedule
+    /// ([`Tau::spaced`]).
     ///
     /// Errors when S < 1 or S > T, naming the value and the allowed range.
     pub fn new(kind: TauKind, steps: usize, timesteps: usize) -> Result<Self> {
@@ -156,21 +220,88 @@ impl Tau {
             return Err(Error::StepsOutOfRange { steps, timesteps });
         }
         let (s, t) = (steps as u128, timesteps as u128);
-        let mut ts: Vec<usize> = (0..s)
-            .map(|i| match kind {
+        let ts = (0..s).map(|i| {
+            Ok(match kind {
                 TauKind::Linear => i * t / s,
                 TauKind::Quadratic if s == 1 => 0,
                 TauKind::Quadratic => 4 * t * i * i / (5 * (s - 1) * (s - 1)),
                 TauKind::Trailing => round_half_even(t * (s - i), s) - 1,
+                TauKind::Uniform if s == 1 => 0,
+                TauKind::Uniform => round_half_even(i * (t - 1), s - 1),
+                TauKind::Logsnr | TauKind::Karras | TauKind::Custom => {
+                    return Err(Error::Schedule(format!(
+                        "τ kind {kind} is spaced by the noise schedule: use Tau::spaced"
+                    )))
+                }
             } as usize)
-            .collect();
+        });
+        Ok(Self::distinct(kind, steps, ts.collect::<Result<_>>()?))
+    }
+
+    /// The subsequence of any kind for `schedule`: the integer formulas as [`Tau::new`];
+    /// `logsnr` and `karras` place S noise levels between σ_max = σ(T − 1) and
+    /// σ_min = σ(0) and serve each at its rounded timestep ([`timestep_of_sigma`]);
+    /// `custom` takes `spacing.custom` (then `steps` must be its length). Timesteps that
+    /// round to the same integer are kept once, so n (and the NFE) can be below S.
+    pub fn spaced(kind: TauKind, steps: usize, schedule: &Schedule, spacing: &Spacing) -> Result<Self> {
+        let t = schedule.timesteps();
+        if !matches!(kind, TauKind::Logsnr | TauKind::Karras | TauKind::Custom) {
+            return Self::new(kind, steps, t);
+        }
+        if kind == TauKind::Custom {
+            return Self::custom(&spacing.custom, t);
+        }
+        if steps < 1 || steps > t {
+            return Err(Error::StepsOutOfRange { steps, timesteps: t });
+        }
+        let sigma = sigmas(schedule);
+        let log_sigmas: Vec<f64> = sigma.iter().map(|s| s.max(1e-10).ln()).collect();
+        let (lo, hi) = (log_sigmas[0], log_sigmas[t - 1]);
+        let ramp = linspace(0.0, 1.0, steps);
+        let levels: Vec<f64> = match kind {
+            TauKind::Logsnr => ramp.map(|r| (hi + r * (lo - hi)).exp()).collect(),
+            _ => {
+                let rho = spacing.karras_rho;
+                if !(rho.is_finite() && rho > 0.0) {
+                    return Err(Error::Schedule(format!(
+                        "karras_rho = {rho}: must be a positive number"
+                    )));
+                }
+                let (max_inv, min_inv) = (sigma[t - 1].powf(1.0 / rho), sigma[0].powf(1.0 / rho));
+                ramp.map(|r| (max_inv + r * (min_inv - max_inv)).powf(rho)).collect()
+            }
+        };
+        let ts = levels.iter().map(|&s| timestep_of_sigma(&log_sigmas, s)).collect();
+        Ok(Self::distinct(kind, steps, ts))
+    }
+
+    /// The `custom` subsequence: the listed timesteps (any order), each below T = `timesteps`,
+    /// none twice; S is the length of the list.
+    pub fn custom(list: &[usize], timesteps: usize) -> Result<Self> {
+        if list.is_empty() {
+            return Err(Error::Schedule("custom τ: the list of timesteps is empty".into()));
+        }
+        if let Some(&bad) = list.iter().find(|&&t| t >= timesteps) {
+            return Err(Error::Schedule(format!(
+                "custom τ: timestep {bad} is outside 0..={} (schedule.timesteps − 1)",
+                timesteps - 1
+            )));
+        }
+        let tau = Self::distinct(TauKind::Custom, list.len(), list.to_vec());
+        if tau.len() != list.len() {
+            return Err(Error::Schedule("custom τ: a timestep is listed twice".into()));
+        }
+        Ok(tau)
+    }
+
+    fn distinct(kind: TauKind, steps: usize, mut ts: Vec<usize>) -> Self {
         ts.sort_unstable();
         ts.dedup();
-        Ok(Self {
+        Self {
             kind,
             steps,
             timesteps: ts,
-        })
+        }
     }
 
     /// The kind of subsequence.

@@ -34,7 +34,13 @@ pub fn label(kind: SamplerKind) -> &'static str {
     match kind {
         SamplerKind::Ddim => "DDIM, η = 0 (NFE = S)",
         SamplerKind::Plms => "PLMS (NFE = S + 1)",
+        SamplerKind::Ipndm => "iPNDM (NFE = S)",
         SamplerKind::Dpmpp2m => "DPM-Solver++(2M) (NFE = S)",
+        SamplerKind::Dpmpp3m => "DPM-Solver++(3M) (NFE = S)",
+        SamplerKind::Dpmpp2mSde => "DPM-Solver++(2M) SDE (NFE = S)",
+        SamplerKind::Unipc => "UniPC-2, bh2 (NFE = S)",
+        SamplerKind::Unipc3 => "UniPC-3, bh2 (NFE = S)",
+        SamplerKind::Euler => "Euler (NFE = S)",
         SamplerKind::Heun => "Heun (NFE = 2S − 1)",
     }
 }

@@ -3,47 +3,70 @@
 //! style, its history in local variables.
 //!
 //! - [`ddim`]: the generalized DDIM step (paper Eq. 12) with its σ family (Eq. 16) and σ̂
-//!   (Appendix D.3); η = 0 is Euler's method on the probability-flow ODE (Eq. 14).
+//!   (Appendix D.3); η = 0 is Euler's method on the probability-flow ODE (Eq. 14). DDIM's
+//!   own math (η, σ, the step coefficients, the encoder) lives there.
 //! - [`plms`]: pseudo linear multistep (Liu et al. 2022): Adams–Bashforth on ε through
 //!   DDIM's transfer step, with a pseudo-improved-Euler first step.
-//! - [`dpmpp`]: DPM-Solver++(2M) (Lu et al. 2022), multistep second order in λ = log(α/σ)
-//!   on the data prediction.
-//! - [`heun`]: Heun's second-order method in σ = √((1 − ᾱ)/ᾱ) (Karras et al. 2022).
+//! - [`ipndm`]: improved PNDM (Zhang & Chen 2023): the same Adams–Bashforth with a
+//!   lower-order warm-up instead of the extra evaluation.
+//! - [`dpmpp_2m`], [`dpmpp_3m`]: DPM-Solver++(2M) and (3M) (Lu et al. 2022), multistep in
+//!   λ = log(α/σ) on the data prediction; [`dpmpp_2m_sde`]: its SDE variant.
+//! - [`unipc`]: UniPC-bh2 of order 2 or 3 (Zhao et al. 2023), predictor-corrector.
+//! - [`heun`]: Heun's second-order method in σ = √((1 − ᾱ)/ᾱ) (Karras et al. 2022), and
+//!   Euler's (the same without the corrector), each with EDM's optional [`churn`].
 //!
-//! Every solver evaluates the model only at timesteps of τ and ends with a step onto clean
-//! data (ᾱ_{−1} = 1). The model evaluations of a pass are counted as they happen
-//! ([`PassOutput::nfe`]); [`Sampler::nfe`] predicts them for planning. DDIM's encoder
-//! ([`encode`], DDIM inversion) serves the reconstruction metric. All coefficients are
-//! f64; tensor arithmetic happens in the input's dtype on the input's device.
-
-use std::fmt;
+//! Every solver evaluates the model only at timesteps of τ (churn at rounded timesteps)
+//! and ends with a step onto clean data (ᾱ_{−1} = 1). The model evaluations of a pass are
+//! counted as they happen ([`PassOutput::nfe`]); [`Sampler::nfe`] predicts them for
+//! planning. The stochastic samplers draw z from a [`NoiseSource`] ([`noise`]). All
+//! coefficients are f64; tensor arithmetic happens in the input's dtype on the input's
+//! device.
 
 use candle_core::{DType, Tensor};
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
-use rand_distr::{Distribution, StandardNormal};
-use rayon::prelude::*;
 
 use crate::error::{Error, Result};
-use crate::kernels;
 use crate::model::EpsModel;
 use crate::schedule::{Schedule, Tau};
 
+pub mod churn;
 pub mod ddim;
-pub mod dpmpp;
+pub mod dpmpp_2m;
+pub mod dpmpp_2m_sde;
+pub mod dpmpp_3m;
 pub mod heun;
+pub mod ipndm;
+pub mod lambda;
+pub mod noise;
 pub mod plms;
+pub mod unipc;
+
+pub use churn::Churn;
+
+pub use ddim::{ddim_step, encode, sigma, Eta, StepCoefficients};
+pub use noise::{NoiseSource, PerSampleNoise, SeededNoise};
 
 crate::named_enum! {
-    /// The solvers a sweep can run (`sweep.samplers`).
+    /// The solvers a sweep can run (`sweep.samplers`); each name is also its module's.
     pub enum SamplerKind {
         /// The generalized DDIM step (paper Eq. 12), η and σ̂.
         Ddim = "ddim",
         /// Pseudo linear multistep (Liu et al. 2022).
         Plms = "plms",
+        /// Improved PNDM (Zhang & Chen 2023).
+        Ipndm = "ipndm",
         /// DPM-Solver++(2M) (Lu et al. 2022).
         Dpmpp2m = "dpmpp_2m",
-        /// Heun's method on the probability-flow ODE (Karras et al. 2022).
+        /// DPM-Solver++(3M) (Lu et al. 2022).
+        Dpmpp3m = "dpmpp_3m",
+        /// DPM-Solver++(2M) SDE (stochastic; Lu et al. 2022).
+        Dpmpp2mSde = "dpmpp_2m_sde",
+        /// UniPC-bh2 of order 2 (Zhao et al. 2023).
+        Unipc = "unipc",
+        /// UniPC-bh2 of order 3 (Zhao et al. 2023).
+        Unipc3 = "unipc3",
+        /// Euler's method in σ (Karras et al. 2022), with optional churn.
+        Euler = "euler",
+        /// Heun's method on the probability-flow ODE (Karras et al. 2022), with optional churn.
         Heun = "heun",
     }
 }
@@ -60,10 +83,29 @@ pub enum Sampler {
     },
     /// Pseudo linear multistep (deterministic).
     Plms,
+    /// Improved PNDM (deterministic).
+    Ipndm,
     /// DPM-Solver++(2M) (deterministic).
-    DpmSolverPp2M,
-    /// Heun (deterministic).
-    Heun,
+    Dpmpp2m,
+    /// DPM-Solver++(3M) (deterministic).
+    Dpmpp3m,
+    /// DPM-Solver++(2M) SDE (stochastic).
+    Dpmpp2mSde,
+    /// UniPC-bh2 of order 2 or 3 (deterministic).
+    Unipc {
+        /// 2 or 3.
+        order: usize,
+    },
+    /// Euler in σ, with churn (deterministic without: then it is DDIM with η = 0).
+    Euler {
+        /// EDM's churn.
+        churn: Churn,
+    },
+    /// Heun, with churn (deterministic without).
+    Heun {
+        /// EDM's churn.
+        churn: Churn,
+    },
 }
 
 impl Sampler {
@@ -73,13 +115,24 @@ impl Sampler {
         clip_x0: false,
     };
 
-    /// The solver of `kind` with its defaults (DDIM: η = 0, no clipping).
+    /// The solver of `kind` with its defaults (DDIM: η = 0, no clipping; no churn).
     pub fn of(kind: SamplerKind) -> Self {
+        Self::with_churn(kind, Churn::NONE)
+    }
+
+    /// The solver of `kind` with its defaults, and `churn` for Euler and Heun.
+    pub fn with_churn(kind: SamplerKind, churn: Churn) -> Self {
         match kind {
             SamplerKind::Ddim => Self::DDIM,
             SamplerKind::Plms => Self::Plms,
-            SamplerKind::Dpmpp2m => Self::DpmSolverPp2M,
-            SamplerKind::Heun => Self::Heun,
+            SamplerKind::Ipndm => Self::Ipndm,
+            SamplerKind::Dpmpp2m => Self::Dpmpp2m,
+            SamplerKind::Dpmpp3m => Self::Dpmpp3m,
+            SamplerKind::Dpmpp2mSde => Self::Dpmpp2mSde,
+            SamplerKind::Unipc => Self::Unipc { order: 2 },
+            SamplerKind::Unipc3 => Self::Unipc { order: 3 },
+            SamplerKind::Euler => Self::Euler { churn },
+            SamplerKind::Heun => Self::Heun { churn },
         }
     }
 
@@ -88,182 +141,27 @@ impl Sampler {
         match self {
             Sampler::Ddim { .. } => SamplerKind::Ddim,
             Sampler::Plms => SamplerKind::Plms,
-            Sampler::DpmSolverPp2M => SamplerKind::Dpmpp2m,
-            Sampler::Heun => SamplerKind::Heun,
+            Sampler::Ipndm => SamplerKind::Ipndm,
+            Sampler::Dpmpp2m => SamplerKind::Dpmpp2m,
+            Sampler::Dpmpp3m => SamplerKind::Dpmpp3m,
+            Sampler::Dpmpp2mSde => SamplerKind::Dpmpp2mSde,
+            Sampler::Unipc { order: 3 } => SamplerKind::Unipc3,
+            Sampler::Unipc { .. } => SamplerKind::Unipc,
+            Sampler::Euler { .. } => SamplerKind::Euler,
+            Sampler::Heun { .. } => SamplerKind::Heun,
         }
     }
 
-    /// Model evaluations of one pass over `tau` (n distinct timesteps): DDIM and
-    /// DPM-Solver++(2M) one per step (n); PLMS one more for its warm-up step (n + 1 when
-    /// n ≥ 2); Heun two per step but one on the last, Euler, step onto data (2n − 1).
+    /// Model evaluations of one pass over `tau` (n distinct timesteps): one per step
+    /// (n) for every solver but PLMS, one more for its warm-up step (n + 1 when n ≥ 2),
+    /// and Heun, two per step but one on the last, Euler, step onto data (2n − 1).
     pub fn nfe(self, tau: &Tau) -> usize {
         let n = tau.len();
         match self.kind() {
-            SamplerKind::Ddim | SamplerKind::Dpmpp2m => n,
             SamplerKind::Plms => n + usize::from(n >= 2),
             SamplerKind::Heun => 2 * n - 1,
+            _ => n,
         }
-    }
-}
-
-/// The stochasticity of the sampler: η of paper Eq. 16, or the paper's σ̂ (Appendix D.3).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Eta {
-    /// σ_t = η · σ_t(1), η ∈ [0, 1] (Eq. 16).
-    Value(f64),
-    /// The larger DDPM variance σ̂_t² = 1 − ᾱ_t/ᾱ_prev with η = 1's direction term.
-    SigmaHat,
-}
-
-impl Eta {
-    /// η = 0: deterministic DDIM.
-    pub const DDIM: Eta = Eta::Value(0.0);
-
-    /// A numeric η, checked to lie in [0, 1].
-    pub fn new(eta: f64) -> Result<Self> {
-        if eta.is_finite() && (0.0..=1.0).contains(&eta) {
-            Ok(Eta::Value(eta))
-        } else {
-            Err(Error::EtaOutOfRange(eta))
-        }
-    }
-
-    /// The numeric η, or `None` for σ̂.
-    pub fn value(self) -> Option<f64> {
-        match self {
-            Eta::Value(v) => Some(v),
-            Eta::SigmaHat => None,
-        }
-    }
-}
-
-impl fmt::Display for Eta {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Eta::Value(v) => write!(f, "{v:?}"),
-            Eta::SigmaHat => f.write_str("sigma_hat"),
-        }
-    }
-}
-
-/// σ_t(η) of paper Eq. 16 for a step from ᾱ_t = `a_t` to ᾱ_prev = `a_prev`.
-pub fn sigma(a_t: f64, a_prev: f64, eta: f64) -> f64 {
-    eta * ((1.0 - a_prev) / (1.0 - a_t)).sqrt() * (1.0 - a_t / a_prev).sqrt()
-}
-
-/// The three coefficients of one generalized step (paper Eq. 12):
-/// x_next = `x0` · x̂_0 + `eps` · ε + `noise` · z.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct StepCoefficients {
-    /// √ᾱ_next, the weight of the predicted x_0.
-    pub x0: f64,
-    /// √(1 − ᾱ_next − σ_t²), the weight of the "direction pointing to x_t".
-    pub eps: f64,
-    /// The scale of the fresh noise.
-    pub noise: f64,
-}
-
-impl StepCoefficients {
-    /// Coefficients of the step from ᾱ_t = `a_t` to ᾱ_next = `a_next` with stochasticity `eta`.
-    /// Deterministic (η = 0) steps may go either way (decoding or encoding).
-    pub fn new(a_t: f64, a_next: f64, eta: Eta) -> Self {
-        let (sigma_direction, noise) = match eta {
-            Eta::Value(0.0) => (0.0, 0.0),
-            Eta::Value(v) => {
-                let s = sigma(a_t, a_next, v);
-                (s, s)
-            }
-            Eta::SigmaHat => {
-                let hat = if a_next < 1.0 { (1.0 - a_t / a_next).sqrt() } else { 0.0 };
-                (sigma(a_t, a_next, 1.0), hat)
-            }
-        };
-        Self {
-            x0: a_next.sqrt(),
-            eps: (1.0 - a_next - sigma_direction * sigma_direction).max(0.0).sqrt(),
-            noise,
-        }
-    }
-
-    /// The weights of x_t and ε once x̂_0 (Eq. 9, at ᾱ_t = `a_t`, unclipped) is substituted
-    /// into `x0 · x̂_0 + eps · ε`: (x0/√ᾱ_t, eps − x0·√(1 − ᾱ_t)/√ᾱ_t).
-    pub fn substituted(&self, a_t: f64) -> (f64, f64) {
-        let (sa, sb) = (a_t.sqrt(), (1.0 - a_t).sqrt());
-        (self.x0 / sa, self.eps - self.x0 * sb / sa)
-    }
-}
-
-/// A source of standard-normal noise z for stochastic steps.
-pub trait NoiseSource {
-    /// Noise shaped like `like` (same shape, device, dtype) for step `step` (0-based, in sampling order).
-    fn noise(&mut self, step: usize, like: &Tensor) -> Result<Tensor>;
-}
-
-/// Seeded standard-normal noise (ChaCha8), generated on the host so that a seed gives
-/// the same numbers on every device.
-#[derive(Debug, Clone)]
-pub struct SeededNoise {
-    rng: ChaCha8Rng,
-}
-
-impl SeededNoise {
-    /// A noise stream for `seed`.
-    pub fn new(seed: u64) -> Self {
-        Self {
-            rng: ChaCha8Rng::seed_from_u64(seed),
-        }
-    }
-
-    /// A tensor of i.i.d. N(0, 1) values of the given shape, device and dtype.
-    pub fn standard_normal(&mut self, shape: &[usize], device: &candle_core::Device, dtype: DType) -> Result<Tensor> {
-        let n: usize = shape.iter().product();
-        let v: Vec<f64> = (0..n).map(|_| StandardNormal.sample(&mut self.rng)).collect();
-        Ok(Tensor::from_vec(v, shape, device)?.to_dtype(dtype)?)
-    }
-}
-
-impl NoiseSource for SeededNoise {
-    fn noise(&mut self, _step: usize, like: &Tensor) -> Result<Tensor> {
-        self.standard_normal(like.dims(), like.device(), like.dtype())
-    }
-}
-
-/// Noise drawn per sample: item `i` of a batch whose first item is sample `first` has
-/// its own stream, so a sample's noise (like its x_T) does not depend on the batch it
-/// is in, and every point of a sweep sees the same z for the same sample and step.
-#[derive(Debug, Clone)]
-pub struct PerSampleNoise {
-    rngs: Vec<ChaCha8Rng>,
-}
-
-impl PerSampleNoise {
-    /// Streams for samples `first .. first + n` of `seed`.
-    pub fn new(seed: u64, first: usize, n: usize) -> Self {
-        Self {
-            rngs: (first..first + n)
-                .map(|i| crate::rng::stream_at(seed, crate::rng::Purpose::SamplerNoise, i as u64))
-                .collect(),
-        }
-    }
-}
-
-impl NoiseSource for PerSampleNoise {
-    fn noise(&mut self, _step: usize, like: &Tensor) -> Result<Tensor> {
-        if like.dim(0)? != self.rngs.len() {
-            return Err(Error::Shape(format!(
-                "noise for {} samples asked for a batch of {}",
-                self.rngs.len(),
-                like.dim(0)?
-            )));
-        }
-        let per = like.elem_count() / self.rngs.len();
-        let mut v = vec![0f32; like.elem_count()];
-        // Every sample's stream fills its own row, so threads do not change the numbers.
-        v.par_chunks_mut(per.max(1))
-            .zip(self.rngs.par_iter_mut())
-            .with_min_len(64)
-            .for_each(|(row, rng)| row.iter_mut().for_each(|z| *z = StandardNormal.sample(rng)));
-        Ok(Tensor::from_vec(v, like.dims(), like.device())?.to_dtype(like.dtype())?)
     }
 }
 
@@ -328,8 +226,8 @@ fn report(
 
 impl Sampler {
     /// Runs this solver from x_{τ_S} = `x_t` down to x_0 over `tau`, counting the model
-    /// evaluations and recording the trajectory when asked. `noise` is used only by
-    /// stochastic DDIM (η > 0 or σ̂).
+    /// evaluations and recording the trajectory when asked. `noise` is used only by the
+    /// stochastic settings (DDIM with η > 0 or σ̂, DPM-Solver++(2M) SDE, churn).
     pub fn run(
         self,
         model: &dyn EpsModel,
@@ -348,13 +246,17 @@ impl Sampler {
             }
         };
         let callback: Callback<'_> = if record { Some(&mut push) } else { None };
+        let (m, sch) = (&counted, schedule);
         let x = match self {
-            Sampler::Ddim { eta, clip_x0 } => {
-                ddim::sample(&counted, schedule, tau, x_t, noise, callback, eta, clip_x0)?
-            }
-            Sampler::Plms => plms::sample(&counted, schedule, tau, x_t, callback)?,
-            Sampler::DpmSolverPp2M => dpmpp::sample_2m(&counted, schedule, tau, x_t, callback)?,
-            Sampler::Heun => heun::sample(&counted, schedule, tau, x_t, callback)?,
+            Sampler::Ddim { eta, clip_x0 } => ddim::sample(m, sch, tau, x_t, noise, callback, eta, clip_x0)?,
+            Sampler::Plms => plms::sample(m, sch, tau, x_t, callback)?,
+            Sampler::Ipndm => ipndm::sample(m, sch, tau, x_t, callback)?,
+            Sampler::Dpmpp2m => dpmpp_2m::sample(m, sch, tau, x_t, callback)?,
+            Sampler::Dpmpp3m => dpmpp_3m::sample(m, sch, tau, x_t, callback)?,
+            Sampler::Dpmpp2mSde => dpmpp_2m_sde::sample(m, sch, tau, x_t, noise, callback)?,
+            Sampler::Unipc { order } => unipc::sample(m, sch, tau, x_t, callback, order)?,
+            Sampler::Euler { churn } => heun::sample(m, sch, tau, x_t, noise, callback, churn, false)?,
+            Sampler::Heun { churn } => heun::sample(m, sch, tau, x_t, noise, callback, churn, true)?,
         };
         Ok(PassOutput {
             x,
@@ -409,46 +311,6 @@ pub fn decode(model: &dyn EpsModel, schedule: &Schedule, tau: &Tau, x_t: &Tensor
     };
     // η = 0 never asks for noise; a fixed seed keeps the signature honest.
     generate(model, schedule, tau, x_t, &opts, &mut SeededNoise::new(0))
-}
-
-/// Deterministic DDIM encoding (inversion) of clean `x0` to x_{τ_S}: the Eq. 14 ODE run
-/// from ᾱ = 1 up through τ. The step τ_{i−1} → τ_i evaluates ε_θ(x_{τ_{i−1}}, τ_i) (the
-/// model at the target timestep, as diffusers' `DDIMInverseScheduler`), so the pass
-/// makes one evaluation per distinct timestep and decoding undoes it as S grows.
-pub fn encode(model: &dyn EpsModel, schedule: &Schedule, tau: &Tau, x0: &Tensor, record: bool) -> Result<PassOutput> {
-    check_input(schedule, tau, x0, "encoder input x_0")?;
-    let counted = Counted::new(model);
-    let mut rec = record.then(|| Recorder::new(x0, None));
-    let mut x = x0.clone();
-    let mut t_from = None;
-    for &t_to in tau.timesteps() {
-        let (a_from, a_to) = (schedule.alpha_bar(t_from), schedule.alpha_bar(Some(t_to)));
-        let coef = StepCoefficients::new(a_from, a_to, Eta::DDIM);
-        let eps = counted.eps(&x, &batch_t(&x, t_to)?)?;
-        let x0_pred = predict_x0(&x, &eps, a_from, false)?;
-        let next = ((&x0_pred * coef.x0)? + (&eps * coef.eps)?)?;
-        if let Some(r) = rec.as_mut() {
-            r.push(&next, &x0_pred, Some(t_to));
-        }
-        x = next;
-        t_from = Some(t_to);
-    }
-    Ok(PassOutput {
-        x,
-        nfe: counted.calls(),
-        trajectory: rec.map(Recorder::finish),
-    })
-}
-
-/// The deterministic DDIM step (Eq. 12 with σ = 0) from ᾱ_t = `a_t` to ᾱ_next = `a_next`
-/// with noise estimate `eps`:
-/// x_next = √(ᾱ_next/ᾱ_t) · x_t + (√(1 − ᾱ_next) − √(ᾱ_next (1 − ᾱ_t)/ᾱ_t)) · ε,
-/// which is Euler's method on x̄ = x/√ᾱ in σ = √((1 − ᾱ)/ᾱ) (x̄_next = x̄ + (σ_next − σ) ε)
-/// and PNDM's transfer φ. PLMS and Heun reuse it with a combined ε; it is DDIM's own
-/// η = 0 step without clipping (the same coefficients, [`StepCoefficients::substituted`]).
-pub fn ddim_step(x: &Tensor, eps: &Tensor, a_t: f64, a_next: f64) -> Result<Tensor> {
-    let (x_coef, eps_coef) = StepCoefficients::new(a_t, a_next, Eta::DDIM).substituted(a_t);
-    Ok(kernels::lincomb((x, x_coef), (eps, eps_coef), None)?)
 }
 
 /// The timesteps of every call, `t` repeated for a batch of `x`.
@@ -570,16 +432,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn eta_range_is_checked() {
-        assert!(Eta::new(0.0).is_ok());
-        assert!(Eta::new(1.0).is_ok());
-        for bad in [-0.1, 1.5, f64::NAN, f64::INFINITY] {
-            let msg = Eta::new(bad).unwrap_err().to_string();
-            assert!(msg.contains("[0, 1]"), "{msg}");
-        }
-    }
-
-    #[test]
     fn slerp_ends_at_its_inputs_and_keeps_the_norm_of_orthogonal_unit_vectors() {
         let (a, b) = ([1.0f32, 0.0], [0.0f32, 1.0]);
         assert_eq!(slerp(&a, &b, 0.0), a.to_vec());
@@ -590,13 +442,5 @@ mod tests {
         assert!((mid[0] - h).abs() < 1e-6 && (mid[1] - h).abs() < 1e-6, "{mid:?}");
         // Parallel inputs: the straight line.
         assert_eq!(slerp(&a, &[2.0, 0.0], 0.5), vec![1.5, 0.0]);
-    }
-
-    #[test]
-    fn last_step_is_noise_free_for_every_eta() {
-        for eta in [Eta::Value(0.5), Eta::Value(1.0), Eta::SigmaHat] {
-            let c = StepCoefficients::new(0.7, 1.0, eta);
-            assert_eq!((c.x0, c.eps, c.noise), (1.0, 0.0, 0.0), "{eta}");
-        }
     }
 }

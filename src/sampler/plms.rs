@@ -28,6 +28,23 @@ fn combine(terms: &[(&Tensor, f64)]) -> Result<Tensor> {
     Ok(sum)
 }
 
+/// The Adams–Bashforth combination of the newest evaluation `e` with up to three
+/// earlier ones (`history`, oldest first), of order 1 + `history.len()`:
+/// e, (3 e − e₁)/2, (23 e − 16 e₁ + 5 e₂)/12, (55 e − 59 e₁ + 37 e₂ − 9 e₃)/24.
+pub(super) fn adams_bashforth(e: &Tensor, history: &[Tensor]) -> Result<Tensor> {
+    match history {
+        [] => Ok(e.clone()),
+        [e1] => combine(&[(e, 3.0 / 2.0), (e1, -1.0 / 2.0)]),
+        [e2, e1] => combine(&[(e, 23.0 / 12.0), (e1, -16.0 / 12.0), (e2, 5.0 / 12.0)]),
+        [.., e3, e2, e1] => combine(&[
+            (e, 55.0 / 24.0),
+            (e1, -59.0 / 24.0),
+            (e2, 37.0 / 24.0),
+            (e3, -9.0 / 24.0),
+        ]),
+    }
+}
+
 /// x_0 from x_{τ_S} = `x_t` with PLMS over `tau`.
 pub fn sample(
     model: &dyn EpsModel,
@@ -41,25 +58,15 @@ pub fn sample(
     for (index, (t, t_prev)) in tau.transitions().enumerate() {
         let (a_t, a_prev) = (schedule.alpha_bar(Some(t)), schedule.alpha_bar(t_prev));
         let e = model.eps(&x, &batch_t(&x, t)?)?;
-        let combined = match history.as_slice() {
+        let combined = match (history.as_slice(), t_prev) {
             // 1. First step: pseudo improved Euler (when it lands on a timestep).
-            [] => match t_prev {
-                Some(t_next) => {
-                    let trial = ddim_step(&x, &e, a_t, a_prev)?;
-                    let e_trial = model.eps(&trial, &batch_t(&x, t_next)?)?;
-                    combine(&[(&e, 0.5), (&e_trial, 0.5)])?
-                }
-                None => e.clone(),
-            },
-            // 2. Adams–Bashforth of order 2, 3, 4.
-            [e1] => combine(&[(&e, 3.0 / 2.0), (e1, -1.0 / 2.0)])?,
-            [e2, e1] => combine(&[(&e, 23.0 / 12.0), (e1, -16.0 / 12.0), (e2, 5.0 / 12.0)])?,
-            [.., e3, e2, e1] => combine(&[
-                (&e, 55.0 / 24.0),
-                (e1, -59.0 / 24.0),
-                (e2, 37.0 / 24.0),
-                (e3, -9.0 / 24.0),
-            ])?,
+            ([], Some(t_next)) => {
+                let trial = ddim_step(&x, &e, a_t, a_prev)?;
+                let e_trial = model.eps(&trial, &batch_t(&x, t_next)?)?;
+                combine(&[(&e, 0.5), (&e_trial, 0.5)])?
+            }
+            // 2. Adams–Bashforth of order 2, 3, 4 (1 for a single step onto data).
+            (past, _) => adams_bashforth(&e, past)?,
         };
         // 3. The transfer step with the combined ε.
         let next = ddim_step(&x, &combined, a_t, a_prev)?;

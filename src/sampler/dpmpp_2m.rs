@@ -15,20 +15,15 @@
 
 use candle_core::Tensor;
 
+use super::lambda::Level;
 use super::{batch_t, report, Callback};
 use crate::error::Result;
 use crate::kernels;
 use crate::model::EpsModel;
 use crate::schedule::{Schedule, Tau};
 
-/// (α, σ, λ) at ᾱ; λ = +∞ on clean data.
-fn alpha_sigma_lambda(a: f64) -> (f64, f64, f64) {
-    let (alpha, sigma) = (a.sqrt(), (1.0 - a).sqrt());
-    (alpha, sigma, (alpha / sigma).ln())
-}
-
 /// x_0 from x_{τ_S} = `x_t` with DPM-Solver++(2M) over `tau`.
-pub fn sample_2m(
+pub fn sample(
     model: &dyn EpsModel,
     schedule: &Schedule,
     tau: &Tau,
@@ -38,12 +33,10 @@ pub fn sample_2m(
     let mut x = x_t.clone();
     let mut previous: Option<(Tensor, f64)> = None; // (D_{i−1}, h_{i−1})
     for (index, (t, t_next)) in tau.transitions().enumerate() {
-        let (alpha_i, sigma_i, lambda_i) = alpha_sigma_lambda(schedule.alpha_bar(Some(t)));
-        let (alpha_n, sigma_n, lambda_n) = alpha_sigma_lambda(schedule.alpha_bar(t_next));
+        let (cur, next) = (Level::at(schedule, Some(t)), Level::at(schedule, t_next));
         // 1. The data prediction D_i (Eq. 9).
-        let eps = model.eps(&x, &batch_t(&x, t)?)?;
-        let d = kernels::lincomb((&x, 1.0 / alpha_i), (&eps, -sigma_i / alpha_i), None)?;
-        let h = lambda_n - lambda_i;
+        let d = cur.data(&x, &model.eps(&x, &batch_t(&x, t)?)?)?;
+        let h = next.lambda - cur.lambda;
         // 2. D̃: second order from the previous step's D when there is one and the step
         //    does not land on clean data.
         let d_tilde = match &previous {
@@ -55,14 +48,14 @@ pub fn sample_2m(
         };
         // 3. x_{i+1} = (σ_{i+1}/σ_i) x_i + α_{i+1}(1 − e^{−h}) D̃, with
         //    α_{i+1} e^{−h} = σ_{i+1} α_i/σ_i, finite on the last step (σ_{i+1} = 0).
-        let next = kernels::lincomb(
-            (&x, sigma_n / sigma_i),
-            (&d_tilde, alpha_n - sigma_n * alpha_i / sigma_i),
+        let x_next = kernels::lincomb(
+            (&x, next.sigma / cur.sigma),
+            (&d_tilde, next.alpha - next.sigma * cur.alpha / cur.sigma),
             None,
         )?;
-        report(&mut callback, index, t_next, &next, || Ok(d_tilde.clone()))?;
+        report(&mut callback, index, t_next, &x_next, || Ok(d_tilde.clone()))?;
         previous = Some((d, h));
-        x = next;
+        x = x_next;
     }
     Ok(x)
 }
