@@ -147,6 +147,33 @@ fn bad_sweep_values_name_line_field_and_allowed_values() {
     assert!(err.contains("sweep.steps: lists a value twice"), "{err}");
     let err = with_sweep("  samples: 10\n  trajectory_samples: 11\n").unwrap_err();
     assert!(err.contains("sweep.trajectory_samples"), "{err}");
+    let err = with_sweep("  tau: [custom]\n").unwrap_err();
+    assert!(
+        err.contains("sweep.custom_timesteps") && err.contains("give its timesteps"),
+        "{err}"
+    );
+    let err = with_sweep("  tau: [custom]\n  custom_timesteps: [999, 999]\n").unwrap_err();
+    assert!(err.contains("sweep.custom_timesteps") && err.contains("twice"), "{err}");
+    let err = with_sweep("  custom_timesteps: [999, 0]\n").unwrap_err();
+    assert!(err.contains("tau does not list custom"), "{err}");
+    let err = with_sweep("  tau: [karras]\n  karras_rho: 0\n").unwrap_err();
+    assert!(err.contains("sweep.karras_rho"), "{err}");
+    let err = with_sweep("  churn: {s_churn: -1}\n").unwrap_err();
+    assert!(err.contains("sweep.churn") && err.contains("s_churn"), "{err}");
+    let err = with_sweep("  low_nfe: {nfe: [5, 0]}\n").unwrap_err();
+    assert!(err.contains("sweep.low_nfe.nfe[1]"), "{err}");
+    let err = with_sweep("  low_nfe: {nfe: []}\n").unwrap_err();
+    assert!(
+        err.contains("sweep.low_nfe.nfe") && err.contains("at least one"),
+        "{err}"
+    );
+    let err = with_sweep("  samplers: [ddim, unipc4]\n").unwrap_err();
+    assert!(err.contains("sweep.samplers[1]") && err.contains("`unipc3`"), "{err}");
+    let cfg = with_sweep(
+        "  tau: [linear, custom]\n  custom_timesteps: [999, 500, 0]\n  karras_rho: 5\n  churn: {s_churn: 10, s_tmin: 0.05, s_noise: 1.003}\n  low_nfe: {nfe: [5, 10], tau: [karras, logsnr], samplers: [ddim, unipc]}\n",
+    )
+    .unwrap();
+    assert_eq!(parse(&cfg.to_yaml()).unwrap(), cfg);
     let err = parse(&format!("{GOOD}metrics: [fid]\n")).unwrap_err();
     assert!(err.contains("metrics[0]") && err.contains("`sample_stats`"), "{err}");
 }

@@ -47,6 +47,41 @@ fn sweep_lib(cfg: &ExperimentConfig, out: &Path) -> ddimlab::experiment::runner:
     run_sweep(cfg, &model, &data, (&Device::Cpu, "cpu"), &opts).unwrap()
 }
 
+/// The low-NFE points: for every τ kind and solver listed, the largest S within each
+/// target (Heun: 2n − 1 ≤ target; PLMS: n + 1), added once, with their own τ kinds.
+#[test]
+fn low_nfe_points_take_the_largest_s_within_each_target() {
+    let cfg = config(&yaml(
+        "  steps: [10]\n  eta: [0.0]\n  tau: [linear]\n  samplers: [ddim, heun, plms, unipc]\n  \
+         low_nfe: {nfe: [5, 10], tau: [karras, linear]}\n",
+        20,
+    ));
+    let plan = Plan::new(&cfg, 300).unwrap();
+    let ids: Vec<&str> = plan.points.iter().map(|p| p.id.as_str()).collect();
+    for id in [
+        "karras_eta0.0_S5",
+        "karras_eta0.0_S10",
+        "karras_heun_S3",
+        "karras_heun_S5",
+        "karras_plms_S4",
+        "karras_plms_S9",
+        "karras_unipc_S10",
+        "linear_heun_S5",
+        "linear_eta0.0_S5",
+    ] {
+        assert!(ids.contains(&id), "{id} in {ids:?}");
+    }
+    // linear S = 10 is on the grid already: not added twice.
+    assert_eq!(ids.iter().filter(|i| **i == "linear_eta0.0_S10").count(), 1);
+    assert!(plan
+        .points
+        .iter()
+        .filter(|p| p.tau.kind() == ddimlab::schedule::TauKind::Karras)
+        .all(|p| p.nfe() <= 10));
+    // No consistency reference is made for a τ kind only the low-NFE points use.
+    assert!(plan.references.iter().all(|r| r.tau.kind() == TauKind::Linear));
+}
+
 #[test]
 fn plan_expands_every_axis_with_stable_ids() {
     let cfg = config(&yaml(

@@ -11,6 +11,7 @@ use crate::classifier::Classifier;
 use crate::error::Result;
 use crate::metrics::bootstrap::{self, weighted_mean, Bootstrap, Linear, Replicated, Resamples};
 use crate::metrics::frechet::FrechetReference;
+use crate::metrics::manifold;
 use crate::metrics::{
     component_of, mass_error, median_bandwidth_of, mse_unit, nearest_distances, psnr, sliced_wasserstein_counted,
     sliced_wasserstein_replicates, tv_to_uniform, Kernel, KernelReference, SortedProjections,
@@ -56,6 +57,34 @@ pub mod names {
     /// Mean distance from each sample to its nearest training point ÷ the same for the
     /// floor set (1: as far as unseen real data; → 0: copies of training points).
     pub const NN_RATIO: &str = "nn_ratio";
+    /// k-NN precision (Kynkäänniemi et al. 2019, k = 3), data space: the share of samples
+    /// inside the reference's manifold (fidelity).
+    pub const PRECISION: &str = "precision";
+    /// k-NN recall (k = 3), data space: the share of reference rows inside the samples'
+    /// manifold (diversity).
+    pub const RECALL: &str = "recall";
+    /// Density (Naeem et al. 2020, k = 5), data space: reference balls per sample ÷ k.
+    pub const DENSITY: &str = "density";
+    /// Coverage (k = 5), data space: the share of reference balls holding a sample.
+    pub const COVERAGE: &str = "coverage";
+    /// [`PRECISION`] in the classifier's features.
+    pub const PRECISION_CLASSIFIER: &str = "precision_classifier";
+    /// [`RECALL`] in the classifier's features.
+    pub const RECALL_CLASSIFIER: &str = "recall_classifier";
+    /// [`DENSITY`] in the classifier's features.
+    pub const DENSITY_CLASSIFIER: &str = "density_classifier";
+    /// [`COVERAGE`] in the classifier's features.
+    pub const COVERAGE_CLASSIFIER: &str = "coverage_classifier";
+
+    /// The four k-NN statistics of one space, in (precision, recall, density, coverage) order.
+    pub const DATA_MANIFOLD: [&str; 4] = [PRECISION, RECALL, DENSITY, COVERAGE];
+    /// [`DATA_MANIFOLD`] in the classifier's features.
+    pub const CLASSIFIER_MANIFOLD: [&str; 4] = [
+        PRECISION_CLASSIFIER,
+        RECALL_CLASSIFIER,
+        DENSITY_CLASSIFIER,
+        COVERAGE_CLASSIFIER,
+    ];
 }
 
 /// The real sets a sweep's samples are compared with, as drawn (see [`super::target`]);
@@ -125,6 +154,7 @@ struct FeatureSpace {
     classifier: Classifier,
     frechet: FrechetReference,
     kid: KernelReference,
+    manifold: manifold::Reference,
 }
 
 /// Sample statistics against a fixed [`Comparison`], each with its bootstrap replicates.
@@ -140,6 +170,8 @@ pub struct SampleStats {
     mmd: KernelReference,
     /// The reference's sorted projections for the sliced Wasserstein distance.
     swd: SortedProjections,
+    /// The reference's k-NN radii (precision / recall, density / coverage).
+    manifold: manifold::Reference,
     projections: usize,
     seed: u64,
     mixture: Option<GaussianMixture>,
@@ -176,6 +208,7 @@ impl SampleStats {
                 Some(FeatureSpace {
                     frechet: FrechetReference::new(&feats, k, &reference_resamples)?,
                     kid: KernelReference::new(Kernel::Cubic, &feats, k, reference_resamples.clone())?,
+                    manifold: manifold_reference(&feats, k)?,
                     classifier,
                 })
             }
@@ -188,6 +221,7 @@ impl SampleStats {
         let bandwidth = median_bandwidth_of(&sets.reference, d)?;
         Ok(Self {
             swd: SortedProjections::new(&sets.reference, d, projections, seed)?,
+            manifold: manifold_reference(&sets.reference, d)?,
             frechet: FrechetReference::new(&sets.reference, d, &reference_resamples)?,
             mmd: KernelReference::new(Kernel::Rbf { bandwidth }, &sets.reference, d, reference_resamples)?,
             sets,
@@ -217,8 +251,14 @@ impl SampleStats {
     pub fn measure(&self, samples: &Evaluated) -> Result<Measured> {
         let n = crate::metrics::rows_checked(samples, self.d, "samples")?;
         let rx = resamples_of(self.bootstrap.as_ref(), n, Bootstrap::samples);
-        let (data, (swd, (mix, (features, nearest)))) = rayon::join(
-            || self.data_distances(samples, &rx),
+        let ry = self.frechet.resamples();
+        let ((data, manifold), (swd, (mix, (features, nearest)))) = rayon::join(
+            || {
+                rayon::join(
+                    || self.data_distances(samples, &rx),
+                    || manifold_stats(&self.manifold, samples, &rx, ry, names::DATA_MANIFOLD),
+                )
+            },
             || {
                 rayon::join(
                     || self.swd(samples, &rx),
@@ -232,7 +272,7 @@ impl SampleStats {
             },
         );
         let mut out = Measured::default();
-        for family in [data, swd, mix, features, nearest] {
+        for family in [data, manifold, swd, mix, features, nearest] {
             for (name, r) in family? {
                 out.push(name, r);
             }
@@ -295,7 +335,9 @@ impl SampleStats {
         let labels: Vec<usize> = a.labels.iter().map(|&l| l as usize).collect();
         let tv = |c: &[u32]| tv_to_uniform(&weighted_histogram(&labels, c, classes));
         let ones = vec![1; rx.rows()];
-        Ok(vec![
+        let ry = f.frechet.resamples();
+        let mut family = manifold_stats(&f.manifold, &a.features, rx, ry, names::CLASSIFIER_MANIFOLD)?;
+        family.extend([
             (names::FD_CLASSIFIER, fd),
             (names::FD_CLASSIFIER_INF, fd_inf),
             (names::KID, f.kid.measure(&a.features, rx)?),
@@ -307,7 +349,8 @@ impl SampleStats {
                 names::CONFIDENCE,
                 Replicated::new(weighted_mean(&a.confidence, &ones), rx.means(&a.confidence)),
             ),
-        ])
+        ]);
+        Ok(family)
     }
 
     /// Mean distance to the nearest training point, relative to the floor set's (the
@@ -334,6 +377,7 @@ impl SampleStats {
     /// The names `measure` fills (NaN placeholders for a diverged point).
     pub fn names(&self) -> Vec<&'static str> {
         let mut v = vec![names::FD, names::FD_INF, names::MMD2, names::SWD];
+        v.extend(names::DATA_MANIFOLD);
         if self.mixture.is_some() {
             v.push(names::MASS_ERROR);
         }
@@ -345,6 +389,7 @@ impl SampleStats {
                 names::LABEL_TV,
                 names::CONFIDENCE,
             ]);
+            v.extend(names::CLASSIFIER_MANIFOLD);
         }
         if self.floor_nearest.is_some() {
             v.push(names::NN_RATIO);
@@ -355,6 +400,31 @@ impl SampleStats {
 
 /// One family's statistics, by name.
 type Family = Vec<(&'static str, Replicated)>;
+
+/// The reference side of the k-NN statistics: radii at k = 3 (precision / recall) and
+/// k = 5 (density / coverage), the papers' choices.
+fn manifold_reference(reference: &[f32], d: usize) -> Result<manifold::Reference> {
+    manifold::Reference::new(reference, d, manifold::K_PRECISION_RECALL, manifold::K_DENSITY_COVERAGE)
+}
+
+/// Precision, recall, density and coverage of `samples` against `reference` under the
+/// names `names` (that order), each with its replicates: precision and density over the
+/// sample resamples `rx`, recall and coverage over the reference resamples `ry`, the
+/// k-NN radii held fixed (see [`manifold::PrdcRows::replicated`]).
+fn manifold_stats(
+    reference: &manifold::Reference,
+    samples: &[f32],
+    rx: &Resamples,
+    ry: &Resamples,
+    names: [&'static str; 4],
+) -> Result<Family> {
+    let rows = reference.per_row(samples)?;
+    let r = rows.replicated(rx, ry)?;
+    Ok(names
+        .into_iter()
+        .zip([r.precision, r.recall, r.density, r.coverage])
+        .collect())
+}
 
 /// The resamples of a set of `n` rows (`which`: samples or reference streams), none
 /// without a bootstrap.

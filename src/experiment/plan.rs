@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use crate::error::Result;
-use crate::sampler::{Eta, Sampler, SamplerKind};
+use crate::sampler::{Churn, Eta, Sampler, SamplerKind};
 use crate::schedule::{Tau, TauKind};
 
 use super::config::ExperimentConfig;
@@ -69,6 +69,25 @@ impl Point {
     pub fn nfe(&self) -> usize {
         self.sampler.nfe(&self.tau)
     }
+}
+
+/// The largest S whose pass with `sampler` over `tau(S)` makes at most `target` model
+/// evaluations (`None` when even S = 1 makes more), scanned over S = 1 … target (a pass
+/// makes at least one evaluation per distinct timestep, n ≤ S).
+fn steps_within(sampler: Sampler, target: usize, tau: impl Fn(usize) -> Result<Tau>) -> Result<Option<usize>> {
+    let fits = |s: usize| -> Result<bool> { Ok(sampler.nfe(&tau(s)?) <= target) };
+    if !fits(1)? {
+        return Ok(None);
+    }
+    let mut best = 1;
+    for s in 2..=target {
+        match tau(s) {
+            Ok(t) if sampler.nfe(&t) <= target => best = s,
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    Ok(Some(best))
 }
 
 /// The η column of a solver without η.
@@ -137,44 +156,60 @@ impl Plan {
     /// Expands the sweep of a validated experiment; `heldout` is the held-out split size.
     pub fn new(cfg: &ExperimentConfig, heldout: usize) -> Result<Self> {
         let sweep = &cfg.sweep;
-        let t = cfg.schedule.timesteps;
+        let schedule = cfg.schedule.build()?;
+        let spacing = sweep.spacing();
+        let tau = |kind, s| Tau::spaced(kind, s, &schedule, &spacing);
+        let churn = sweep.churn.unwrap_or(Churn::NONE);
         let clips = sweep.clip_x0.values();
         let recon = cfg.metrics.contains(&MetricKind::Reconstruction);
         let mut points = Vec::new();
         for &kind in &sweep.tau {
             for &solver in &sweep.samplers {
                 if solver != SamplerKind::Ddim {
-                    for &s in &sweep.steps {
-                        points.push(Point::new(Tau::new(kind, s, t)?, Sampler::of(solver), false));
+                    for s in sweep.steps_for(kind) {
+                        points.push(Point::new(tau(kind, s)?, Sampler::with_churn(solver, churn), false));
                     }
                     continue;
                 }
                 for &clip_x0 in &clips {
                     for (j, eta) in sweep.eta.iter().enumerate() {
-                        for &s in &sweep.steps {
+                        for s in sweep.steps_for(kind) {
                             let sampler = Sampler::Ddim { eta: eta.0, clip_x0 };
-                            points.push(Point::new(Tau::new(kind, s, t)?, sampler, j == 0 && recon));
+                            points.push(Point::new(tau(kind, s)?, sampler, j == 0 && recon));
                         }
                     }
                 }
             }
         }
+        let mut extra = Vec::new();
         for &kind in &sweep.tau {
-            for extra in &sweep.extra {
+            for e in &sweep.extra {
                 let sampler = Sampler::Ddim {
-                    eta: extra.eta.0,
+                    eta: e.eta.0,
                     clip_x0: false,
                 };
-                let point = Point::new(Tau::new(kind, extra.steps, t)?, sampler, false);
-                if !points.iter().any(|p| p.id == point.id) {
-                    points.push(point);
+                extra.push(Point::new(tau(kind, e.steps)?, sampler, false));
+            }
+        }
+        for kind in sweep.low_nfe_tau() {
+            for solver in sweep.low_nfe_samplers() {
+                let sampler = Sampler::with_churn(solver, churn);
+                for &target in sweep.low_nfe_targets() {
+                    if let Some(s) = steps_within(sampler, target, |s| tau(kind, s))? {
+                        extra.push(Point::new(tau(kind, s)?, sampler, false));
+                    }
                 }
+            }
+        }
+        for point in extra {
+            if !points.iter().any(|p| p.id == point.id) {
+                points.push(point);
             }
         }
         let mut references = Vec::new();
         if cfg.metrics.contains(&MetricKind::Consistency) {
             for &kind in &sweep.tau {
-                let tau = Tau::new(kind, sweep.reference_steps(), t)?;
+                let tau = tau(kind, sweep.reference_steps())?;
                 let point = points.iter().position(|p| p.tau == tau && p.sampler == Sampler::DDIM);
                 references.push(Reference { tau, point });
             }

@@ -48,7 +48,8 @@ pub struct SweepOptions {
 }
 
 /// The hash that saved points must carry to be reused: the resolved experiment minus
-/// the sweep axes (adding an S or an η keeps the points already done) and the batch
+/// the sweep axes and the point lists (adding an S, an η, an extra or a low-NFE point
+/// keeps the points already done) and the batch
 /// size and the export formats (results do not depend on them), plus the hash of the
 /// checkpoint's bytes when the model is loaded from one (for a diffusers folder, its
 /// config.json and weights).
@@ -64,6 +65,7 @@ pub fn results_hash(cfg: &ExperimentConfig) -> Result<String> {
     stripped.sweep.batch_size = 0;
     stripped.sweep.export.clear();
     stripped.sweep.extra.clear();
+    stripped.sweep.low_nfe = None;
     let weights = match (&cfg.model.checkpoint, cfg.model.diffusers_dir()) {
         (_, Some(dir)) => {
             let (config, weights) = crate::model::diffusers::check_folder(dir)?;

@@ -6,8 +6,8 @@ use std::fmt;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::{Error, Result};
-use crate::sampler::{Eta, SamplerKind};
-use crate::schedule::TauKind;
+use crate::sampler::{Churn, Eta, SamplerKind};
+use crate::schedule::{Spacing, TauKind, KARRAS_RHO};
 pub use crate::store::export::ExportFormat;
 
 /// One η of the sweep as written in YAML: a number in [0, 1] or `sigma_hat`.
@@ -109,13 +109,26 @@ pub struct SweepSpec {
     /// η values: numbers in [0, 1] and/or `sigma_hat`.
     #[serde(default = "default_eta")]
     pub eta: Vec<EtaSpec>,
-    /// Solvers: ddim | plms | dpmpp_2m | heun. η and `clip_x0` are DDIM's axes; the other
-    /// solvers are deterministic and run once per (τ kind, S), unclipped.
+    /// Solvers: ddim | plms | ipndm | dpmpp_2m | dpmpp_3m | dpmpp_2m_sde | unipc | unipc3 |
+    /// euler | heun. η and `clip_x0` are DDIM's axes; the other solvers run once per
+    /// (τ kind, S), unclipped.
     #[serde(default = "default_samplers", skip_serializing_if = "Vec::is_empty")]
     pub samplers: Vec<SamplerKind>,
-    /// τ kinds: linear | quadratic | trailing.
+    /// τ kinds: linear | quadratic | trailing | uniform | logsnr | karras | custom.
     #[serde(default = "default_tau")]
     pub tau: Vec<TauKind>,
+    /// ρ of the `karras` τ kind (Karras et al. 2022 use 7).
+    #[serde(default = "default_rho", skip_serializing_if = "is_default_rho")]
+    pub karras_rho: f64,
+    /// The timesteps of the `custom` τ kind (its S is their number; `steps` does not apply).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub custom_timesteps: Vec<usize>,
+    /// EDM's churn for `euler` and `heun` (S_churn, S_tmin, S_tmax, S_noise); none: deterministic.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub churn: Option<Churn>,
+    /// Equal-NFE points for the report's low-NFE section (none: no section).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub low_nfe: Option<LowNfe>,
     /// Clip x̂_0 to [−1, 1]: a bool, or a list to ablate.
     #[serde(default = "default_clip")]
     pub clip_x0: ClipSpec,
@@ -150,6 +163,22 @@ pub struct SweepSpec {
     pub extra: Vec<ExtraPoint>,
 }
 
+/// `sweep.low_nfe`: for every τ kind and solver listed, the largest S whose pass makes
+/// at most each target's model evaluations (DDIM at η = 0, unclipped). Only points: η,
+/// clipping and the S grid do not apply.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LowNfe {
+    /// The NFE targets, e.g. [5, 10, 20].
+    pub nfe: Vec<usize>,
+    /// τ kinds (default: `sweep.tau`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tau: Vec<TauKind>,
+    /// Solvers (default: `sweep.samplers`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub samplers: Vec<SamplerKind>,
+}
+
 /// One point outside the sweep grid.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -176,6 +205,12 @@ fn default_eta() -> Vec<EtaSpec> {
 }
 fn default_samplers() -> Vec<SamplerKind> {
     vec![SamplerKind::Ddim]
+}
+fn default_rho() -> f64 {
+    KARRAS_RHO
+}
+fn is_default_rho(rho: &f64) -> bool {
+    *rho == KARRAS_RHO
 }
 fn default_tau() -> Vec<TauKind> {
     vec![TauKind::Linear, TauKind::Quadratic]
@@ -209,6 +244,10 @@ impl Default for SweepSpec {
             eta: default_eta(),
             samplers: default_samplers(),
             tau: default_tau(),
+            karras_rho: default_rho(),
+            custom_timesteps: Vec::new(),
+            churn: None,
+            low_nfe: None,
             clip_x0: default_clip(),
             samples: default_samples(),
             batch_size: default_batch_size(),
@@ -274,6 +313,7 @@ impl SweepSpec {
                 return Err(invalid(field, "lists a value twice".into()));
             }
         }
+        self.validate_low_nfe(timesteps)?;
         if self.clip_x0.values().is_empty() {
             return Err(invalid(
                 "clip_x0",
@@ -336,6 +376,96 @@ impl SweepSpec {
             ));
         }
         Ok(())
+    }
+
+    /// The τ kinds' settings (ρ, the custom list), their churn, and the equal-NFE targets.
+    fn validate_low_nfe(&self, timesteps: usize) -> Result<()> {
+        let custom = self.tau.contains(&TauKind::Custom) || self.low_nfe_tau().contains(&TauKind::Custom);
+        if custom != !self.custom_timesteps.is_empty() {
+            return Err(invalid(
+                "custom_timesteps",
+                if custom {
+                    "tau lists custom: give its timesteps, e.g. custom_timesteps: [999, 700, 400, 100, 0]".into()
+                } else {
+                    "is set but tau does not list custom".into()
+                },
+            ));
+        }
+        if custom {
+            crate::schedule::Tau::custom(&self.custom_timesteps, timesteps)
+                .map_err(|e| invalid("custom_timesteps", e.to_string()))?;
+        }
+        if !(self.karras_rho.is_finite() && self.karras_rho > 0.0) {
+            return Err(invalid(
+                "karras_rho",
+                format!("{}: must be a number > 0", self.karras_rho),
+            ));
+        }
+        if let Some(c) = &self.churn {
+            c.validate()?;
+        }
+        let Some(low) = &self.low_nfe else { return Ok(()) };
+        if low.nfe.is_empty() {
+            return Err(invalid(
+                "low_nfe.nfe",
+                "must list at least one target, e.g. [5, 10, 20]".into(),
+            ));
+        }
+        if let Some(i) = low.nfe.iter().position(|&n| n == 0 || n > timesteps) {
+            return Err(invalid(
+                &format!("low_nfe.nfe[{i}]"),
+                format!("{} is outside the allowed range 1..={timesteps}", low.nfe[i]),
+            ));
+        }
+        for (field, list_len, distinct) in [
+            ("low_nfe.nfe", low.nfe.len(), dedup_len(&low.nfe)),
+            ("low_nfe.tau", low.tau.len(), dedup_len(&low.tau)),
+            ("low_nfe.samplers", low.samplers.len(), dedup_len(&low.samplers)),
+        ] {
+            if distinct != list_len {
+                return Err(invalid(field, "lists a value twice".into()));
+            }
+        }
+        Ok(())
+    }
+
+    /// The NFE targets of the low-NFE section (empty: none).
+    pub fn low_nfe_targets(&self) -> &[usize] {
+        self.low_nfe.as_ref().map_or(&[], |l| &l.nfe)
+    }
+
+    /// The τ kinds of the low-NFE points.
+    pub fn low_nfe_tau(&self) -> Vec<TauKind> {
+        match &self.low_nfe {
+            Some(l) if !l.tau.is_empty() => l.tau.clone(),
+            Some(_) => self.tau.clone(),
+            None => Vec::new(),
+        }
+    }
+
+    /// The solvers of the low-NFE points.
+    pub fn low_nfe_samplers(&self) -> Vec<SamplerKind> {
+        match &self.low_nfe {
+            Some(l) if !l.samplers.is_empty() => l.samplers.clone(),
+            Some(_) => self.samplers.clone(),
+            None => Vec::new(),
+        }
+    }
+
+    /// The settings of the τ kinds beyond the integer formulas.
+    pub fn spacing(&self) -> Spacing {
+        Spacing {
+            karras_rho: self.karras_rho,
+            custom: self.custom_timesteps.clone(),
+        }
+    }
+
+    /// The S values swept for τ kind `kind`: `steps`, or for `custom` the list's length.
+    pub fn steps_for(&self, kind: TauKind) -> Vec<usize> {
+        match kind {
+            TauKind::Custom => vec![self.custom_timesteps.len()],
+            _ => self.steps.clone(),
+        }
     }
 
     /// S of the consistency reference.

@@ -20,6 +20,7 @@ pub mod bootstrap;
 pub mod frechet;
 pub mod labels;
 pub(crate) mod linalg;
+pub mod manifold;
 pub mod mixture;
 pub mod mmd;
 pub mod nearest;

@@ -11,6 +11,7 @@ use super::claims::{floor_row, Claim, Claims};
 use super::differences::{eta_differences, sampler_differences};
 use super::figures::{image_grid, line_chart, scatter_panels, Series};
 use super::findings::{findings, floor_claims};
+use super::low_nfe;
 use super::samplers;
 use super::tables::{
     ablation, clips, deciding, eta_by_steps, eta_label, etas, find, present, steps, taus, taus_by_steps, timing,
@@ -204,9 +205,31 @@ impl Sections {
             for line in orders {
                 let _ = writeln!(text, "- {line}");
             }
-            let mut tables = samplers::tables(&input.all_rows);
+            let mut tables = samplers::tables(&input.all_rows, &input.cfg.sweep.steps);
             tables.extend(sampler_differences(&input.all_rows));
             section(Some(text), tables);
+        }
+        let low = low_nfe::tables(&input.all_rows, input.cfg.sweep.low_nfe_targets());
+        if !low.is_empty() {
+            section(
+                Some(format!(
+                    "## Low NFE
+
+Every solver on every step schedule at NFE ≤ {} (`sweep.nfe`): each cell is the \
+                     point with the most model evaluations within the target (the row label lists the NFE each \
+                     cell used), from the same x_T; **bold**: the best of a column where its paired differences \
+                     to all others hold after Holm's correction.\n",
+                    input
+                        .cfg
+                        .sweep
+                        .low_nfe_targets()
+                        .iter()
+                        .map(|n| n.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )),
+                low,
+            );
         }
         Self(out)
     }

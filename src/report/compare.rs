@@ -43,6 +43,8 @@ struct Entry {
     /// Every solver's rows.
     all_rows: Vec<MetricRow>,
     floor: NoiseFloor,
+    /// The equal-NFE targets of its sweep (`sweep.nfe`).
+    nfe: Vec<usize>,
     /// The claims this entry's part of the comparison makes (the best η of every S of the
     /// headline metric), settled together.
     claims: Claims,
@@ -70,6 +72,7 @@ impl Entry {
             rows,
             all_rows,
             floor: NoiseFloor::load(dir)?,
+            nfe: cfg.sweep.low_nfe_targets().to_vec(),
             claims: Claims::default(),
         };
         entry.claims = entry.settle();
@@ -148,8 +151,46 @@ pub fn compare(dirs: &[PathBuf], base: &Path) -> Result<String> {
         }
         let _ = writeln!(md);
         md.push_str(&samplers_part(&group, &m));
+        md.push_str(&low_nfe_part(&group, &m));
     }
     Ok(md)
+}
+
+/// The tables of several entries as one, each row's label prefixed by its entry (no
+/// ranking: the entries' points do not share x_T).
+fn stack(parts: impl IntoIterator<Item = Table>) -> Option<Table> {
+    let mut parts = parts.into_iter();
+    let mut table = parts.next()?;
+    for t in parts {
+        table.rows.extend(t.rows);
+        table.marked.extend(t.marked);
+        table.intervals.extend(t.intervals);
+        table.ids.extend(t.ids);
+    }
+    table.ranking = None;
+    Some(table)
+}
+
+/// Every solver and step schedule at the equal-NFE targets, for the entries that set
+/// `sweep.nfe` (the headline metric).
+fn low_nfe_part(group: &[&Entry], m: &MetricInfo) -> String {
+    let parts = group.iter().filter(|e| !e.nfe.is_empty()).filter_map(|e| {
+        let mut t = super::low_nfe::tables(&e.all_rows, &e.nfe)
+            .into_iter()
+            .find(|t| t.name == format!("{}_low_nfe", m.name))?;
+        t.rows
+            .iter_mut()
+            .for_each(|(label, _)| *label = format!("{}: {label}", e.name));
+        Some(t)
+    });
+    let Some(table) = stack(parts) else {
+        return String::new();
+    };
+    format!(
+        "Low NFE: every solver on every step schedule at equal NFE (each cell the point with the most model \
+         evaluations within the column's target; the NFE used in each row's label):\n\n{}\n",
+        table.markdown()
+    )
 }
 
 /// The solvers of the entries that ran several, at S = 10, 20, 50 (DDIM at η = 0), and
@@ -159,7 +200,7 @@ fn samplers_part(group: &[&Entry], m: &MetricInfo) -> String {
         .iter()
         .filter(|e| samplers::compares_samplers(&e.all_rows))
         .collect();
-    let mut parts = with_samplers.iter().flat_map(|e| {
+    let parts = with_samplers.iter().flat_map(|e| {
         super::tables::taus(&e.all_rows).into_iter().map(|tau| {
             let mut t = samplers::samplers_by_steps(&e.all_rows, m, &tau, &COMPARE_STEPS);
             t.rows
@@ -168,16 +209,9 @@ fn samplers_part(group: &[&Entry], m: &MetricInfo) -> String {
             t
         })
     });
-    let Some(mut table) = parts.next() else {
+    let Some(table) = stack(parts) else {
         return String::new();
     };
-    for t in parts {
-        table.rows.extend(t.rows);
-        table.marked.extend(t.marked);
-        table.intervals.extend(t.intervals);
-        table.ids.extend(t.ids);
-    }
-    table.ranking = None;
     let mut md = format!(
         "Samplers of the experiments that ran several, from the same x_T as above, on every τ kind swept (DDIM \
          at η = 0; each row's NFE per S in its label):\n\n{}\n",

@@ -7,6 +7,7 @@ pub mod compare;
 pub mod differences;
 pub mod figures;
 pub mod findings;
+pub mod low_nfe;
 pub mod samplers;
 pub mod tables;
 

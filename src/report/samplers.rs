@@ -14,7 +14,7 @@ use crate::store::MetricRow;
 
 /// The rows that stand for each solver present, in [`SamplerKind`] order: DDIM's at η = 0
 /// without clipping (the deterministic DDIM), every row of the others.
-fn by_sampler(rows: &[MetricRow]) -> Vec<(SamplerKind, Vec<&MetricRow>)> {
+pub(super) fn by_sampler(rows: &[MetricRow]) -> Vec<(SamplerKind, Vec<&MetricRow>)> {
     let ddim_eta = Eta::DDIM.to_string();
     SamplerKind::ALL
         .iter()
@@ -118,7 +118,7 @@ pub fn fitted_orders(rows: &[MetricRow]) -> Vec<String> {
 }
 
 /// The metrics the solvers are compared by: the sample-quality ones, then the errors.
-fn compared_metrics(rows: &[MetricRow]) -> Vec<MetricInfo> {
+pub(super) fn compared_metrics(rows: &[MetricRow]) -> Vec<MetricInfo> {
     let mut metrics = present(rows, &SAMPLE_QUALITY);
     metrics.extend(present(rows, &[CONSISTENCY_EXACT, CONSISTENCY]));
     metrics
@@ -159,15 +159,18 @@ pub fn figures(rows: &[MetricRow], out: &Path) -> Result<Vec<PathBuf>> {
     Ok(figures)
 }
 
-/// Every samplers table: the quality metrics, then the error metrics.
-pub fn tables(rows: &[MetricRow]) -> Vec<Table> {
+/// Every samplers table over the swept S (`grid`; the equal-NFE points have their own
+/// section): the quality metrics, then the error metrics.
+pub fn tables(rows: &[MetricRow], grid: &[usize]) -> Vec<Table> {
     let metrics = compared_metrics(rows);
+    let grid: Vec<usize> = steps(rows).into_iter().filter(|s| grid.contains(s)).collect();
     taus(rows)
         .iter()
         .flat_map(|tau| {
             metrics
                 .iter()
-                .map(move |m| samplers_by_steps(rows, m, tau, &steps(rows)))
+                .map(|m| samplers_by_steps(rows, m, tau, &grid))
+                .collect::<Vec<_>>()
         })
         .collect()
 }

@@ -30,7 +30,7 @@ pub struct MetricInfo {
 
 /// Sample-quality metrics, in the order the report shows them (Table 1's role): in each
 /// space the plug-in Fréchet distance the paper reports, then the statistics that decide.
-pub const SAMPLE_QUALITY: [MetricInfo; 11] = [
+pub const SAMPLE_QUALITY: [MetricInfo; 19] = [
     MetricInfo {
         name: names::FD_CLASSIFIER,
         label: "Fréchet distance in classifier features (FID analogue, plug-in)",
@@ -88,6 +88,54 @@ pub const SAMPLE_QUALITY: [MetricInfo; 11] = [
     MetricInfo {
         name: names::CONFIDENCE,
         label: "classifier's mean top-class probability (Inception-Score analogue)",
+        lower_better: false,
+        decides: false,
+    },
+    MetricInfo {
+        name: names::PRECISION_CLASSIFIER,
+        label: "k-NN precision, k = 3 (classifier features): share of samples on the real manifold (fidelity)",
+        lower_better: false,
+        decides: false,
+    },
+    MetricInfo {
+        name: names::RECALL_CLASSIFIER,
+        label: "k-NN recall, k = 3 (classifier features): share of real rows on the samples' manifold (diversity)",
+        lower_better: false,
+        decides: false,
+    },
+    MetricInfo {
+        name: names::DENSITY_CLASSIFIER,
+        label: "density, k = 5 (classifier features): real k-NN balls per sample / k (fidelity)",
+        lower_better: false,
+        decides: false,
+    },
+    MetricInfo {
+        name: names::COVERAGE_CLASSIFIER,
+        label: "coverage, k = 5 (classifier features): share of real k-NN balls holding a sample (diversity)",
+        lower_better: false,
+        decides: false,
+    },
+    MetricInfo {
+        name: names::PRECISION,
+        label: "k-NN precision, k = 3 (data space): share of samples on the real manifold (fidelity)",
+        lower_better: false,
+        decides: false,
+    },
+    MetricInfo {
+        name: names::RECALL,
+        label: "k-NN recall, k = 3 (data space): share of real rows on the samples' manifold (diversity)",
+        lower_better: false,
+        decides: false,
+    },
+    MetricInfo {
+        name: names::DENSITY,
+        label: "density, k = 5 (data space): real k-NN balls per sample / k (fidelity)",
+        lower_better: false,
+        decides: false,
+    },
+    MetricInfo {
+        name: names::COVERAGE,
+        label: "coverage, k = 5 (data space): share of real k-NN balls holding a sample (diversity)",
         lower_better: false,
         decides: false,
     },
