@@ -381,7 +381,7 @@ impl SweepSpec {
     /// The τ kinds' settings (ρ, the custom list), their churn, and the equal-NFE targets.
     fn validate_low_nfe(&self, timesteps: usize) -> Result<()> {
         let custom = self.tau.contains(&TauKind::Custom) || self.low_nfe_tau().contains(&TauKind::Custom);
-        if custom != !self.custom_timesteps.is_empty() {
+        if custom == self.custom_timesteps.is_empty() {
             return Err(invalid(
                 "custom_timesteps",
                 if custom {

@@ -209,26 +209,18 @@ impl Sections {
             tables.extend(sampler_differences(&input.all_rows));
             section(Some(text), tables);
         }
-        let low = low_nfe::tables(&input.all_rows, input.cfg.sweep.low_nfe_targets());
-        if !low.is_empty() {
+        if let Some(targets) = low_nfe::Targets::of(&input.cfg.sweep) {
+            let nfe: Vec<String> = targets.nfe.iter().map(|n| n.to_string()).collect();
             section(
                 Some(format!(
-                    "## Low NFE
-
-Every solver on every step schedule at NFE ≤ {} (`sweep.nfe`): each cell is the \
-                     point with the most model evaluations within the target (the row label lists the NFE each \
-                     cell used), from the same x_T; **bold**: the best of a column where its paired differences \
-                     to all others hold after Holm's correction.\n",
-                    input
-                        .cfg
-                        .sweep
-                        .low_nfe_targets()
-                        .iter()
-                        .map(|n| n.to_string())
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    "## Low NFE\n\nEvery solver on every step schedule of `sweep.low_nfe` at NFE ≤ {}: each \
+                     cell is the point with the most model evaluations within the target (the row label lists \
+                     the NFE each cell used), from the same x_T; **bold**: the best of a column where its paired \
+                     differences to all others hold after Holm's correction. Consistency is measured only on the \
+                     τ kinds that have a reference (`sweep.tau`).\n",
+                    nfe.join(", ")
                 )),
-                low,
+                low_nfe::tables(&input.all_rows, &targets),
             );
         }
         Self(out)

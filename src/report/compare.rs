@@ -43,8 +43,8 @@ struct Entry {
     /// Every solver's rows.
     all_rows: Vec<MetricRow>,
     floor: NoiseFloor,
-    /// The equal-NFE targets of its sweep (`sweep.nfe`).
-    nfe: Vec<usize>,
+    /// The low-NFE targets of its sweep (`sweep.low_nfe`).
+    low_nfe: Option<super::low_nfe::Targets>,
     /// The claims this entry's part of the comparison makes (the best η of every S of the
     /// headline metric), settled together.
     claims: Claims,
@@ -72,7 +72,7 @@ impl Entry {
             rows,
             all_rows,
             floor: NoiseFloor::load(dir)?,
-            nfe: cfg.sweep.low_nfe_targets().to_vec(),
+            low_nfe: super::low_nfe::Targets::of(&cfg.sweep),
             claims: Claims::default(),
         };
         entry.claims = entry.settle();
@@ -174,8 +174,9 @@ fn stack(parts: impl IntoIterator<Item = Table>) -> Option<Table> {
 /// Every solver and step schedule at the equal-NFE targets, for the entries that set
 /// `sweep.nfe` (the headline metric).
 fn low_nfe_part(group: &[&Entry], m: &MetricInfo) -> String {
-    let parts = group.iter().filter(|e| !e.nfe.is_empty()).filter_map(|e| {
-        let mut t = super::low_nfe::tables(&e.all_rows, &e.nfe)
+    let parts = group.iter().filter_map(|e| {
+        let targets = e.low_nfe.as_ref()?;
+        let mut t = super::low_nfe::tables(&e.all_rows, targets)
             .into_iter()
             .find(|t| t.name == format!("{}_low_nfe", m.name))?;
         t.rows

@@ -77,10 +77,10 @@ pub fn sample(
     Ok(x)
 }
 
-/// The third-order D̃ with α_{i+1}(1 − e^{−h}) D̃ = −α_{i+1}(e^{−h} − 1) D_i
-/// + α_{i+1}((e^{−h} − 1)/h + 1) D1 − α_{i+1}((e^{−h} − 1 + h)/h² − ½) D2, i.e. D̃ =
-/// D_i + c₁ D1 + c₂ D2 with c₁ = ((e^{−h} − 1)/h + 1)/(1 − e^{−h}) and
-/// c₂ = −((e^{−h} − 1 + h)/h² − ½)/(1 − e^{−h}); `lambdas` = [λ_i, λ_{i−1}, λ_{i−2}].
+/// The third-order D̃ (`lambdas` = [λ_i, λ_{i−1}, λ_{i−2}]) with
+/// α_{i+1}(1 − e^{−h}) D̃ = −α_{i+1}(e^{−h} − 1) D_i + α_{i+1}((e^{−h} − 1)/h + 1) D1
+/// − α_{i+1}((e^{−h} − 1 + h)/h² − ½) D2, that is D̃ = D_i + c₁ D1 + c₂ D2 with
+/// c₁ = ((e^{−h} − 1)/h + 1)/(1 − e^{−h}) and c₂ = −((e^{−h} − 1 + h)/h² − ½)/(1 − e^{−h}).
 fn third_order(d0: &Tensor, d1: &Tensor, d2: &Tensor, lambdas: [f64; 3], h: f64) -> Result<Tensor> {
     let [l0, l1, l2] = lambdas;
     let (r0, r1) = ((l0 - l1) / h, (l1 - l2) / h);
