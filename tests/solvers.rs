@@ -565,3 +565,17 @@ fn solvers_converge_on_logsnr_and_karras() {
         }
     }
 }
+
+/// PLMS's fixed Adams–Bashforth coefficients assume equal steps: on linear τ where S does
+/// not divide T, ⌊i·T/S⌋ makes uneven integer steps (12 or 13 at S = 80, 6 or 7 at
+/// S = 160, a larger relative unevenness), and more steps can end further from the limit;
+/// S = 200 divides T = 1000 (steps of 5) and is better than both.
+#[test]
+fn plms_loses_accuracy_on_uneven_integer_steps() {
+    let (_, at_80) = flow_error(Sampler::Plms, 80, At::BeforeJump);
+    let (_, at_160) = flow_error(Sampler::Plms, 160, At::BeforeJump);
+    let (_, at_200) = flow_error(Sampler::Plms, 200, At::BeforeJump);
+    eprintln!("PLMS before the final jump: S = 80 {at_80:.3e}, S = 160 {at_160:.3e}, S = 200 {at_200:.3e}");
+    assert!(at_160 > at_80, "S = 160 {at_160} vs S = 80 {at_80}");
+    assert!(at_200 < at_80, "S = 200 (divides T) {at_200} vs S = 80 {at_80}");
+}
