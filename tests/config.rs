@@ -160,6 +160,8 @@ fn bad_sweep_values_name_line_field_and_allowed_values() {
     assert!(err.contains("sweep.karras_rho"), "{err}");
     let err = with_sweep("  churn: {s_churn: -1}\n").unwrap_err();
     assert!(err.contains("sweep.churn") && err.contains("s_churn"), "{err}");
+    let err = with_sweep("  dpmpp_min_r: -0.5\n").unwrap_err();
+    assert!(err.contains("sweep.dpmpp_min_r") && err.contains("> 0"), "{err}");
     let err = with_sweep("  low_nfe: {nfe: [5, 0]}\n").unwrap_err();
     assert!(err.contains("sweep.low_nfe.nfe[1]"), "{err}");
     let err = with_sweep("  low_nfe: {nfe: []}\n").unwrap_err();
@@ -170,7 +172,7 @@ fn bad_sweep_values_name_line_field_and_allowed_values() {
     let err = with_sweep("  samplers: [ddim, unipc4]\n").unwrap_err();
     assert!(err.contains("sweep.samplers[1]") && err.contains("`unipc3`"), "{err}");
     let cfg = with_sweep(
-        "  tau: [linear, custom]\n  custom_timesteps: [999, 500, 0]\n  karras_rho: 5\n  churn: {s_churn: 10, s_tmin: 0.05, s_noise: 1.003}\n  low_nfe: {nfe: [5, 10], tau: [karras, logsnr], samplers: [ddim, unipc]}\n",
+        "  tau: [linear, custom]\n  custom_timesteps: [999, 500, 0]\n  karras_rho: 5\n  dpmpp_min_r: 0.5\n  churn: {s_churn: 10, s_tmin: 0.05, s_noise: 1.003}\n  low_nfe: {nfe: [5, 10], tau: [karras, logsnr], samplers: [ddim, unipc]}\n",
     )
     .unwrap();
     assert_eq!(parse(&cfg.to_yaml()).unwrap(), cfg);

@@ -93,7 +93,7 @@ fn plms_and_dpmpp_2m_replay_diffusers() {
     assert_eq!(fixture.cases.len(), 8);
     for case in &fixture.cases {
         let (sampler, kind) = match (case.scheduler.as_str(), case.tau.as_str()) {
-            ("dpmsolver++2m", "trailing") => (Sampler::Dpmpp2m, TauKind::Trailing),
+            ("dpmsolver++2m", "trailing") => (Sampler::DPMPP_2M, TauKind::Trailing),
             ("pndm_plms", "linear") => (Sampler::Plms, TauKind::Linear),
             other => panic!("unexpected case {other:?}"),
         };
@@ -154,7 +154,11 @@ fn counted_nfe_matches_the_plan_for_every_solver_and_tau() {
         for tau_kind in TauKind::ALL {
             for s in (1..=12).chain([30, 50]) {
                 let tau = Tau::spaced(*tau_kind, s, &schedule, &spacing).unwrap();
-                let sampler = Sampler::with_churn(*kind, churn);
+                let options = ddimlab::sampler::Options {
+                    churn,
+                    dpmpp_min_r: Some(0.5),
+                };
+                let sampler = Sampler::configured(*kind, &options);
                 let out = sampler
                     .run(&model, &schedule, &tau, &x, &mut SeededNoise::new(1), false)
                     .unwrap();
@@ -202,7 +206,7 @@ fn first_order_steps_are_ddim() {
     }
     let ten = Tau::new(TauKind::Linear, 10, 1000).unwrap();
     assert_close(
-        &values(&run(Sampler::Dpmpp2m, &ten)[1]),
+        &values(&run(Sampler::DPMPP_2M, &ten)[1]),
         &values(&run(Sampler::DDIM, &ten)[1]),
         1e-12,
         "first step",
@@ -322,7 +326,7 @@ fn solvers_converge_at_their_theoretical_orders() {
     // than DDIM with 81 evaluations.
     let (_, ddim) = flow_error(Sampler::DDIM, 81, At::Output);
     for (s, steps) in [
-        (Sampler::Dpmpp2m, 81),
+        (Sampler::DPMPP_2M, 81),
         (Sampler::of(SamplerKind::Heun), 41),
         (Sampler::Plms, 80),
     ] {
@@ -578,4 +582,22 @@ fn plms_loses_accuracy_on_uneven_integer_steps() {
     eprintln!("PLMS before the final jump: S = 80 {at_80:.3e}, S = 160 {at_160:.3e}, S = 200 {at_200:.3e}");
     assert!(at_160 > at_80, "S = 160 {at_160} vs S = 80 {at_80}");
     assert!(at_200 < at_80, "S = 200 (divides T) {at_200} vs S = 80 {at_80}");
+}
+
+/// DPM-Solver++(2M) on linear τ steps onto t = 0 with r ≈ 0.2 (S = 10): a first-order step
+/// there (`dpmpp_min_r`) brings it below DDIM at S = 10 and 20, where diffusers' rule is
+/// above; on trailing τ (no t = 0, r near 1) the key changes nothing.
+#[test]
+fn dpmpp_2m_first_order_below_min_r_fixes_linear_tau() {
+    let fixed = Sampler::Dpmpp2m { min_r: Some(0.5) };
+    for s in [10, 20] {
+        let (_, ddim) = flow_error(Sampler::DDIM, s, At::Output);
+        let (_, plain) = flow_error(Sampler::DPMPP_2M, s, At::Output);
+        let (_, with_min_r) = flow_error(fixed, s, At::Output);
+        eprintln!("S = {s}: DDIM {ddim:.3e}, DPM-Solver++(2M) {plain:.3e}, with min_r 0.5 {with_min_r:.3e}");
+        assert!(plain > ddim && with_min_r < ddim, "S = {s}");
+    }
+    let (_, a) = flow_error_on(Sampler::DPMPP_2M, TauKind::Trailing, 10, At::Output);
+    let (_, b) = flow_error_on(fixed, TauKind::Trailing, 10, At::Output);
+    assert_eq!(a, b);
 }

@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use crate::error::Result;
-use crate::sampler::{Churn, Eta, Sampler, SamplerKind};
+use crate::sampler::{Eta, Sampler, SamplerKind};
 use crate::schedule::{Tau, TauKind};
 
 use super::config::ExperimentConfig;
@@ -159,7 +159,7 @@ impl Plan {
         let schedule = cfg.schedule.build()?;
         let spacing = sweep.spacing();
         let tau = |kind, s| Tau::spaced(kind, s, &schedule, &spacing);
-        let churn = sweep.churn.unwrap_or(Churn::NONE);
+        let options = sweep.solver_options();
         let clips = sweep.clip_x0.values();
         let recon = cfg.metrics.contains(&MetricKind::Reconstruction);
         let mut points = Vec::new();
@@ -167,7 +167,7 @@ impl Plan {
             for &solver in &sweep.samplers {
                 if solver != SamplerKind::Ddim {
                     for s in sweep.steps_for(kind) {
-                        points.push(Point::new(tau(kind, s)?, Sampler::with_churn(solver, churn), false));
+                        points.push(Point::new(tau(kind, s)?, Sampler::configured(solver, &options), false));
                     }
                     continue;
                 }
@@ -193,7 +193,7 @@ impl Plan {
         }
         for kind in sweep.low_nfe_tau() {
             for solver in sweep.low_nfe_samplers() {
-                let sampler = Sampler::with_churn(solver, churn);
+                let sampler = Sampler::configured(solver, &options);
                 for &target in sweep.low_nfe_targets() {
                     if let Some(s) = steps_within(sampler, target, |s| tau(kind, s))? {
                         extra.push(Point::new(tau(kind, s)?, sampler, false));

@@ -126,6 +126,10 @@ pub struct SweepSpec {
     /// EDM's churn for `euler` and `heun` (S_churn, S_tmin, S_tmax, S_noise); none: deterministic.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub churn: Option<Churn>,
+    /// DPM-Solver++(2M): first order on a step whose r = h_{i−1}/h is below this (none:
+    /// diffusers' rule). Fixes its step onto t = 0 on linear and uniform τ.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dpmpp_min_r: Option<f64>,
     /// Equal-NFE points for the report's low-NFE section (none: no section).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub low_nfe: Option<LowNfe>,
@@ -247,6 +251,7 @@ impl Default for SweepSpec {
             karras_rho: default_rho(),
             custom_timesteps: Vec::new(),
             churn: None,
+            dpmpp_min_r: None,
             low_nfe: None,
             clip_x0: default_clip(),
             samples: default_samples(),
@@ -404,6 +409,11 @@ impl SweepSpec {
         if let Some(c) = &self.churn {
             c.validate()?;
         }
+        if let Some(r) = self.dpmpp_min_r {
+            if !(r.is_finite() && r > 0.0) {
+                return Err(invalid("dpmpp_min_r", format!("{r}: must be a number > 0 (e.g. 0.5)")));
+            }
+        }
         let Some(low) = &self.low_nfe else { return Ok(()) };
         if low.nfe.is_empty() {
             return Err(invalid(
@@ -449,6 +459,14 @@ impl SweepSpec {
             Some(l) if !l.samplers.is_empty() => l.samplers.clone(),
             Some(_) => self.samplers.clone(),
             None => Vec::new(),
+        }
+    }
+
+    /// The solvers' settings besides η and clipping.
+    pub fn solver_options(&self) -> crate::sampler::Options {
+        crate::sampler::Options {
+            churn: self.churn.unwrap_or(Churn::NONE),
+            dpmpp_min_r: self.dpmpp_min_r,
         }
     }
 

@@ -12,6 +12,11 @@
 //! and D̃ = D_i (first order, which is the DDIM step) on the first step and on the last
 //! step onto clean data, where σ = 0 makes h infinite (diffusers' `lower_order_final`
 //! with `final_sigmas_type = "zero"`): there x_0 = D_i. One evaluation per step.
+//!
+//! With `min_r`, a step whose r falls below it is first order too. On τ kinds that contain
+//! t = 0 (linear, uniform) the step onto t = 0 is long in λ after a short one (r ≈ 0.2 at
+//! S = 10), and D̃ then extrapolates D over 1/(2r) of the gap: diffusers' rule keeps it
+//! second order, `sweep.dpmpp_min_r` offers the first-order step there.
 
 use candle_core::Tensor;
 
@@ -29,6 +34,7 @@ pub fn sample(
     tau: &Tau,
     x_t: &Tensor,
     mut callback: Callback<'_>,
+    min_r: Option<f64>,
 ) -> Result<Tensor> {
     let mut x = x_t.clone();
     let mut previous: Option<(Tensor, f64)> = None; // (D_{i−1}, h_{i−1})
@@ -40,7 +46,7 @@ pub fn sample(
         // 2. D̃: second order from the previous step's D when there is one and the step
         //    does not land on clean data.
         let d_tilde = match &previous {
-            Some((d_prev, h_prev)) if t_next.is_some() => {
+            Some((d_prev, h_prev)) if t_next.is_some() && h_prev / h >= min_r.unwrap_or(0.0) => {
                 let r = h_prev / h;
                 kernels::lincomb((&d, 1.0 + 0.5 / r), (d_prev, -0.5 / r), None)?
             }

@@ -71,6 +71,24 @@ crate::named_enum! {
     }
 }
 
+/// The solvers' settings besides η and clipping (from the sweep).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Options {
+    /// EDM's churn for Euler and Heun.
+    pub churn: Churn,
+    /// DPM-Solver++(2M): first order where r = h_{i−1}/h is below this.
+    pub dpmpp_min_r: Option<f64>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            churn: Churn::NONE,
+            dpmpp_min_r: None,
+        }
+    }
+}
+
 /// One solver with its settings.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Sampler {
@@ -86,7 +104,11 @@ pub enum Sampler {
     /// Improved PNDM (deterministic).
     Ipndm,
     /// DPM-Solver++(2M) (deterministic).
-    Dpmpp2m,
+    Dpmpp2m {
+        /// First order on a step whose r = h_{i−1}/h falls below this (none: diffusers' rule,
+        /// second order on every step but the first and the last).
+        min_r: Option<f64>,
+    },
     /// DPM-Solver++(3M) (deterministic).
     Dpmpp3m,
     /// DPM-Solver++(2M) SDE (stochastic).
@@ -115,18 +137,25 @@ impl Sampler {
         clip_x0: false,
     };
 
+    /// DPM-Solver++(2M) as diffusers runs it.
+    pub const DPMPP_2M: Sampler = Sampler::Dpmpp2m { min_r: None };
+
     /// The solver of `kind` with its defaults (DDIM: η = 0, no clipping; no churn).
     pub fn of(kind: SamplerKind) -> Self {
-        Self::with_churn(kind, Churn::NONE)
+        Self::configured(kind, &Options::default())
     }
 
-    /// The solver of `kind` with its defaults, and `churn` for Euler and Heun.
-    pub fn with_churn(kind: SamplerKind, churn: Churn) -> Self {
+    /// The solver of `kind` with the sweep's `options` (churn for Euler and Heun, the
+    /// smallest r of DPM-Solver++(2M)'s second-order steps).
+    pub fn configured(kind: SamplerKind, options: &Options) -> Self {
+        let churn = options.churn;
         match kind {
             SamplerKind::Ddim => Self::DDIM,
             SamplerKind::Plms => Self::Plms,
             SamplerKind::Ipndm => Self::Ipndm,
-            SamplerKind::Dpmpp2m => Self::Dpmpp2m,
+            SamplerKind::Dpmpp2m => Self::Dpmpp2m {
+                min_r: options.dpmpp_min_r,
+            },
             SamplerKind::Dpmpp3m => Self::Dpmpp3m,
             SamplerKind::Dpmpp2mSde => Self::Dpmpp2mSde,
             SamplerKind::Unipc => Self::Unipc { order: 2 },
@@ -142,7 +171,7 @@ impl Sampler {
             Sampler::Ddim { .. } => SamplerKind::Ddim,
             Sampler::Plms => SamplerKind::Plms,
             Sampler::Ipndm => SamplerKind::Ipndm,
-            Sampler::Dpmpp2m => SamplerKind::Dpmpp2m,
+            Sampler::Dpmpp2m { .. } => SamplerKind::Dpmpp2m,
             Sampler::Dpmpp3m => SamplerKind::Dpmpp3m,
             Sampler::Dpmpp2mSde => SamplerKind::Dpmpp2mSde,
             Sampler::Unipc { order: 3 } => SamplerKind::Unipc3,
@@ -251,7 +280,7 @@ impl Sampler {
             Sampler::Ddim { eta, clip_x0 } => ddim::sample(m, sch, tau, x_t, noise, callback, eta, clip_x0)?,
             Sampler::Plms => plms::sample(m, sch, tau, x_t, callback)?,
             Sampler::Ipndm => ipndm::sample(m, sch, tau, x_t, callback)?,
-            Sampler::Dpmpp2m => dpmpp_2m::sample(m, sch, tau, x_t, callback)?,
+            Sampler::Dpmpp2m { min_r } => dpmpp_2m::sample(m, sch, tau, x_t, callback, min_r)?,
             Sampler::Dpmpp3m => dpmpp_3m::sample(m, sch, tau, x_t, callback)?,
             Sampler::Dpmpp2mSde => dpmpp_2m_sde::sample(m, sch, tau, x_t, noise, callback)?,
             Sampler::Unipc { order } => unipc::sample(m, sch, tau, x_t, callback, order)?,
