@@ -14,6 +14,10 @@
 
 use super::bootstrap::{interval, spread, Interval, IntervalKind, Linear, LEVEL};
 
+/// Relative resolution of a statistic computed from f32 samples: |Δ̂| at or below this
+/// times the larger |θ̂| gets p = 1 (about 10 × f32's machine epsilon).
+pub const RESOLUTION: f64 = 1e-6;
+
 /// The interval of a paired difference (chosen by coverage; see the module docs).
 pub const PAIRED: IntervalKind = IntervalKind::Normal;
 
@@ -62,7 +66,11 @@ pub fn difference(a: Side, b: Side) -> Option<Difference> {
     };
     let interval = interval(PAIRED, estimate, &deltas, linear.as_ref())?;
     let se = spread(&deltas, linear.as_ref())?;
-    let p = match (estimate == 0.0, se > 0.0) {
+    // A difference below the statistics' numerical resolution (the samples are f32;
+    // parallel sums differ in their last bits) is not a difference: two runs of the same
+    // sampler would otherwise be "told apart" by replicates that agree to 1e-10.
+    let resolution = RESOLUTION * a.0.abs().max(b.0.abs());
+    let p = match (estimate.abs() <= resolution, se > 0.0) {
         (true, _) => 1.0,
         (false, false) => 0.0,
         (false, true) => 2.0 * normal_upper_tail(estimate.abs() / se),
@@ -140,5 +148,10 @@ mod tests {
         assert!(difference((1.0, &[1.0], None), (1.0, &[1.0, 2.0], None)).is_none());
         let same = difference((1.0, &[1.0, 1.0], None), (1.0, &[1.0, 1.0], None)).unwrap();
         assert_eq!(same.p, 1.0);
+        // Below the resolution: replicates that agree to 1e-10 do not make a difference.
+        let a = [0.02, 0.021, 0.019];
+        let b: Vec<f64> = a.iter().map(|v| v + 2e-10).collect();
+        let tiny = difference((0.02, &a, None), (0.02 + 2e-10, &b, None)).unwrap();
+        assert_eq!(tiny.p, 1.0);
     }
 }

@@ -127,7 +127,9 @@ impl Input {
 }
 
 /// The report's tables in order, each under the section heading (and text) it opens.
-struct Sections(Vec<(Option<String>, Table)>);
+/// The report's tables in order, each under the section heading (and text) it opens,
+/// and where the solver comparison (its own family of claims) begins.
+struct Sections(Vec<(Option<String>, Table)>, usize);
 
 impl Sections {
     fn build(input: &Input) -> Self {
@@ -192,6 +194,13 @@ impl Sections {
             );
         }
         section(Some("## Ablations\n".into()), ablation_tables(rows, &first_eta));
+        let solvers_from = out.len();
+        let mut section = |heading: Option<String>, tables: Vec<Table>| {
+            let mut first = heading;
+            for t in tables {
+                out.push((first.take(), t));
+            }
+        };
         if samplers::compares_samplers(&input.all_rows) {
             let mut text = String::from(
                 "## Samplers at equal NFE\n\nDDIM at η = 0 against the solvers that followed it, from the same \
@@ -223,12 +232,15 @@ impl Sections {
                 low_nfe::tables(&input.all_rows, &targets),
             );
         }
-        Self(out)
+        Self(out, solvers_from)
     }
 
-    /// Every claim the tables make.
-    fn claims(&self) -> Vec<Claim> {
-        self.0.iter().flat_map(|(_, t)| t.claims()).collect()
+    /// Every claim the tables make: the η question's (the paper's tables) and the solver
+    /// comparison's (samplers at equal NFE, low NFE), as two families.
+    fn claims(&self) -> (Vec<Claim>, Vec<Claim>) {
+        let (eta, solvers) = self.0.split_at(self.1);
+        let of = |part: &[(Option<String>, Table)]| part.iter().flat_map(|(_, t)| t.claims()).collect();
+        (of(eta), of(solvers))
     }
 
     fn settle(&mut self, claims: &Claims) {
@@ -243,13 +255,14 @@ pub fn report(dir: &Path) -> Result<ReportSummary> {
     for d in [&figures_dir, &tables_dir] {
         std::fs::create_dir_all(d).map_err(|e| Error::io(d, e))?;
     }
-    // 1. lay the tables out; 2. settle every claim they and the findings make in one
-    // family; 3. render.
+    // 1. lay the tables out; 2. settle every claim they and the findings make, in two
+    // families (the η question with the floor; the solvers); 3. render.
     let mut sections = Sections::build(&input);
     let floor = floor_row(&input.floor);
-    let mut family = sections.claims();
-    family.extend(floor_claims(&input.all_rows));
-    let claims = Claims::settle(input.all_rows.iter().chain([&floor]), family);
+    let (mut eta_family, solver_family) = sections.claims();
+    eta_family.extend(floor_claims(&input.all_rows));
+    let rows = || input.all_rows.iter().chain([&floor]);
+    let claims = Claims::settle(rows(), eta_family).and(Claims::settle(rows(), solver_family));
     sections.settle(&claims);
 
     let mut md = header(&input, &claims);
@@ -344,7 +357,8 @@ fn header(input: &Input, claims: &Claims) -> String {
          between an independent real set and the reference: what real data score at this sample size. Only the \
          statistics that decide ({}) are ranked: **bold** is the best cell of its column where its paired \
          difference to every other cell of the column holds, and a difference cell where it holds, after Holm's \
-         correction across the report's {} statements. †: NFE < S (the quadratic τ repeats timesteps at this S; \
+         correction within its family ({} statements: the η question and the floor; then the solvers at equal \
+         NFE). †: NFE < S (the quadratic τ repeats timesteps at this S; \
          repeats are dropped).\n",
         Evaluation::of(input.data.shape()).describe(),
         cfg.sweep.bootstrap,
@@ -354,7 +368,12 @@ fn header(input: &Input, claims: &Claims) -> String {
             .map(|m| m.name)
             .collect::<Vec<_>>()
             .join(", "),
-        claims.family_size(),
+        claims
+            .families()
+            .iter()
+            .map(|n| n.to_string())
+            .collect::<Vec<_>>()
+            .join(" and "),
     );
     if let Some(loss) = input.manifest.as_ref().and_then(|m| m.heldout_loss) {
         let _ = writeln!(md, "Held-out L_simple of the model: {loss:.4}.\n");

@@ -56,6 +56,8 @@ pub struct Settled {
 #[derive(Debug, Clone, Default)]
 pub struct Claims {
     settled: BTreeMap<Claim, Settled>,
+    /// The sizes of the families this was settled in (Holm within each).
+    families: Vec<usize>,
 }
 
 /// The estimate and replicates of every statistic of every point (and of the floor).
@@ -142,7 +144,29 @@ impl Claims {
                 )
             })
             .collect();
-        Self { settled }
+        let mut out = Self {
+            settled,
+            families: Vec::new(),
+        };
+        out.families = vec![out.family_size()];
+        out
+    }
+
+    /// Two families settled apart (each with its own Holm correction), as one lookup:
+    /// a report asks separate questions (the η question of the paper's tables; which
+    /// solver is best at equal NFE), and each question's error rate is controlled on its
+    /// own. A claim in both keeps `self`'s settlement.
+    pub fn and(mut self, other: Claims) -> Self {
+        for (claim, settled) in other.settled {
+            self.settled.entry(claim).or_insert(settled);
+        }
+        self.families.extend(other.families);
+        self
+    }
+
+    /// The size of every family, in settlement order.
+    pub fn families(&self) -> &[usize] {
+        &self.families
     }
 
     /// The settled `claim`, if it was in the family.

@@ -150,10 +150,46 @@ pub fn compare(dirs: &[PathBuf], base: &Path) -> Result<String> {
             let _ = writeln!(md, "- **{}**: {}", e.name, ordering(e, &m));
         }
         let _ = writeln!(md);
+        md.push_str(&fidelity_part(&group));
         md.push_str(&samplers_part(&group, &m));
         md.push_str(&low_nfe_part(&group, &m));
     }
     Ok(md)
+}
+
+/// Fidelity and diversity apart: precision and recall (k = 3) in each space the entries
+/// have, for the same rows and columns as the headline table (descriptive: not ranked).
+fn fidelity_part(group: &[&Entry]) -> String {
+    let wanted = [
+        names::PRECISION_CLASSIFIER,
+        names::RECALL_CLASSIFIER,
+        names::PRECISION,
+        names::RECALL,
+    ];
+    let mut md = String::new();
+    for m in super::tables::SAMPLE_QUALITY
+        .iter()
+        .filter(|m| wanted.contains(&m.name))
+    {
+        let with: Vec<&Entry> = group
+            .iter()
+            .copied()
+            .filter(|e| e.rows.iter().any(|r| r.metrics.contains_key(m.name)))
+            .collect();
+        if with.is_empty() {
+            continue;
+        }
+        let mut table = eta_table(&with, m);
+        table.ranking = None;
+        let _ = writeln!(md, "{}", table.markdown());
+    }
+    if !md.is_empty() {
+        md = format!(
+            "Fidelity (precision) and diversity (recall) apart, k = 3 (Kynkäänniemi et al. 2019), each cell \
+             ± half its interval (conditional on the k-NN radii; descriptive, not ranked):\n\n{md}\n"
+        );
+    }
+    md
 }
 
 /// The tables of several entries as one, each row's label prefixed by its entry (no

@@ -4,8 +4,8 @@
 use super::claims::{Claim, Claims};
 use super::differences::RIVALS;
 use super::tables::{
-    deciding, eta_by_steps, eta_label, etas, find, format_value, loglog_slope, steps, taus, MetricInfo, CONSISTENCY,
-    CONSISTENCY_EXACT, RECON,
+    contrast, deciding, eta_by_steps, eta_label, etas, find, format_value, loglog_slope, steps, taus, MetricInfo,
+    CONSISTENCY, CONSISTENCY_EXACT, RECON,
 };
 use crate::experiment::measure::names;
 use crate::store::{MetricRow, FLOOR_ID};
@@ -89,6 +89,7 @@ pub fn findings(rows: &[MetricRow], claims: &Claims) -> Vec<String> {
     out.extend(what_decides(rows, claims));
     out.extend(eta_ordering(rows, clip, claims));
     out.extend(small_s_comparison(rows, clip, claims));
+    out.extend(fidelity_and_diversity(rows, clip));
     out.extend(at_the_floor(rows, clip, claims));
     out.extend(reconstruction(rows, clip));
     out.extend(consistency(rows, clip));
@@ -105,10 +106,18 @@ fn what_decides(rows: &[MetricRow], claims: &Claims) -> Vec<String> {
         "Statements rest on {} — statistics whose expectation does not depend on the samples' diversity or \
          size — each through the paired bootstrap interval of a difference (the points share x_T, noise, \
          reference and resamples). The plug-in Fréchet distances and the sliced Wasserstein distance are \
-         shown, not ranked. {} statements were tested together; Holm's correction keeps the chance of any \
-         false one below 5 %; {} hold.",
+         shown, not ranked. {} statements were tested, in {} (the η question and the noise floor; the \
+         solvers at equal NFE, where a sweep compares them); Holm's correction within each keeps the chance of \
+         any false one below 5 % per family; {} hold.",
         names.join(", "),
         claims.family_size(),
+        match claims.families() {
+            [one] => format!("one family of {one}"),
+            sizes => format!(
+                "families of {}",
+                sizes.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(" and ")
+            ),
+        },
         claims.holding()
     )]
 }
@@ -202,6 +211,53 @@ fn small_s_comparison(rows: &[MetricRow], clip: bool, claims: &Claims) -> Vec<St
             ties.len(),
             list(&ties),
         ));
+    }
+    out
+}
+
+/// At the smallest S, η = 0 against η = 1 on fidelity (precision) and diversity (recall),
+/// per τ and space: the paired differences with their uncorrected 95 % intervals. The
+/// k-NN statistics are descriptive (their intervals are conditional on the k-NN radii and
+/// their coverage is not measured), so this names numbers, not claims.
+fn fidelity_and_diversity(rows: &[MetricRow], clip: bool) -> Vec<String> {
+    let Some(&s) = steps(rows).first() else {
+        return Vec::new();
+    };
+    let pairs = [
+        (names::PRECISION, names::RECALL, "data space"),
+        (
+            names::PRECISION_CLASSIFIER,
+            names::RECALL_CLASSIFIER,
+            "classifier features",
+        ),
+    ];
+    let mut out = Vec::new();
+    for tau in taus(rows) {
+        let (Some(a), Some(b)) = (find(rows, &tau, "0.0", s, clip), find(rows, &tau, "1.0", s, clip)) else {
+            continue;
+        };
+        let parts: Vec<String> = pairs
+            .iter()
+            .filter_map(|&(p, r, space)| {
+                let show = |m: &'static str| -> Option<String> {
+                    let d = contrast(m, a, b).1?;
+                    Some(format!(
+                        "{m} {} [{}, {}]",
+                        format_value(d.estimate),
+                        format_value(d.interval.lo),
+                        format_value(d.interval.hi)
+                    ))
+                };
+                Some(format!("{space}: {}, {}", show(p)?, show(r)?))
+            })
+            .collect();
+        if !parts.is_empty() {
+            out.push(format!(
+                "Fidelity and diversity at S = {s}, {tau} τ, η = 0 − η = 1 (paired, uncorrected 95 % intervals; \
+                 precision measures fidelity, recall diversity; descriptive, not ranked): {}.",
+                parts.join("; ")
+            ));
+        }
     }
     out
 }
