@@ -20,10 +20,9 @@
 
 use candle_core::Tensor;
 
-use super::lambda::Level;
+use super::lambda::{second_order, Level};
 use super::{batch_t, report, Callback};
 use crate::error::Result;
-use crate::kernels;
 use crate::model::EpsModel;
 use crate::schedule::{Schedule, Tau};
 
@@ -47,18 +46,12 @@ pub fn sample(
         //    does not land on clean data.
         let d_tilde = match &previous {
             Some((d_prev, h_prev)) if t_next.is_some() && h_prev / h >= min_r.unwrap_or(0.0) => {
-                let r = h_prev / h;
-                kernels::lincomb((&d, 1.0 + 0.5 / r), (d_prev, -0.5 / r), None)?
+                second_order(&d, d_prev, h_prev / h)?
             }
             _ => d.clone(),
         };
-        // 3. x_{i+1} = (σ_{i+1}/σ_i) x_i + α_{i+1}(1 − e^{−h}) D̃, with
-        //    α_{i+1} e^{−h} = σ_{i+1} α_i/σ_i, finite on the last step (σ_{i+1} = 0).
-        let x_next = kernels::lincomb(
-            (&x, next.sigma / cur.sigma),
-            (&d_tilde, next.alpha - next.sigma * cur.alpha / cur.sigma),
-            None,
-        )?;
+        // 3. x_{i+1} = (σ_{i+1}/σ_i) x_i + α_{i+1}(1 − e^{−h}) D̃.
+        let x_next = cur.step_to(&next, &x, &d_tilde)?;
         report(&mut callback, index, t_next, &x_next, || Ok(d_tilde.clone()))?;
         previous = Some((d, h));
         x = x_next;

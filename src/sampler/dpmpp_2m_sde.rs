@@ -15,7 +15,7 @@
 
 use candle_core::Tensor;
 
-use super::lambda::Level;
+use super::lambda::{second_order, Level};
 use super::{batch_t, report, Callback, NoiseSource};
 use crate::error::Result;
 use crate::kernels;
@@ -44,10 +44,7 @@ pub fn sample(
                 let h = next.lambda - cur.lambda;
                 // 3. D̃: second order from the previous D.
                 let d_tilde = match &previous {
-                    Some((d_prev, l_prev)) => {
-                        let r = (cur.lambda - l_prev) / h;
-                        kernels::lincomb((&d, 1.0 + 0.5 / r), (d_prev, -0.5 / r), None)?
-                    }
+                    Some((d_prev, l_prev)) => second_order(&d, d_prev, (cur.lambda - l_prev) / h)?,
                     None => d.clone(),
                 };
                 // 4. The SDE step with fresh noise of scale σ_{i+1} √(1 − e^{−2h}).

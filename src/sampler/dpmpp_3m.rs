@@ -17,10 +17,9 @@
 
 use candle_core::Tensor;
 
-use super::lambda::Level;
+use super::lambda::{second_order, Level};
 use super::{batch_t, report, Callback};
 use crate::error::Result;
-use crate::kernels;
 use crate::model::EpsModel;
 use crate::schedule::{Schedule, Tau};
 
@@ -55,18 +54,11 @@ pub fn sample(
         // 2. D̃ of the step's order, so that x_{i+1} = (σ_{i+1}/σ_i) x_i + α_{i+1}(1 − e^{−h}) D̃.
         let h = next.lambda - cur.lambda;
         let d_tilde = match (step_order(i, n, 3), history.as_slice()) {
-            (2, [.., (d1, l1)]) => {
-                let r0 = (cur.lambda - l1) / h;
-                kernels::lincomb((&d, 1.0 + 0.5 / r0), (d1, -0.5 / r0), None)?
-            }
+            (2, [.., (d1, l1)]) => second_order(&d, d1, (cur.lambda - l1) / h)?,
             (3, [.., (d2, l2), (d1, l1)]) => third_order(&d, d1, d2, [cur.lambda, *l1, *l2], h)?,
             _ => d.clone(),
         };
-        let x_next = kernels::lincomb(
-            (&x, next.sigma / cur.sigma),
-            (&d_tilde, next.alpha - next.sigma * cur.alpha / cur.sigma),
-            None,
-        )?;
+        let x_next = cur.step_to(&next, &x, &d_tilde)?;
         report(&mut callback, i, t_next, &x_next, || Ok(d_tilde.clone()))?;
         if history.len() == 2 {
             history.remove(0);

@@ -39,4 +39,21 @@ impl Level {
             None,
         )?)
     }
+
+    /// The exponential-integrator step from this level to `next` on a data prediction
+    /// D̃: x_next = (σ_next/σ) x + α_next (1 − e^{−h}) D̃, with α_next e^{−h} = σ_next α/σ
+    /// (finite onto clean data, σ_next = 0, where it is x_next = D̃).
+    pub fn step_to(&self, next: &Level, x: &Tensor, d_tilde: &Tensor) -> Result<Tensor> {
+        Ok(kernels::lincomb(
+            (x, next.sigma / self.sigma),
+            (d_tilde, next.alpha - next.sigma * self.alpha / self.sigma),
+            None,
+        )?)
+    }
+}
+
+/// The second-order (midpoint) D̃ = D_i + (D_i − D_{i−1})/(2r) from the current and the
+/// previous data prediction, r = h_{i−1}/h (DPM-Solver++(2M), Lu et al. 2022, Algorithm 2).
+pub fn second_order(d: &Tensor, d_prev: &Tensor, r: f64) -> Result<Tensor> {
+    Ok(kernels::lincomb((d, 1.0 + 0.5 / r), (d_prev, -0.5 / r), None)?)
 }
