@@ -102,11 +102,7 @@ impl Input {
         let data = cfg.load_data()?;
         let plan = Plan::new(&cfg, data.heldout.len())?;
         let (all_rows, missing) = plan.saved_rows(dir, &hash)?;
-        let rows: Vec<MetricRow> = all_rows
-            .iter()
-            .filter(|r| r.sampler == SamplerKind::Ddim.name())
-            .cloned()
-            .collect();
+        let rows = eta_question_rows(&cfg, &all_rows)?;
         if rows.is_empty() {
             return Err(Error::Io {
                 path: dir.join("points").display().to_string(),
@@ -126,7 +122,22 @@ impl Input {
     }
 }
 
-/// The report's tables in order, each under the section heading (and text) it opens.
+/// The rows of the η question (the paper's tables, findings and figures): DDIM's points of
+/// the grid and `sweep.extra`, without those only the low-NFE section asked for (a
+/// DDIM η = 0 point at S = 5 would otherwise become the "smallest S" of every η statement
+/// with no η = 1 beside it).
+pub(super) fn eta_question_rows(cfg: &ExperimentConfig, all_rows: &[MetricRow]) -> Result<Vec<MetricRow>> {
+    let mut grid = cfg.clone();
+    grid.sweep.low_nfe = None;
+    let ids: std::collections::BTreeSet<String> =
+        Plan::new(&grid, usize::MAX)?.points.into_iter().map(|p| p.id).collect();
+    Ok(all_rows
+        .iter()
+        .filter(|r| r.sampler == SamplerKind::Ddim.name() && ids.contains(&r.point_id))
+        .cloned()
+        .collect())
+}
+
 /// The report's tables in order, each under the section heading (and text) it opens,
 /// and where the solver comparison (its own family of claims) begins.
 struct Sections(Vec<(Option<String>, Table)>, usize);

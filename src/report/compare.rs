@@ -55,8 +55,7 @@ impl Entry {
         let cfg = ExperimentConfig::load(&dir.join("config.yaml"))?;
         let manifest = Manifest::load(dir)?;
         let (all_rows, _) = read_results(dir)?;
-        let ddim = crate::sampler::SamplerKind::Ddim.name();
-        let rows: Vec<MetricRow> = all_rows.iter().filter(|r| r.sampler == ddim).cloned().collect();
+        let rows = super::build::eta_question_rows(&cfg, &all_rows)?;
         let model = match cfg.oracle_kind()? {
             Some(crate::experiment::config::OracleKind::Mixture) => "exact mixture oracle".to_string(),
             Some(crate::experiment::config::OracleKind::Empirical { std }) => {
@@ -157,15 +156,15 @@ pub fn compare(dirs: &[PathBuf], base: &Path) -> Result<String> {
     Ok(md)
 }
 
-/// Fidelity and diversity apart: precision and recall (k = 3) in each space the entries
-/// have, for the same rows and columns as the headline table (descriptive: not ranked).
+/// Fidelity and diversity apart: precision / recall (k = 3) and density / coverage (k = 5)
+/// in each space the entries have, for the same rows and columns as the headline table
+/// (descriptive: not ranked).
 fn fidelity_part(group: &[&Entry]) -> String {
-    let wanted = [
-        names::PRECISION_CLASSIFIER,
-        names::RECALL_CLASSIFIER,
-        names::PRECISION,
-        names::RECALL,
-    ];
+    let wanted: Vec<&str> = names::CLASSIFIER_MANIFOLD
+        .iter()
+        .chain(&names::DATA_MANIFOLD)
+        .copied()
+        .collect();
     let mut md = String::new();
     for m in super::tables::SAMPLE_QUALITY
         .iter()
@@ -185,8 +184,9 @@ fn fidelity_part(group: &[&Entry]) -> String {
     }
     if !md.is_empty() {
         md = format!(
-            "Fidelity (precision) and diversity (recall) apart, k = 3 (Kynkäänniemi et al. 2019), each cell \
-             ± half its interval (conditional on the k-NN radii; descriptive, not ranked):\n\n{md}\n"
+            "Fidelity (precision, density) and diversity (recall, coverage) apart (Kynkäänniemi et al. 2019, \
+             k = 3; Naeem et al. 2020, k = 5), each cell ± half its interval (conditional on the k-NN radii; \
+             descriptive, not ranked):\n\n{md}\n"
         );
     }
     md
