@@ -415,10 +415,14 @@ fn metric_cost(out: &mut String, _torch: &Torch) {
     .unwrap();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     for (file, what) in [
-        ("experiments/gmm2d.yaml", "FD, FD∞, MMD², SWD, mass error (d = 2)"),
+        (
+            "experiments/gmm2d.yaml",
+            "FD, FD∞, MMD², SWD, precision / recall / density / coverage, mass error (d = 2)",
+        ),
         (
             "experiments/digits_oracle.yaml",
-            "FD, FD∞, MMD², SWD, nn_ratio (d = 64); FD, FD∞, KID, labels, confidence (128-d features)",
+            "FD, FD∞, MMD², SWD, the k-NN four, nn_ratio (d = 64); FD, FD∞, KID, the k-NN four, labels, confidence \
+             (128-d features)",
         ),
     ] {
         let mut cfg = ExperimentConfig::load(&root.join(file)).unwrap();
