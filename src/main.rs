@@ -39,8 +39,8 @@ enum Command {
         #[arg(long)]
         force: bool,
         /// Points run at once (default: 1; batches already use every core).
-        #[arg(long, default_value_t = 1)]
-        jobs: usize,
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=256))]
+        jobs: u64,
         /// Model checkpoint overriding `model.checkpoint` (a diffusers folder or a .safetensors file).
         #[arg(long)]
         checkpoint: Option<PathBuf>,
@@ -147,7 +147,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let opts = SweepOptions {
                 out: out_dir(&cfg, out),
                 force,
-                jobs: jobs.max(1),
+                jobs: jobs as usize,
                 shard,
             };
             let outcome = sweep_experiment(&cfg, &opts)?;

@@ -143,3 +143,26 @@ fn help_version_and_bad_files() {
     let (ok, err) = run(&["validate", bad.to_str().unwrap()]);
     assert!(ok, "the empirical oracle on digits is valid: {err}");
 }
+
+/// `--jobs 0` (and beyond 256) is refused before anything runs, naming the allowed range.
+#[test]
+fn sweep_refuses_jobs_out_of_range() {
+    let dir = workdir("jobs");
+    let exp = experiment(&dir, 5, 0);
+    for bad in ["0", "257"] {
+        let (ok, err) = run(&[
+            "sweep",
+            exp.to_str().unwrap(),
+            "--jobs",
+            bad,
+            "--out",
+            dir.join("o").to_str().unwrap(),
+        ]);
+        assert!(!ok, "--jobs {bad} accepted");
+        assert!(
+            err.contains("--jobs") && (err.contains("1..=256") || err.contains("1..257")),
+            "{err}"
+        );
+    }
+    assert!(!dir.join("o").exists());
+}

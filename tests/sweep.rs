@@ -464,6 +464,27 @@ fn three_shards_and_a_merge_equal_one_run() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("only shards of one sweep can be merged"), "{err}");
+    // The output may not be a shard, nor inside one, and a shard may not be listed twice;
+    // a refused merge changes nothing of its inputs.
+    let floor = parts[0].join("noise_floor.json");
+    let before = std::fs::read(&floor).unwrap();
+    let merge = |out: &Path, shards: &[PathBuf]| ddimlab::experiment::runner::merge(out, shards);
+    let err = merge(&parts[0], &[parts[0].clone(), parts[1].clone()])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("is the shard") && err.contains("new folder"), "{err}");
+    let err = merge(&parts[1].join("sub"), &parts).unwrap_err().to_string();
+    assert!(err.contains("inside the shard"), "{err}");
+    let err = merge(&parts[1].join("..").join("shard0"), &parts)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("is the shard"), "{err}");
+    let err = merge(&dir.join("m4"), &[parts[0].clone(), parts[0].clone()])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("listed twice"), "{err}");
+    assert_eq!(std::fs::read(&floor).unwrap(), before);
+    assert!(!dir.join("m4").exists());
     let partial = ddimlab::experiment::runner::merge(&dir.join("m3"), &parts[..2]).unwrap();
     assert!(!partial.missing.is_empty());
     assert!("3/3".parse::<ddimlab::experiment::plan::Shard>().is_err());

@@ -465,6 +465,7 @@ pub struct MergeOutcome {
 /// and per-shard times. Points that no shard saved are listed in the outcome (and left
 /// out of the tables, as in a partial sweep).
 pub fn merge(out: &Path, shards: &[PathBuf]) -> Result<MergeOutcome> {
+    refuse_output_among_shards(out, shards)?;
     let manifests = shard_manifests(shards)?;
     let first = &shards[0];
     let _lock = crate::store::lock::FolderLock::acquire(out, "ddimlab merge")?;
@@ -503,6 +504,57 @@ pub fn merge(out: &Path, shards: &[PathBuf]) -> Result<MergeOutcome> {
     manifest.set_points(rows.iter().map(|r| PointTiming::of(r, false)).collect());
     manifest.save(out)?;
     Ok(MergeOutcome { manifest, missing })
+}
+
+/// Refuses an output folder that is one of the shards or inside one (merging copies every
+/// shard's files into the output, so a shard as output would be read and overwritten at
+/// once: `noise_floor.json` copied onto itself comes out empty), and a shard listed twice.
+/// Paths are compared resolved (symbolic links, `..`), the output's missing tail appended
+/// to its closest existing ancestor.
+fn refuse_output_among_shards(out: &Path, shards: &[PathBuf]) -> Result<()> {
+    let resolve = |p: &Path| -> PathBuf {
+        let absolute = std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+        let mut existing = absolute.as_path();
+        let mut tail = Vec::new();
+        while !existing.exists() {
+            match (existing.parent(), existing.file_name()) {
+                (Some(parent), Some(name)) => {
+                    tail.push(name.to_os_string());
+                    existing = parent;
+                }
+                _ => break,
+            }
+        }
+        let mut resolved = existing.canonicalize().unwrap_or_else(|_| existing.to_path_buf());
+        resolved.extend(tail.iter().rev());
+        resolved
+    };
+    let target = resolve(out);
+    let resolved: Vec<PathBuf> = shards.iter().map(|s| resolve(s)).collect();
+    for (i, (shard, r)) in shards.iter().zip(&resolved).enumerate() {
+        if target.starts_with(r) {
+            return Err(Error::Invalid {
+                field: "--out".into(),
+                message: format!(
+                    "{} is {} shard {}: merging into a shard would overwrite the files it reads; name a new folder",
+                    out.display(),
+                    if &target == r { "the" } else { "inside the" },
+                    shard.display()
+                ),
+            });
+        }
+        if let Some(j) = resolved[..i].iter().position(|o| o == r) {
+            return Err(Error::Invalid {
+                field: "SHARD_DIR".into(),
+                message: format!(
+                    "{} is listed twice (also as {}): each shard once",
+                    shard.display(),
+                    shards[j].display()
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// The manifests of the shard folders, refused unless there is at least one and all ran
