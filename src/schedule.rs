@@ -174,6 +174,12 @@ pub fn sigmas(schedule: &Schedule) -> Vec<f64> {
     schedule.alpha_bars().iter().map(|a| ((1.0 - a) / a).sqrt()).collect()
 }
 
+/// log σ, with σ floored at 1e-10 (diffusers' `_sigma_to_t`): the table
+/// [`timestep_of_sigma`] searches is built with it.
+pub fn log_sigma(sigma: f64) -> f64 {
+    sigma.max(1e-10).ln()
+}
+
 /// The timestep that serves noise level `sigma`: log σ interpolated linearly between the
 /// two training timesteps around it (diffusers' `_sigma_to_t`), clipped to [0, T − 1],
 /// then rounded half to even (numpy's `round`). The solvers then use ᾱ of that integer
@@ -183,7 +189,7 @@ pub fn timestep_of_sigma(log_sigmas: &[f64], sigma: f64) -> usize {
     if n == 1 {
         return 0;
     }
-    let l = sigma.max(1e-10).ln();
+    let l = log_sigma(sigma);
     let low = log_sigmas
         .iter()
         .filter(|&&s| l >= s)
@@ -255,7 +261,7 @@ impl Tau {
             return Err(Error::StepsOutOfRange { steps, timesteps: t });
         }
         let sigma = sigmas(schedule);
-        let log_sigmas: Vec<f64> = sigma.iter().map(|s| s.max(1e-10).ln()).collect();
+        let log_sigmas: Vec<f64> = sigma.iter().map(|&s| log_sigma(s)).collect();
         let (lo, hi) = (log_sigmas[0], log_sigmas[t - 1]);
         let ramp = linspace(0.0, 1.0, steps);
         let levels: Vec<f64> = match kind {

@@ -75,19 +75,20 @@ impl Point {
 /// evaluations (`None` when even S = 1 makes more), scanned over S = 1 … target (a pass
 /// makes at least one evaluation per distinct timestep, n ≤ S).
 fn steps_within(sampler: Sampler, target: usize, tau: impl Fn(usize) -> Result<Tau>) -> Result<Option<usize>> {
-    let fits = |s: usize| -> Result<bool> { Ok(sampler.nfe(&tau(s)?) <= target) };
-    if !fits(1)? {
-        return Ok(None);
-    }
-    let mut best = 1;
-    for s in 2..=target {
-        match tau(s) {
-            Ok(t) if sampler.nfe(&t) <= target => best = s,
-            Ok(_) => {}
-            Err(_) => break,
+    let mut best = None;
+    for s in 1..=target {
+        let t = match tau(s) {
+            Ok(t) => t,
+            Err(e) if s == 1 => return Err(e),
+            Err(_) => break, // S beyond T
+        };
+        if sampler.nfe(&t) <= target {
+            best = Some(s);
+        } else if s == 1 {
+            break;
         }
     }
-    Ok(Some(best))
+    Ok(best)
 }
 
 /// The η column of a solver without η.

@@ -318,7 +318,7 @@ impl SweepSpec {
                 return Err(invalid(field, "lists a value twice".into()));
             }
         }
-        self.validate_low_nfe(timesteps)?;
+        self.validate_spacing_and_solvers(timesteps)?;
         if self.clip_x0.values().is_empty() {
             return Err(invalid(
                 "clip_x0",
@@ -384,7 +384,7 @@ impl SweepSpec {
     }
 
     /// The τ kinds' settings (ρ, the custom list), their churn, and the equal-NFE targets.
-    fn validate_low_nfe(&self, timesteps: usize) -> Result<()> {
+    fn validate_spacing_and_solvers(&self, timesteps: usize) -> Result<()> {
         let custom = self.tau.contains(&TauKind::Custom) || self.low_nfe_tau().contains(&TauKind::Custom);
         if custom == self.custom_timesteps.is_empty() {
             return Err(invalid(

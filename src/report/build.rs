@@ -138,6 +138,14 @@ pub(super) fn eta_question_rows(cfg: &ExperimentConfig, all_rows: &[MetricRow]) 
         .collect())
 }
 
+/// Appends `tables` to `out`, the first under `heading`.
+fn section(out: &mut Vec<(Option<String>, Table)>, heading: Option<String>, tables: Vec<Table>) {
+    let mut first = heading;
+    for t in tables {
+        out.push((first.take(), t));
+    }
+}
+
 /// The report's tables in order, each under the section heading (and text) it opens,
 /// and where the solver comparison (its own family of claims) begins.
 struct Sections(Vec<(Option<String>, Table)>, usize);
@@ -146,12 +154,6 @@ impl Sections {
     fn build(input: &Input) -> Self {
         let (rows, floor) = (&input.rows, &input.floor);
         let mut out = Vec::new();
-        let mut section = |heading: Option<String>, tables: Vec<Table>| {
-            let mut first = heading;
-            for t in tables {
-                out.push((first.take(), t));
-            }
-        };
         let clip_values = clips(rows);
         let mut quality = Vec::new();
         for &clip in &clip_values {
@@ -161,9 +163,10 @@ impl Sections {
                 }
             }
         }
-        section(Some("## Sample quality (Table 1 layout)\n".into()), quality);
+        section(&mut out, Some("## Sample quality (Table 1 layout)\n".into()), quality);
         let floor_row = floor_row(floor);
         section(
+            &mut out,
             Some(
                 "## Key differences (paired)\n\nEach cell: the difference of the two points' statistic ± half its \
                  95 % paired bootstrap interval (the points share x_T, noise, reference and resamples); **bold**: \
@@ -175,6 +178,7 @@ impl Sections {
         let first_eta = etas(rows).into_iter().next().unwrap_or_default();
         if !present(rows, &[RECON]).is_empty() {
             section(
+                &mut out,
                 Some(
                     "## Reconstruction error (Table 2 layout)\n\nHeld-out x_0 encoded to x_T and decoded back \
                      with the same S (η = 0 both ways).\n"
@@ -195,6 +199,7 @@ impl Sections {
                 }
             }
             section(
+                &mut out,
                 Some(format!(
                     "## Consistency (paper §5.3)\n\nDistance between x_0 at S steps and x_0 of the reference run \
                      (η = 0, S = {}) from the same x_T (0 for the reference itself, which log-scale figures leave \
@@ -204,14 +209,12 @@ impl Sections {
                 tables,
             );
         }
-        section(Some("## Ablations\n".into()), ablation_tables(rows, &first_eta));
+        section(
+            &mut out,
+            Some("## Ablations\n".into()),
+            ablation_tables(rows, &first_eta),
+        );
         let solvers_from = out.len();
-        let mut section = |heading: Option<String>, tables: Vec<Table>| {
-            let mut first = heading;
-            for t in tables {
-                out.push((first.take(), t));
-            }
-        };
         if samplers::compares_samplers(&input.all_rows) {
             let mut text = String::from(
                 "## Samplers at equal NFE\n\nDDIM at η = 0 against the solvers that followed it, from the same \
@@ -227,11 +230,12 @@ impl Sections {
             }
             let mut tables = samplers::tables(&input.all_rows, &input.cfg.sweep.steps);
             tables.extend(sampler_differences(&input.all_rows));
-            section(Some(text), tables);
+            section(&mut out, Some(text), tables);
         }
         if let Some(targets) = low_nfe::Targets::of(&input.cfg.sweep) {
             let nfe: Vec<String> = targets.nfe.iter().map(|n| n.to_string()).collect();
             section(
+                &mut out,
                 Some(format!(
                     "## Low NFE\n\nEvery solver on every step schedule of `sweep.low_nfe` at NFE ≤ {}: each \
                      cell is the point with the most model evaluations within the target (the row label lists \

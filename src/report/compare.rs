@@ -208,7 +208,7 @@ fn stack(parts: impl IntoIterator<Item = Table>) -> Option<Table> {
 }
 
 /// Every solver and step schedule at the equal-NFE targets, for the entries that set
-/// `sweep.nfe` (the headline metric).
+/// `sweep.low_nfe` (the headline metric).
 fn low_nfe_part(group: &[&Entry], m: &MetricInfo) -> String {
     let parts = group.iter().filter_map(|e| {
         let targets = e.low_nfe.as_ref()?;

@@ -118,7 +118,7 @@ pub fn fitted_orders(rows: &[MetricRow]) -> Vec<String> {
 }
 
 /// The metrics the solvers are compared by: the sample-quality ones, then the errors.
-pub(super) fn compared_metrics(rows: &[MetricRow]) -> Vec<MetricInfo> {
+fn compared_metrics(rows: &[MetricRow]) -> Vec<MetricInfo> {
     let mut metrics = present(rows, &SAMPLE_QUALITY);
     metrics.extend(present(rows, &[CONSISTENCY_EXACT, CONSISTENCY]));
     metrics

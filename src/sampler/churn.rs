@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use super::NoiseSource;
 use crate::error::{Error, Result};
 use crate::kernels;
-use crate::schedule::{sigmas, timestep_of_sigma, Schedule};
+use crate::schedule::{log_sigma, sigmas, timestep_of_sigma, Schedule};
 
 /// The churn settings (`sweep.churn`), shared by Euler and Heun.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -90,7 +90,7 @@ impl<'a> Churner<'a> {
     /// The churn of a pass of `steps` steps over `schedule`.
     pub fn new(churn: Churn, schedule: &'a Schedule, steps: usize) -> Self {
         let sigmas = sigmas(schedule);
-        let log_sigmas = sigmas.iter().map(|s| s.max(1e-10).ln()).collect();
+        let log_sigmas = sigmas.iter().map(|&s| log_sigma(s)).collect();
         Self {
             churn,
             schedule,
