@@ -90,33 +90,29 @@ impl Default for ClassifierSpec {
     }
 }
 
-fn invalid(field: &str, message: impl Into<String>) -> Error {
-    Error::Invalid {
-        field: field.into(),
-        message: message.into(),
-    }
-}
-
 impl ClassifierSpec {
     /// Refuses values no training run can use.
     pub fn validate(&self) -> Result<()> {
         if self.hidden.contains(&0) {
-            return Err(invalid("classifier.hidden", "every hidden width must be at least 1"));
+            return Err(Error::invalid(
+                "classifier.hidden",
+                "every hidden width must be at least 1",
+            ));
         }
         if self.steps == 0 {
-            return Err(invalid("classifier.steps", "must be at least 1"));
+            return Err(Error::invalid("classifier.steps", "must be at least 1"));
         }
         if self.batch_size == 0 {
-            return Err(invalid("classifier.batch_size", "must be at least 1"));
+            return Err(Error::invalid("classifier.batch_size", "must be at least 1"));
         }
         if !(self.lr.is_finite() && self.lr > 0.0) {
-            return Err(invalid(
+            return Err(Error::invalid(
                 "classifier.lr",
                 format!("{}: must be a positive number", self.lr),
             ));
         }
         if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
-            return Err(invalid(
+            return Err(Error::invalid(
                 "classifier.weight_decay",
                 format!("{}: must be ≥ 0", self.weight_decay),
             ));
@@ -157,13 +153,16 @@ impl Classifier {
     /// seeded stream of `seed`).
     pub fn new(shape: DataShape, classes: usize, hidden: [usize; 2], seed: u64, device: &Device) -> Result<Self> {
         if classes < 2 {
-            return Err(invalid(
+            return Err(Error::invalid(
                 "classifier.classes",
                 format!("{classes}: need at least 2 classes"),
             ));
         }
         if hidden.contains(&0) {
-            return Err(invalid("classifier.hidden", "every hidden width must be at least 1"));
+            return Err(Error::invalid(
+                "classifier.hidden",
+                "every hidden width must be at least 1",
+            ));
         }
         let varmap = VarMap::new();
         let init = SeededInit::new(varmap.clone(), stream_at(seed, Purpose::Classifier, 0));
@@ -287,7 +286,7 @@ impl Classifier {
     pub fn accuracy(&self, split: &Split) -> Result<f64> {
         let labels = labels_of(split, "split")?;
         if split.is_empty() {
-            return Err(invalid("classifier", "accuracy of an empty split"));
+            return Err(Error::invalid("classifier", "accuracy of an empty split"));
         }
         let pred = self.predict(&split.values)?;
         let right = pred.iter().zip(labels).filter(|(p, l)| p == l).count();
@@ -309,7 +308,7 @@ impl Classifier {
 
 fn labels_of<'a>(split: &'a Split, which: &str) -> Result<&'a [u8]> {
     split.labels.as_deref().ok_or_else(|| {
-        invalid(
+        Error::invalid(
             "data",
             format!("the {which} split has no class labels: the feature classifier needs a labelled data set (digits)"),
         )
@@ -341,7 +340,7 @@ pub fn train_classifier(
     let labels = labels_of(train, "train")?;
     labels_of(heldout, "held-out")?;
     if train.is_empty() || heldout.is_empty() {
-        return Err(invalid(
+        return Err(Error::invalid(
             "data",
             "the classifier needs non-empty train and held-out splits",
         ));
@@ -353,7 +352,7 @@ pub fn train_classifier(
         )));
     }
     if let Some(&l) = labels.iter().find(|&&l| l as usize >= classes) {
-        return Err(invalid("data", format!("label {l} with only {classes} classes")));
+        return Err(Error::invalid("data", format!("label {l} with only {classes} classes")));
     }
     let net = Classifier::new(train.shape, classes, spec.hidden, seed, device)?;
     let (_, vars) = sorted_vars(&net.varmap);

@@ -17,9 +17,11 @@ pub enum DeviceSpec {
 
 /// Parses `auto | cpu | cuda | cuda:N`.
 pub fn parse(spec: &str) -> Result<DeviceSpec> {
-    let invalid = || Error::Invalid {
-        field: "device".into(),
-        message: format!("{spec:?} is not a device; allowed: auto, cpu, cuda, cuda:N"),
+    let invalid = || {
+        Error::invalid(
+            "device",
+            format!("{spec:?} is not a device; allowed: auto, cpu, cuda, cuda:N"),
+        )
     };
     match spec {
         "auto" => Ok(DeviceSpec::Auto),
@@ -45,15 +47,12 @@ pub fn resolve(spec: &str) -> Result<(Device, String)> {
             Ok(d) => Ok((d, "cuda:0 (auto)".into())),
             Err(e) => Ok((Device::Cpu, format!("cpu (auto: no usable CUDA device: {e})"))),
         },
-        DeviceSpec::Cuda(n) if !cfg!(feature = "cuda") => Err(Error::Invalid {
-            field: "device".into(),
-            message: format!("cuda:{n} asked for, but this build has no CUDA support: rebuild with `--features cuda`"),
-        }),
+        DeviceSpec::Cuda(n) if !cfg!(feature = "cuda") => Err(Error::invalid(
+            "device",
+            format!("cuda:{n} asked for, but this build has no CUDA support: rebuild with `--features cuda`"),
+        )),
         DeviceSpec::Cuda(n) => Device::new_cuda(n)
             .map(|d| (d, format!("cuda:{n}")))
-            .map_err(|e| Error::Invalid {
-                field: "device".into(),
-                message: format!("cuda:{n} is not usable: {e}"),
-            }),
+            .map_err(|e| Error::invalid("device", format!("cuda:{n} is not usable: {e}"))),
     }
 }

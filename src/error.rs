@@ -32,9 +32,15 @@ pub enum Error {
     #[error("{field}: {message}")]
     Invalid { field: String, message: String },
 
-    /// A file that could not be read or written.
+    /// A file that could not be read or written (`source`: the operating system's error,
+    /// where there was one), or whose content is not what it should be.
     #[error("{path}: {message}")]
-    Io { path: String, message: String },
+    Io {
+        path: String,
+        message: String,
+        #[source]
+        source: Option<std::io::Error>,
+    },
 
     /// NaN or infinity where finite numbers are required.
     #[error("{what} contains {count} non-finite value(s) (NaN or infinity)")]
@@ -53,10 +59,28 @@ pub enum Error {
 pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
-    /// An I/O or file-format error about `path`.
-    pub fn io(path: &Path, message: impl Display) -> Self {
+    /// The operating system's error `source` about `path` (kept as the error's source).
+    pub fn io(path: &Path, source: std::io::Error) -> Self {
         Error::Io {
             path: path.display().to_string(),
+            message: source.to_string(),
+            source: Some(source),
+        }
+    }
+
+    /// A file at `path` whose content cannot be used (a format error), said by `message`.
+    pub fn file(path: &Path, message: impl Display) -> Self {
+        Error::Io {
+            path: path.display().to_string(),
+            message: message.to_string(),
+            source: None,
+        }
+    }
+
+    /// A value of `field` that is not allowed, with what is allowed in `message`.
+    pub fn invalid(field: impl Display, message: impl Display) -> Self {
+        Error::Invalid {
+            field: field.to_string(),
             message: message.to_string(),
         }
     }

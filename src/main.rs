@@ -177,7 +177,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Report { dir } => write_report(&dir)?,
         Command::Merge { out, shards } => {
-            let outcome = ddimlab::experiment::runner::merge(&out, &shards)?;
+            let outcome = ddimlab::experiment::merge::merge(&out, &shards)?;
             eprintln!(
                 "merged {} shards into {}: {} points, {:.1} s of shard wall time in all",
                 shards.len(),

@@ -345,6 +345,7 @@ impl Trainer<'_> {
             let t = file.get(k).ok_or_else(|| Error::Io {
                 path: path.display().to_string(),
                 message: format!("not a training state: no {k}"),
+                source: None,
             })?;
             Ok(t.to_scalar::<i64>()? as usize)
         };
@@ -361,6 +362,7 @@ impl Trainer<'_> {
                     if saved.is_empty() { "none" } else { &saved },
                     self.fingerprint
                 ),
+                source: None,
             });
         }
         let group = |prefix: &str| -> HashMap<String, Tensor> {
@@ -378,6 +380,7 @@ impl Trainer<'_> {
                     g.get(n).cloned().ok_or_else(|| Error::Io {
                         path: path.display().to_string(),
                         message: format!("training state has no {prefix}.{n}"),
+                        source: None,
                     })
                 })
                 .collect()

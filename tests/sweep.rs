@@ -428,7 +428,7 @@ fn three_shards_and_a_merge_equal_one_run() {
         assert_eq!(outcome.manifest.shard.as_deref(), Some(format!("{k}/3").as_str()));
     }
     let merged = dir.join("merged");
-    let outcome = ddimlab::experiment::runner::merge(&merged, &parts).unwrap();
+    let outcome = ddimlab::experiment::merge::merge(&merged, &parts).unwrap();
     assert!(outcome.missing.is_empty(), "{:?}", outcome.missing);
     assert_eq!(outcome.manifest.shards.len(), 3);
     // The same metrics (timing aside) and the same samples.h5 arrays as one run.
@@ -460,7 +460,7 @@ fn three_shards_and_a_merge_equal_one_run() {
         shard: None,
     };
     run_sweep(&other, &model, &data, (&Device::Cpu, "cpu"), &opts).unwrap();
-    let err = ddimlab::experiment::runner::merge(&dir.join("m2"), &[parts[0].clone(), odd])
+    let err = ddimlab::experiment::merge::merge(&dir.join("m2"), &[parts[0].clone(), odd])
         .unwrap_err()
         .to_string();
     assert!(err.contains("only shards of one sweep can be merged"), "{err}");
@@ -468,7 +468,7 @@ fn three_shards_and_a_merge_equal_one_run() {
     // a refused merge changes nothing of its inputs.
     let floor = parts[0].join("noise_floor.json");
     let before = std::fs::read(&floor).unwrap();
-    let merge = |out: &Path, shards: &[PathBuf]| ddimlab::experiment::runner::merge(out, shards);
+    let merge = |out: &Path, shards: &[PathBuf]| ddimlab::experiment::merge::merge(out, shards);
     let err = merge(&parts[0], &[parts[0].clone(), parts[1].clone()])
         .unwrap_err()
         .to_string();
@@ -485,8 +485,87 @@ fn three_shards_and_a_merge_equal_one_run() {
     assert!(err.contains("listed twice"), "{err}");
     assert_eq!(std::fs::read(&floor).unwrap(), before);
     assert!(!dir.join("m4").exists());
-    let partial = ddimlab::experiment::runner::merge(&dir.join("m3"), &parts[..2]).unwrap();
+    let partial = ddimlab::experiment::merge::merge(&dir.join("m3"), &parts[..2]).unwrap();
     assert!(!partial.missing.is_empty());
+    merge_reads_before_it_writes_and_replaces_its_output_whole(&dir, &parts, &merged);
     assert!("3/3".parse::<ddimlab::experiment::plan::Shard>().is_err());
     assert!("1/0".parse::<ddimlab::experiment::plan::Shard>().is_err());
+}
+
+/// Every folder and file under `from`, copied to `to`.
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        let target = to.join(path.file_name().unwrap());
+        if path.is_dir() {
+            copy_tree(&path, &target);
+        } else {
+            std::fs::copy(&path, &target).unwrap();
+        }
+    }
+}
+
+/// The files under `dir` (relative paths) with their bytes, the lock file left out.
+fn tree(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if !path.ends_with(ddimlab::store::lock::LOCK_FILE) {
+                files.push((
+                    path.strip_prefix(dir).unwrap().to_path_buf(),
+                    std::fs::read(&path).unwrap(),
+                ));
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+/// A merge checks every point record of every shard before it writes anything (a corrupt
+/// one refuses the merge and no output folder appears), and builds its output beside the
+/// old one: a failure while writing (a point's arrays unreadable) leaves the old output
+/// byte for byte as it was and no staging folder behind.
+fn merge_reads_before_it_writes_and_replaces_its_output_whole(dir: &Path, parts: &[PathBuf], merged: &Path) {
+    let merge = ddimlab::experiment::merge::merge;
+    let bad = dir.join("bad_shard");
+    copy_tree(&parts[2], &bad);
+    let shards = [parts[0].clone(), parts[1].clone(), bad.clone()];
+    let json = std::fs::read_dir(bad.join("points"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "json") && !p.to_string_lossy().contains("reference"))
+        .unwrap();
+    let good = std::fs::read(&json).unwrap();
+    std::fs::write(&json, b"{ not json").unwrap();
+    let err = merge(&dir.join("m5"), &shards).unwrap_err().to_string();
+    let id = json.file_stem().unwrap().to_string_lossy().to_string();
+    assert!(err.contains(&id) && err.contains("cannot be merged"), "{err}");
+    assert!(
+        !dir.join("m5").exists(),
+        "nothing is written before every input is read"
+    );
+
+    std::fs::write(&json, good).unwrap();
+    std::fs::write(json.with_extension("safetensors"), b"truncated").unwrap();
+    let before = tree(merged);
+    let err = merge(merged, &shards).unwrap_err().to_string();
+    assert!(err.contains(&id), "{err}");
+    assert_eq!(tree(merged), before, "a failed merge leaves its output as it was");
+    let leftovers: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    // and a merge that succeeds replaces the output whole.
+    std::fs::write(merged.join("stray.txt"), b"from before").unwrap();
+    merge(merged, parts).unwrap();
+    assert!(!merged.join("stray.txt").exists());
+    assert_eq!(tree(merged).len(), before.len());
 }

@@ -37,7 +37,7 @@ impl ImageFormat {
 /// in file-name order, or an `.npz` — as NCHW values in [−1, 1], with their count.
 pub fn load(path: &Path, format: ImageFormat, limit: Option<usize>) -> Result<(Vec<f32>, usize)> {
     let (pixels, n) = if !path.exists() {
-        return Err(Error::io(
+        return Err(Error::file(
             path,
             "not found (data.path: a folder of .png files or an .npz file)",
         ));
@@ -46,7 +46,7 @@ pub fn load(path: &Path, format: ImageFormat, limit: Option<usize>) -> Result<(V
     } else if path.extension().is_some_and(|e| e == "npz") {
         read_npz(path, format, limit)?
     } else {
-        return Err(Error::io(path, "expected a folder of .png files or an .npz file"));
+        return Err(Error::file(path, "expected a folder of .png files or an .npz file"));
     };
     Ok((pixels.iter().map(|&p| p as f32 / 127.5 - 1.0).collect(), n))
 }
@@ -67,7 +67,7 @@ fn png_files(dir: &Path) -> Result<Vec<PathBuf>> {
 fn read_png_folder(dir: &Path, format: ImageFormat, limit: Option<usize>) -> Result<(Vec<u8>, usize)> {
     let mut files = png_files(dir)?;
     if files.is_empty() {
-        return Err(Error::io(dir, "holds no .png files"));
+        return Err(Error::file(dir, "holds no .png files"));
     }
     files.truncate(limit.unwrap_or(usize::MAX));
     let mut out = Vec::with_capacity(files.len() * format.numel());
@@ -75,13 +75,13 @@ fn read_png_folder(dir: &Path, format: ImageFormat, limit: Option<usize>) -> Res
         let f = File::open(file).map_err(|e| Error::io(file, e))?;
         let mut decoder = png::Decoder::new(BufReader::new(f));
         decoder.set_transformations(png::Transformations::normalize_to_color8());
-        let mut reader = decoder.read_info().map_err(|e| Error::io(file, e))?;
+        let mut reader = decoder.read_info().map_err(|e| Error::file(file, e))?;
         let mut buf = vec![0; reader.output_buffer_size()];
-        let info = reader.next_frame(&mut buf).map_err(|e| Error::io(file, e))?;
+        let info = reader.next_frame(&mut buf).map_err(|e| Error::file(file, e))?;
         let channels = info.color_type.samples();
         let (w, h) = (info.width as usize, info.height as usize);
         if (w, h, channels) != (format.size, format.size, format.channels) {
-            return Err(Error::io(
+            return Err(Error::file(
                 file,
                 format!(
                     "{w}×{h} with {channels} channel(s) ({:?}); expected {s}×{s} with {c} (data.image_size, data.channels)",
@@ -106,23 +106,23 @@ fn hwc_to_chw(hwc: &[u8], format: ImageFormat) -> impl Iterator<Item = u8> + '_ 
 /// array), stored as `[n, h, w, c]` or `[n, c, h, w]`.
 fn read_npz(path: &Path, format: ImageFormat, limit: Option<usize>) -> Result<(Vec<u8>, usize)> {
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
-    let mut npz = NpzReader::new(BufReader::new(file)).map_err(|e| Error::io(path, e))?;
-    let names = npz.names().map_err(|e| Error::io(path, e))?;
+    let mut npz = NpzReader::new(BufReader::new(file)).map_err(|e| Error::file(path, e))?;
+    let names = npz.names().map_err(|e| Error::file(path, e))?;
     let name = NPZ_KEYS
         .iter()
         .find(|k| names.iter().any(|n| n == *k))
         .map(|k| k.to_string())
         .or_else(|| names.first().cloned())
-        .ok_or_else(|| Error::io(path, "holds no arrays"))?;
+        .ok_or_else(|| Error::file(path, "holds no arrays"))?;
     let array: ArrayD<u8> = npz
         .by_name(&name)
-        .map_err(|e| Error::io(path, format!("array {name:?}: {e} (expected uint8 images)")))?;
+        .map_err(|e| Error::file(path, format!("array {name:?}: {e} (expected uint8 images)")))?;
     let (s, c) = (format.size, format.channels);
     let nchw = match *array.shape() {
         [_, h, w, ch] if (h, w, ch) == (s, s, c) => array.permuted_axes(IxDyn(&[0, 3, 1, 2])),
         [_, ch, h, w] if (ch, h, w) == (c, s, s) => array,
         ref shape => {
-            return Err(Error::io(
+            return Err(Error::file(
                 path,
                 format!(
                 "array {name:?} has shape {shape:?}; expected [n, {s}, {s}, {c}] (NHWC) or [n, {c}, {s}, {s}] (NCHW) \
@@ -133,7 +133,7 @@ fn read_npz(path: &Path, format: ImageFormat, limit: Option<usize>) -> Result<(V
     };
     let n = nchw.shape()[0].min(limit.unwrap_or(usize::MAX));
     if n == 0 {
-        return Err(Error::io(path, format!("array {name:?} holds no images")));
+        return Err(Error::file(path, format!("array {name:?} holds no images")));
     }
     let pixels = nchw
         .slice_axis(ndarray::Axis(0), (0..n).into())

@@ -168,11 +168,8 @@ const MOONS_NOISE: f64 = 0.05;
 const SWISS_ROLL_NOISE: f64 = 0.02;
 const GRID25_STD: f64 = 0.05;
 
-fn invalid(field: &str, message: impl Into<String>) -> Error {
-    Error::Invalid {
-        field: format!("data.{field}"),
-        message: message.into(),
-    }
+fn invalid(field: &str, message: impl std::fmt::Display) -> Error {
+    Error::invalid(format!("data.{field}"), message)
 }
 
 impl DataSpec {
@@ -474,6 +471,7 @@ pub fn digits() -> Result<(Vec<f32>, Vec<u8>)> {
         .map_err(|e| Error::Io {
             path: "digits.csv.gz (embedded)".into(),
             message: e.to_string(),
+            source: None,
         })?;
     let mut pixels = Vec::with_capacity(DIGITS_COUNT * 64);
     let mut labels = Vec::with_capacity(DIGITS_COUNT);
@@ -485,11 +483,13 @@ pub fn digits() -> Result<(Vec<f32>, Vec<u8>)> {
             .map_err(|e| Error::Io {
                 path: format!("digits.csv.gz line {}", line_no + 1),
                 message: e.to_string(),
+                source: None,
             })?;
         if fields.len() != 65 {
             return Err(Error::Io {
                 path: format!("digits.csv.gz line {}", line_no + 1),
                 message: format!("{} fields, expected 64 pixels and a label", fields.len()),
+                source: None,
             });
         }
         pixels.extend(fields[..64].iter().map(|&p| p as f32 / 8.0 - 1.0));

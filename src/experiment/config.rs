@@ -352,10 +352,8 @@ impl Default for ScheduleSpec {
 impl ScheduleSpec {
     /// The schedule, or an error naming the field.
     pub fn build(&self) -> Result<Schedule> {
-        Schedule::new(self.kind, self.timesteps, self.beta_start, self.beta_end).map_err(|e| Error::Invalid {
-            field: "schedule".into(),
-            message: e.to_string(),
-        })
+        Schedule::new(self.kind, self.timesteps, self.beta_start, self.beta_end)
+            .map_err(|e| Error::invalid("schedule", e))
     }
 }
 
@@ -410,41 +408,40 @@ impl ExperimentConfig {
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
         {
-            return Err(Error::Invalid {
-                field: "name".into(),
-                message: format!(
+            return Err(Error::invalid(
+                "name",
+                format!(
                     "{:?}: use letters, digits, `_` and `-` (it names the results folder)",
                     self.name
                 ),
-            });
+            ));
         }
         crate::device::parse(&self.device)?;
         self.schedule.build()?;
         self.sweep.validate(self.schedule.timesteps)?;
         if self.metrics.is_empty() {
-            return Err(Error::Invalid {
-                field: "metrics".into(),
-                message: "list at least one of reconstruction, consistency, sample_stats".into(),
-            });
+            return Err(Error::invalid(
+                "metrics",
+                "list at least one of reconstruction, consistency, sample_stats",
+            ));
         }
         self.data.validate()?;
         self.architecture()?;
         if self.model.train.is_some() && self.data.kind == DataKind::Images {
-            return Err(Error::Invalid {
-                field: "model.train".into(),
-                message: "data kind images has no training split (every image is held out); \
-                          load a trained model with `checkpoint:` instead"
-                    .into(),
-            });
+            return Err(Error::invalid(
+                "model.train",
+                "data kind images has no training split (every image is held out); \
+                          load a trained model with `checkpoint:` instead",
+            ));
         }
         if !self.sweep.export.is_empty() && matches!(self.data_shape()?, DataShape::Vector(_)) {
-            return Err(Error::Invalid {
-                field: "sweep.export".into(),
-                message: format!(
+            return Err(Error::invalid(
+                "sweep.export",
+                format!(
                     "exports are images; data kind {} is vector data: remove `export`",
                     self.data.kind
                 ),
-            });
+            ));
         }
         self.oracle_kind()?;
         self.check_memory()?;
@@ -482,17 +479,14 @@ impl ExperimentConfig {
         let need = self.point_bytes()?;
         if need > total {
             let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
-            return Err(Error::Invalid {
-                field: "sweep.samples".into(),
-                message: format!(
+            return Err(Error::invalid("sweep.samples", format!(
                     "{} samples of {} values: one point needs at least {:.1} GiB of memory, this machine has {:.1} GiB; \
                      use fewer samples (or trajectory_samples)",
                     self.sweep.samples,
                     self.data_shape()?.numel(),
                     gib(need),
                     gib(total)
-                ),
-            });
+                )));
         }
         Ok(())
     }
@@ -562,10 +556,7 @@ impl ExperimentConfig {
 
     /// The smoothed training set of the empirical oracle.
     pub fn empirical_mixture(&self, data: &Dataset, std: f64) -> Result<EmpiricalMixture> {
-        EmpiricalMixture::new(&data.train.values, data.shape().numel(), std).map_err(|e| Error::Invalid {
-            field: "model.std".into(),
-            message: e.to_string(),
-        })
+        EmpiricalMixture::new(&data.train.values, data.shape().numel(), std).map_err(|e| Error::invalid("model.std", e))
     }
 
     /// The shape of one data point (without generating the data).
@@ -590,6 +581,7 @@ impl ExperimentConfig {
                 message: "model.checkpoint: no such file (a checkpoint written by `ddimlab train`, \
                           `<results>/model.safetensors`)"
                     .into(),
+                source: None,
             });
         }
         let net = crate::model::Network::new(&arch, self.seed, &candle_core::Device::Cpu)?;

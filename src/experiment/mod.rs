@@ -4,6 +4,7 @@ pub mod config;
 mod context;
 pub mod evaluation;
 pub mod measure;
+pub mod merge;
 pub mod plan;
 pub mod runner;
 pub mod sweep;

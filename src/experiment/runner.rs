@@ -22,7 +22,7 @@ use crate::schedule::{Tau, TauKind};
 use crate::shape::DataShape;
 use crate::store::export::export_point;
 use crate::store::h5::{write_samples, H5Meta};
-use crate::store::manifest::{Manifest, NoiseFloor, PointTiming, ShardTiming, NOISE_FLOOR_FILE};
+use crate::store::manifest::{Manifest, NoiseFloor, PointTiming};
 use crate::store::points::{load_arrays, point_status, save_point, PointStatus};
 use crate::store::table::write_tables;
 use crate::store::{write_atomic, MetricRow, PointArrays};
@@ -246,10 +246,7 @@ impl<'a> Sweep<'a> {
         rayon::ThreadPoolBuilder::new()
             .num_threads(self.opts.jobs)
             .build()
-            .map_err(|e| Error::Invalid {
-                field: "--jobs".into(),
-                message: e.to_string(),
-            })?
+            .map_err(|e| Error::invalid("--jobs", e))?
             .install(|| todo.par_iter().try_for_each(run_one))
     }
 
@@ -308,6 +305,7 @@ impl<'a> Sweep<'a> {
             return Err(Error::Io {
                 path: self.opts.out.join("points").display().to_string(),
                 message: format!("points not saved after the sweep ran: {}", missing.join(", ")),
+                source: None,
             });
         }
         finalize(&self.opts.out, self.cfg, &rows, shape)?;
@@ -422,13 +420,13 @@ fn noise_floor(stats: Option<&SampleStats>, compared_with: &str, samples: usize)
 }
 
 /// The id under which the standalone consistency reference of a τ kind is saved.
-fn reference_id(tau: &Tau) -> String {
+pub(super) fn reference_id(tau: &Tau) -> String {
     format!("reference_{}_S{}", tau.kind(), tau.steps())
 }
 
 /// Writes the tables of `rows`, `samples.h5` (with each point's exports) and
 /// `config.yaml` into the results folder `out`.
-fn finalize(out: &Path, cfg: &ExperimentConfig, rows: &[MetricRow], shape: DataShape) -> Result<()> {
+pub(super) fn finalize(out: &Path, cfg: &ExperimentConfig, rows: &[MetricRow], shape: DataShape) -> Result<()> {
     let floor = NoiseFloor::load(out)?;
     write_tables(rows, (&floor.replicates, &floor.linear), out)?;
     let meta = H5Meta {
@@ -448,152 +446,6 @@ fn finalize(out: &Path, cfg: &ExperimentConfig, rows: &[MetricRow], shape: DataS
         }),
     )?;
     write_atomic(&out.join("config.yaml"), cfg.to_yaml().as_bytes())
-}
-
-/// What `merge` did.
-#[derive(Debug, Clone)]
-pub struct MergeOutcome {
-    /// The merged manifest.
-    pub manifest: Manifest,
-    /// Planned points that no shard saved.
-    pub missing: Vec<String>,
-}
-
-/// Joins the results folders of the shards of one sweep into `out`: refuses shards of
-/// different configurations (config hash), copies every saved point, and writes the
-/// tables, `samples.h5`, `config.yaml`, the noise floor and a manifest with the total
-/// and per-shard times. Points that no shard saved are listed in the outcome (and left
-/// out of the tables, as in a partial sweep).
-pub fn merge(out: &Path, shards: &[PathBuf]) -> Result<MergeOutcome> {
-    refuse_output_among_shards(out, shards)?;
-    let manifests = shard_manifests(shards)?;
-    let first = &shards[0];
-    let _lock = crate::store::lock::FolderLock::acquire(out, "ddimlab merge")?;
-    let cfg = ExperimentConfig::load(&first.join("config.yaml"))?;
-    for dir in shards {
-        copy_points(&dir.join("points"), &out.join("points"))?;
-    }
-    let floor = first.join(NOISE_FLOOR_FILE);
-    if floor.exists() {
-        std::fs::copy(&floor, out.join(NOISE_FLOOR_FILE)).map_err(|e| Error::io(&floor, e))?;
-    }
-    let data = cfg.load_data()?;
-    let plan = Plan::new(&cfg, data.heldout.len())?;
-    let (rows, missing) = plan.saved_rows(out, &manifests[0].config_hash)?;
-    finalize(out, &cfg, &rows, data.shape())?;
-    let total = |f: fn(&Manifest) -> f64| manifests.iter().map(f).sum::<f64>();
-    let mut manifest = Manifest {
-        started_unix: manifests.iter().map(|m| m.started_unix).min().unwrap_or(0),
-        finished_unix: manifests.iter().map(|m| m.finished_unix).max().unwrap_or(0),
-        wall_seconds: total(|m| m.wall_seconds),
-        reference_seconds: total(|m| m.reference_seconds),
-        store_seconds: total(|m| m.store_seconds),
-        shard: None,
-        shards: shards
-            .iter()
-            .zip(&manifests)
-            .map(|(d, m)| ShardTiming {
-                dir: d.display().to_string(),
-                shard: m.shard.clone(),
-                wall_seconds: m.wall_seconds,
-                model_seconds: m.model_seconds,
-            })
-            .collect(),
-        ..manifests[0].clone()
-    };
-    manifest.set_points(rows.iter().map(|r| PointTiming::of(r, false)).collect());
-    manifest.save(out)?;
-    Ok(MergeOutcome { manifest, missing })
-}
-
-/// Refuses an output folder that is one of the shards or inside one (merging copies every
-/// shard's files into the output, so a shard as output would be read and overwritten at
-/// once: `noise_floor.json` copied onto itself comes out empty), and a shard listed twice.
-/// Paths are compared resolved (symbolic links, `..`), the output's missing tail appended
-/// to its closest existing ancestor.
-fn refuse_output_among_shards(out: &Path, shards: &[PathBuf]) -> Result<()> {
-    let resolve = |p: &Path| -> PathBuf {
-        let absolute = std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
-        let mut existing = absolute.as_path();
-        let mut tail = Vec::new();
-        while !existing.exists() {
-            match (existing.parent(), existing.file_name()) {
-                (Some(parent), Some(name)) => {
-                    tail.push(name.to_os_string());
-                    existing = parent;
-                }
-                _ => break,
-            }
-        }
-        let mut resolved = existing.canonicalize().unwrap_or_else(|_| existing.to_path_buf());
-        resolved.extend(tail.iter().rev());
-        resolved
-    };
-    let target = resolve(out);
-    let resolved: Vec<PathBuf> = shards.iter().map(|s| resolve(s)).collect();
-    for (i, (shard, r)) in shards.iter().zip(&resolved).enumerate() {
-        if target.starts_with(r) {
-            return Err(Error::Invalid {
-                field: "--out".into(),
-                message: format!(
-                    "{} is {} shard {}: merging into a shard would overwrite the files it reads; name a new folder",
-                    out.display(),
-                    if &target == r { "the" } else { "inside the" },
-                    shard.display()
-                ),
-            });
-        }
-        if let Some(j) = resolved[..i].iter().position(|o| o == r) {
-            return Err(Error::Invalid {
-                field: "SHARD_DIR".into(),
-                message: format!(
-                    "{} is listed twice (also as {}): each shard once",
-                    shard.display(),
-                    shards[j].display()
-                ),
-            });
-        }
-    }
-    Ok(())
-}
-
-/// The manifests of the shard folders, refused unless there is at least one and all ran
-/// the same configuration (config hash).
-fn shard_manifests(shards: &[PathBuf]) -> Result<Vec<Manifest>> {
-    let Some(first) = shards.first() else {
-        return Err(Error::Invalid {
-            field: "SHARD_DIR".into(),
-            message: "name at least one shard folder".into(),
-        });
-    };
-    let manifests = shards.iter().map(|d| Manifest::load(d)).collect::<Result<Vec<_>>>()?;
-    let hash = &manifests[0].config_hash;
-    if let Some((dir, m)) = shards.iter().zip(&manifests).find(|(_, m)| &m.config_hash != hash) {
-        return Err(Error::Config {
-            message: format!(
-                "{} ran configuration {} but {} ran {hash}: only shards of one sweep can be merged",
-                dir.display(),
-                m.config_hash,
-                first.display(),
-            ),
-        });
-    }
-    Ok(manifests)
-}
-
-/// Copies every file of the points folder `from` into `to` (a point saved by several
-/// shards — the consistency references — is the same file in each).
-fn copy_points(from: &Path, to: &Path) -> Result<()> {
-    std::fs::create_dir_all(to).map_err(|e| Error::io(to, e))?;
-    let entries = std::fs::read_dir(from).map_err(|e| Error::io(from, e))?;
-    for entry in entries {
-        let path = entry.map_err(|e| Error::io(from, e))?.path();
-        if path.is_file() {
-            let name = path.file_name().expect("a file has a name");
-            std::fs::copy(&path, to.join(name)).map_err(|e| Error::io(&path, e))?;
-        }
-    }
-    Ok(())
 }
 
 /// Refuses a folder holding points of a different configuration (unless `force`, which

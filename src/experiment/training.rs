@@ -96,13 +96,14 @@ fn finished_card(paths: &TrainPaths, want: &str) -> Result<Option<ModelCard>> {
         return Ok(None);
     }
     let text = std::fs::read_to_string(&paths.card).map_err(|e| Error::io(&paths.card, e))?;
-    let card: ModelCard = serde_json::from_str(&text).map_err(|e| Error::io(&paths.card, e))?;
+    let card: ModelCard = serde_json::from_str(&text).map_err(|e| Error::file(&paths.card, e))?;
     if card.fingerprint != want {
         return Err(Error::Io {
             path: paths.card.display().to_string(),
             message: "a checkpoint trained with a different configuration (seed, data, model or schedule) is here; \
                       rerun with --force to retrain, or give the experiment another name"
                 .into(),
+            source: None,
         });
     }
     Ok(Some(card))
@@ -117,18 +118,18 @@ pub fn train_experiment(
     stop_after: Option<usize>,
     progress: &mut Progress,
 ) -> Result<TrainOutcome> {
-    let train = cfg.model.train.clone().ok_or_else(|| Error::Invalid {
-        field: "model.train".into(),
-        message: match cfg.model.kind {
-            ModelKind::Oracle => "the oracle is exact and needs no training",
-            _ => "no `train:` block: this model is loaded from its `checkpoint:`",
-        }
-        .into(),
+    let train = cfg.model.train.clone().ok_or_else(|| {
+        Error::invalid(
+            "model.train",
+            match cfg.model.kind {
+                ModelKind::Oracle => "the oracle is exact and needs no training",
+                _ => "no `train:` block: this model is loaded from its `checkpoint:`",
+            },
+        )
     })?;
-    let arch = cfg.architecture()?.ok_or_else(|| Error::Invalid {
-        field: "model.kind".into(),
-        message: "the oracle is exact and needs no training".into(),
-    })?;
+    let arch = cfg
+        .architecture()?
+        .ok_or_else(|| Error::invalid("model.kind", "the oracle is exact and needs no training"))?;
     let paths = TrainPaths::new(out_dir);
     let want = training_fingerprint(cfg, &arch, &train);
     if force {
@@ -219,13 +220,13 @@ pub fn load_model(cfg: &ExperimentConfig, out_dir: &Path, device: &Device) -> Re
         };
         let data = cfg.data_shape()?;
         if model != data {
-            return Err(Error::Invalid {
-                field: dir.join(CONFIG_FILE).display().to_string(),
-                message: format!(
+            return Err(Error::invalid(
+                dir.join(CONFIG_FILE).display(),
+                format!(
                     "the model takes images {model} (in_channels, sample_size), the data are {data} \
                      (data.channels, data.image_size)"
                 ),
-            });
+            ));
         }
         return Ok(Box::new(net));
     }
@@ -243,6 +244,7 @@ pub fn load_model(cfg: &ExperimentConfig, out_dir: &Path, device: &Device) -> Re
                     message:
                         "no finished checkpoint for this configuration: run `ddimlab train` on the experiment first"
                             .into(),
+                    source: None,
                 });
             }
             paths.model

@@ -245,10 +245,10 @@ impl Bootstrap {
     /// Checks B.
     pub fn new(replicates: usize, seed: u64) -> Result<Self> {
         if replicates < 2 {
-            return Err(Error::Invalid {
-                field: "sweep.bootstrap".into(),
-                message: format!("{replicates}: at least 2 replicates (0 turns intervals off where it is accepted)"),
-            });
+            return Err(Error::invalid(
+                "sweep.bootstrap",
+                format!("{replicates}: at least 2 replicates (0 turns intervals off where it is accepted)"),
+            ));
         }
         Ok(Self { replicates, seed })
     }

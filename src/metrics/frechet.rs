@@ -366,10 +366,10 @@ fn psd_eigenvalues(m: DMatrix<f64>, what: &str) -> Result<SymmetricEigen<f64, na
     let scale = eig.eigenvalues.iter().fold(1.0f64, |s, l| s.max(l.abs()));
     let min = eig.eigenvalues.min();
     if min < -1e-9 * scale {
-        return Err(Error::Invalid {
-            field: what.into(),
-            message: format!("not positive semidefinite (eigenvalue {min:e})"),
-        });
+        return Err(Error::invalid(
+            what,
+            format!("not positive semidefinite (eigenvalue {min:e})"),
+        ));
     }
     Ok(eig)
 }

@@ -5,24 +5,19 @@ use crate::error::{Error, Result};
 /// The fraction of `labels` in each of `classes` classes; every label must be below `classes`.
 pub fn histogram(labels: &[u8], classes: usize) -> Result<Vec<f64>> {
     if classes == 0 || labels.is_empty() {
-        return Err(Error::Invalid {
-            field: "labels".into(),
-            message: format!(
+        return Err(Error::invalid(
+            "labels",
+            format!(
                 "{} label(s) in {classes} class(es): both must be at least 1",
                 labels.len()
             ),
-        });
+        ));
     }
     let mut counts = vec![0usize; classes];
     for &l in labels {
         match counts.get_mut(l as usize) {
             Some(c) => *c += 1,
-            None => {
-                return Err(Error::Invalid {
-                    field: "labels".into(),
-                    message: format!("label {l} is outside 0..{classes}"),
-                })
-            }
+            None => return Err(Error::invalid("labels", format!("label {l} is outside 0..{classes}"))),
         }
     }
     Ok(counts.into_iter().map(|c| c as f64 / labels.len() as f64).collect())

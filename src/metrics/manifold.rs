@@ -193,10 +193,10 @@ impl Manifold {
 fn check_ks(ks: &[usize]) -> Result<usize> {
     match ks.iter().copied().max() {
         Some(k) if ks.iter().all(|&k| k >= 1) => Ok(k),
-        _ => Err(Error::Invalid {
-            field: "k".into(),
-            message: format!("{ks:?}: at least one k, each at least 1, is needed"),
-        }),
+        _ => Err(Error::invalid(
+            "k",
+            format!("{ks:?}: at least one k, each at least 1, is needed"),
+        )),
     }
 }
 

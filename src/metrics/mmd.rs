@@ -92,10 +92,10 @@ impl Kernel {
 
     fn check(&self) -> Result<()> {
         match *self {
-            Kernel::Rbf { bandwidth } if !(bandwidth.is_finite() && bandwidth > 0.0) => Err(Error::Invalid {
-                field: "bandwidth".into(),
-                message: format!("{bandwidth}: the bandwidth must be positive and finite"),
-            }),
+            Kernel::Rbf { bandwidth } if !(bandwidth.is_finite() && bandwidth > 0.0) => Err(Error::invalid(
+                "bandwidth",
+                format!("{bandwidth}: the bandwidth must be positive and finite"),
+            )),
             _ => Ok(()),
         }
     }
@@ -120,12 +120,10 @@ pub struct Mmd {
 pub fn block_ranges(n: usize, m: usize) -> Result<Vec<(Range<usize>, Range<usize>)>> {
     let k = n.div_ceil(MMD_BLOCK).max(m.div_ceil(MMD_BLOCK)).max(1);
     if n / k < 2 || m / k < 2 {
-        return Err(Error::Invalid {
-            field: "samples".into(),
-            message: format!(
-                "{n} against {m} rows need {k} independent MMD blocks of at least 2 rows each on both sides"
-            ),
-        });
+        return Err(Error::invalid(
+            "samples",
+            format!("{n} against {m} rows need {k} independent MMD blocks of at least 2 rows each on both sides"),
+        ));
     }
     Ok((0..k)
         .map(|i| (i * n / k..(i + 1) * n / k, i * m / k..(i + 1) * m / k))
@@ -518,10 +516,10 @@ fn median_bandwidth(x: &[Vec<f64>], y: &[Vec<f64>]) -> Result<f64> {
         dists[mid]
     };
     if median <= 0.0 {
-        return Err(Error::Invalid {
-            field: "bandwidth".into(),
-            message: "the median pairwise distance is 0 (the points coincide): pass a bandwidth".into(),
-        });
+        return Err(Error::invalid(
+            "bandwidth",
+            "the median pairwise distance is 0 (the points coincide): pass a bandwidth",
+        ));
     }
     Ok((median / 2.0).sqrt())
 }

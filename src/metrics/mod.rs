@@ -47,10 +47,7 @@ pub fn rows_checked(x: &[f32], d: usize, what: &str) -> Result<usize> {
 /// holds whole rows, at least `min_rows` of them, and only finite values.
 pub(crate) fn rows(x: &[f32], d: usize, what: &str, min_rows: usize) -> Result<usize> {
     if d == 0 {
-        return Err(Error::Invalid {
-            field: "d".into(),
-            message: "the dimension must be at least 1".into(),
-        });
+        return Err(Error::invalid("d", "the dimension must be at least 1"));
     }
     if !x.len().is_multiple_of(d) {
         return Err(Error::Shape(format!(
@@ -60,10 +57,10 @@ pub(crate) fn rows(x: &[f32], d: usize, what: &str, min_rows: usize) -> Result<u
     }
     let n = x.len() / d;
     if n < min_rows {
-        return Err(Error::Invalid {
-            field: what.into(),
-            message: format!("{n} sample(s), at least {min_rows} needed"),
-        });
+        return Err(Error::invalid(
+            what,
+            format!("{n} sample(s), at least {min_rows} needed"),
+        ));
     }
     let count = x.iter().filter(|v| !v.is_finite()).count();
     if count > 0 {

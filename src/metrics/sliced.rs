@@ -53,10 +53,7 @@ impl SortedProjections {
     pub fn new(x: &[f32], d: usize, projections: usize, seed: u64) -> Result<Self> {
         rows(x, d, "x", 1)?;
         if projections == 0 {
-            return Err(Error::Invalid {
-                field: "projections".into(),
-                message: "at least one projection is needed".into(),
-            });
+            return Err(Error::invalid("projections", "at least one projection is needed"));
         }
         let (values, rows): (Vec<Vec<f64>>, Vec<Vec<u32>>) = directions(d, projections, seed)
             .par_iter()

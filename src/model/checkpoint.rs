@@ -113,7 +113,7 @@ pub fn sorted_vars(varmap: &VarMap) -> (Vec<String>, Vec<Var>) {
 /// Writes `tensors` to `path` as safetensors, atomically (temporary file, then rename),
 /// so an interrupted write never leaves a file a later run would trust.
 pub fn save_atomic(tensors: &BTreeMap<String, Tensor>, path: &Path) -> Result<()> {
-    let io = |e: &dyn std::fmt::Display| Error::io(path, e);
+    let io = |e: &dyn std::fmt::Display| Error::file(path, e);
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| io(&e))?;
     }
@@ -132,6 +132,7 @@ pub fn read(path: &Path, device: &Device) -> Result<HashMap<String, Tensor>> {
     candle_core::safetensors::load(path, device).map_err(|e| Error::Io {
         path: path.display().to_string(),
         message: format!("not a readable safetensors file: {e}"),
+        source: None,
     })
 }
 
@@ -142,6 +143,7 @@ pub fn header_shapes(path: &Path) -> Result<BTreeMap<String, Vec<usize>>> {
     let bad = |message: String| Error::Io {
         path: path.display().to_string(),
         message,
+        source: None,
     };
     let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let file_len = f.metadata().map_err(|e| Error::io(path, e))?.len();
@@ -214,6 +216,7 @@ fn check_fit(data: &HashMap<String, Var>, shapes: &BTreeMap<String, Vec<usize>>,
             problems.len(),
             problems.join("\n  ")
         ),
+        source: None,
     })
 }
 

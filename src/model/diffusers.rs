@@ -40,6 +40,7 @@ pub fn check_folder(dir: &Path) -> Result<(PathBuf, PathBuf)> {
     let missing = |path: &Path, what: &str| Error::Io {
         path: path.display().to_string(),
         message: format!("{what} not found; {}", download_hint(dir)),
+        source: None,
     };
     if !dir.is_dir() {
         return Err(missing(dir, "diffusers model folder"));
@@ -55,10 +56,10 @@ pub fn check_folder(dir: &Path) -> Result<(PathBuf, PathBuf)> {
 }
 
 fn invalid(key: &str, value: &Value, supported: &str) -> Error {
-    Error::Invalid {
-        field: format!("config.json: {key}"),
-        message: format!("{value} is not supported; supported: {supported}"),
-    }
+    Error::invalid(
+        format!("config.json: {key}"),
+        format!("{value} is not supported; supported: {supported}"),
+    )
 }
 
 /// Typed access to the keys of a diffusers `config.json`, each falling back to
@@ -169,15 +170,13 @@ impl UnetConfig {
     /// `class_embed_type: "timestep"`), is an [`Error::Invalid`] naming the key, its
     /// value and what is supported.
     pub fn from_diffusers(config_json_text: &str) -> Result<UnetConfig> {
-        let value: Value = serde_json::from_str(config_json_text).map_err(|e| Error::Invalid {
-            field: "config.json".into(),
-            message: format!("not valid JSON: {e}"),
-        })?;
+        let value: Value = serde_json::from_str(config_json_text)
+            .map_err(|e| Error::invalid("config.json", format!("not valid JSON: {e}")))?;
         let Value::Object(map) = value else {
-            return Err(Error::Invalid {
-                field: "config.json".into(),
-                message: "expected a JSON object of UNet2DModel settings".into(),
-            });
+            return Err(Error::invalid(
+                "config.json",
+                "expected a JSON object of UNet2DModel settings",
+            ));
         };
         if let Some(key) = map
             .keys()
@@ -246,10 +245,10 @@ impl UnetConfig {
                 .map(|n| n as usize)
                 .ok_or_else(|| invalid("sample_size", v, "one integer (square images)"))?,
             None => {
-                return Err(Error::Invalid {
-                    field: "config.json: sample_size".into(),
-                    message: "missing; the image side is needed".into(),
-                })
+                return Err(Error::invalid(
+                    "config.json: sample_size",
+                    "missing; the image side is needed",
+                ))
             }
         };
         let block_out_channels = k.usizes("block_out_channels", &[224, 448, 672, 896])?;
@@ -277,20 +276,20 @@ impl UnetConfig {
             ("up_block_types", &up_block_types, ["UpBlock2D", "AttnUpBlock2D"]),
         ] {
             if let Some(bad) = types.iter().find(|t| !allowed.contains(&t.as_str())) {
-                return Err(Error::Invalid {
-                    field: format!("config.json: {key}"),
-                    message: format!("block type {bad:?} is not supported; supported: {}", allowed.join(", ")),
-                });
+                return Err(Error::invalid(
+                    format!("config.json: {key}"),
+                    format!("block type {bad:?} is not supported; supported: {}", allowed.join(", ")),
+                ));
             }
             if types.len() != block_out_channels.len() {
-                return Err(Error::Invalid {
-                    field: format!("config.json: {key}"),
-                    message: format!(
+                return Err(Error::invalid(
+                    format!("config.json: {key}"),
+                    format!(
                         "{} block types for {} block_out_channels; one per level is needed",
                         types.len(),
                         block_out_channels.len()
                     ),
-                });
+                ));
             }
         }
         let temb = block_out_channels[0] * 4;

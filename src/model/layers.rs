@@ -107,10 +107,10 @@ impl GroupNorm {
     /// `groups` groups over `channels`, γ = 1, β = 0 (as candle-nn's `group_norm`).
     pub fn new(groups: usize, channels: usize, eps: f64, vb: VarBuilder) -> Result<Self> {
         if groups == 0 || !channels.is_multiple_of(groups) {
-            return Err(Error::Invalid {
-                field: "norm groups".into(),
-                message: format!("{groups} groups do not divide {channels} channels"),
-            });
+            return Err(Error::invalid(
+                "norm groups",
+                format!("{groups} groups do not divide {channels} channels"),
+            ));
         }
         Ok(Self {
             weight: vb.get_with_hints(channels, "weight", Init::Const(1.0))?,

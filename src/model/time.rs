@@ -18,13 +18,10 @@ pub fn timestep_embedding(
 ) -> Result<Tensor> {
     let half = dim / 2;
     if half as f64 - freq_shift <= 0.0 {
-        return Err(crate::error::Error::Invalid {
-            field: "time embedding width".into(),
-            message: format!(
+        return Err(crate::error::Error::invalid("time embedding width", format!(
                 "{dim}: with frequency shift {freq_shift} the embedding needs more than {} frequencies (an even width ≥ 4)",
                 freq_shift
-            ),
-        });
+            )));
     }
     let freqs: Vec<f64> = (0..half)
         .map(|j| (-(10000f64.ln()) * j as f64 / (half as f64 - freq_shift)).exp())

@@ -115,42 +115,39 @@ impl UnetConfig {
             width,
         } = shape
         else {
-            return Err(Error::Invalid {
-                field: "model.kind".into(),
-                message: format!("unet needs image data [c, h, w], the data are vectors {shape}; use mlp"),
-            });
+            return Err(Error::invalid(
+                "model.kind",
+                format!("unet needs image data [c, h, w], the data are vectors {shape}; use mlp"),
+            ));
         };
         if height != width {
-            return Err(Error::Invalid {
-                field: "model.kind".into(),
-                message: "unet needs square images".into(),
-            });
+            return Err(Error::invalid("model.kind", "unet needs square images"));
         }
         let levels = spec.channel_mult.len();
         if levels == 0 || (height >> (levels - 1)) << (levels - 1) != height {
-            return Err(Error::Invalid {
-                field: "model.channel_mult".into(),
-                message: format!(
+            return Err(Error::invalid(
+                "model.channel_mult",
+                format!(
                     "{levels} levels halve the {height}-pixel side {} times: it must stay whole",
                     levels.max(1) - 1
                 ),
-            });
+            ));
         }
         let block_out_channels: Vec<usize> = spec.channel_mult.iter().map(|m| m * spec.base_channels).collect();
         if spec.norm_groups == 0 {
-            return Err(Error::Invalid {
-                field: "model.norm_groups".into(),
-                message: "0: GroupNorm needs at least 1 group (a divisor of every level's channels)".into(),
-            });
+            return Err(Error::invalid(
+                "model.norm_groups",
+                "0: GroupNorm needs at least 1 group (a divisor of every level's channels)",
+            ));
         }
         if let Some(c) = block_out_channels
             .iter()
             .find(|c| **c == 0 || *c % spec.norm_groups != 0)
         {
-            return Err(Error::Invalid {
-                field: "model.norm_groups".into(),
-                message: format!("{} groups do not divide {c} channels", spec.norm_groups),
-            });
+            return Err(Error::invalid(
+                "model.norm_groups",
+                format!("{} groups do not divide {c} channels", spec.norm_groups),
+            ));
         }
         let attn: Vec<bool> = (0..levels)
             .map(|i| spec.attention_resolutions.contains(&(height >> i)))
@@ -159,12 +156,9 @@ impl UnetConfig {
             // Attention runs at the attended levels and in the middle block (the last level).
             let attended = (0..levels).filter(|&i| attn[i]).chain([levels - 1]);
             if let Some(c) = attended.map(|i| block_out_channels[i]).find(|c| d == 0 || c % d != 0) {
-                return Err(Error::Invalid {
-                    field: "model.attention_head_dim".into(),
-                    message: format!(
+                return Err(Error::invalid("model.attention_head_dim", format!(
                         "{d}: must be a head size ≥ 1 that divides the {c} channels attended to (or leave it out: one head)"
-                    ),
-                });
+                    )));
             }
         }
         let down = attn
@@ -197,12 +191,12 @@ impl UnetConfig {
         match kind {
             "DownBlock2D" | "UpBlock2D" => Ok(false),
             "AttnDownBlock2D" | "AttnUpBlock2D" => Ok(true),
-            other => Err(Error::Invalid {
-                field: "block type".into(),
-                message: format!(
+            other => Err(Error::invalid(
+                "block type",
+                format!(
                     "{other:?} is not supported; supported: DownBlock2D, AttnDownBlock2D, UpBlock2D, AttnUpBlock2D"
                 ),
-            }),
+            )),
         }
     }
 }
@@ -364,14 +358,14 @@ impl Unet {
         let ch = &c.block_out_channels;
         let levels = ch.len();
         if c.down_block_types.len() != levels || c.up_block_types.len() != levels {
-            return Err(Error::Invalid {
-                field: "unet config".into(),
-                message: format!(
+            return Err(Error::invalid(
+                "unet config",
+                format!(
                     "{levels} block_out_channels but {} down and {} up block types",
                     c.down_block_types.len(),
                     c.up_block_types.len()
                 ),
-            });
+            ));
         }
         let temb = ch[0] * 4;
         let mut down = Vec::with_capacity(levels);

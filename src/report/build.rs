@@ -67,11 +67,11 @@ fn write_csv(table: &Table, path: &Path) -> Result<()> {
             }
         }
     }
-    let mut df = DataFrame::new(table.rows.len(), columns).map_err(|e| Error::io(path, e))?;
+    let mut df = DataFrame::new(table.rows.len(), columns).map_err(|e| Error::file(path, e))?;
     let mut bytes = Vec::new();
     CsvWriter::new(&mut bytes)
         .finish(&mut df)
-        .map_err(|e| Error::io(path, e))?;
+        .map_err(|e| Error::file(path, e))?;
     write_atomic(path, &bytes)
 }
 
@@ -107,6 +107,7 @@ impl Input {
             return Err(Error::Io {
                 path: dir.join("points").display().to_string(),
                 message: "no saved sweep point to report on: run `ddimlab sweep` first".into(),
+                source: None,
             });
         }
         Ok(Self {

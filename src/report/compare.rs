@@ -109,10 +109,7 @@ impl Entry {
 /// η = 1 of every model, intervals as bands, each model's floor as a flat line).
 pub fn compare(dirs: &[PathBuf], base: &Path) -> Result<String> {
     if dirs.is_empty() {
-        return Err(Error::Invalid {
-            field: "DIR".into(),
-            message: "name at least one results folder".into(),
-        });
+        return Err(Error::invalid("DIR", "name at least one results folder"));
     }
     let entries = dirs.iter().map(|d| Entry::load(d)).collect::<Result<Vec<_>>>()?;
     let mut md = String::new();
@@ -428,16 +425,16 @@ fn relative(path: &Path, base: &Path) -> String {
 pub fn splice_readme(readme: &Path, block: &str) -> Result<()> {
     let text = std::fs::read_to_string(readme).map_err(|e| Error::io(readme, e))?;
     let (Some(a), Some(b)) = (text.find(README_BEGIN), text.find(README_END)) else {
-        return Err(Error::Invalid {
-            field: readme.display().to_string(),
-            message: format!("the markers `{README_BEGIN}` and `{README_END}` (in this order) are missing"),
-        });
+        return Err(Error::invalid(
+            readme.display(),
+            format!("the markers `{README_BEGIN}` and `{README_END}` (in this order) are missing"),
+        ));
     };
     if b < a {
-        return Err(Error::Invalid {
-            field: readme.display().to_string(),
-            message: "the results end marker comes before the begin marker".into(),
-        });
+        return Err(Error::invalid(
+            readme.display(),
+            "the results end marker comes before the begin marker",
+        ));
     }
     let spliced = format!("{}{README_BEGIN}\n\n{block}\n{}", &text[..a], &text[b..]);
     write_atomic(readme, spliced.as_bytes())

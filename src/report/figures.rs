@@ -184,10 +184,10 @@ fn ensure_font() -> Result<()> {
     if *REGISTERED.get_or_init(|| register_font(FONT, FontStyle::Normal, FONT_BYTES).is_ok()) {
         Ok(())
     } else {
-        Err(Error::Invalid {
-            field: "assets/fonts/DejaVuSans.ttf".into(),
-            message: "the bundled font could not be parsed".into(),
-        })
+        Err(Error::invalid(
+            "assets/fonts/DejaVuSans.ttf",
+            "the bundled font could not be parsed",
+        ))
     }
 }
 
@@ -212,14 +212,14 @@ fn render(stem: &Path, figure: &impl Figure) -> Result<()> {
         figure
             .draw(&root)
             .and_then(|()| root.present())
-            .map_err(|e| Error::io(&png, e))?;
+            .map_err(|e| Error::file(&png, e))?;
     }
     let svg = with_suffix(stem, "svg");
     let root = SVGBackend::new(&svg, size).into_drawing_area();
     figure
         .draw(&root)
         .and_then(|()| root.present())
-        .map_err(|e| Error::io(&svg, e))
+        .map_err(|e| Error::file(&svg, e))
 }
 
 /// The text style of the bundled font at `size` pixels.
@@ -229,10 +229,7 @@ fn font(size: f64) -> FontDesc<'static> {
 
 /// Width and height of `text` at `size` pixels.
 fn text_size(text: &str, size: f64) -> Result<(u32, u32)> {
-    font(size).box_size(text).map_err(|e| Error::Invalid {
-        field: "font".into(),
-        message: e.to_string(),
-    })
+    font(size).box_size(text).map_err(|e| Error::invalid("font", e))
 }
 
 /// The largest size ≤ `preferred` (and ≥ `LABEL_PX`) at which `text` fits into `max_width`.
@@ -704,16 +701,16 @@ impl<'a> ImageGrid<'a> {
     ) -> Result<Self> {
         ensure_font()?;
         if channels != 1 && channels != 3 {
-            return Err(Error::Invalid {
-                field: "image channels".into(),
-                message: format!("{channels}: image grids draw 1 (grey) or 3 (RGB) channels"),
-            });
+            return Err(Error::invalid(
+                "image channels",
+                format!("{channels}: image grids draw 1 (grey) or 3 (RGB) channels"),
+            ));
         }
         if height == 0 || width == 0 || height > 4096 || width > 4096 {
-            return Err(Error::Invalid {
-                field: "image size".into(),
-                message: format!("{height} × {width}: height and width must be between 1 and 4096"),
-            });
+            return Err(Error::invalid(
+                "image size",
+                format!("{height} × {width}: height and width must be between 1 and 4096"),
+            ));
         }
         for (label, images) in rows {
             let numel = channels * height * width;

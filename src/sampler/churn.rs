@@ -49,12 +49,7 @@ impl Churn {
 
     /// Checks the settings (finite, S_churn ≥ 0, S_noise > 0, S_tmin ≤ S_tmax).
     pub fn validate(&self) -> Result<()> {
-        let bad = |m: String| {
-            Err(Error::Invalid {
-                field: "sweep.churn".into(),
-                message: m,
-            })
-        };
+        let bad = |m: String| Err(Error::invalid("sweep.churn", m));
         let tmax = self.s_tmax.unwrap_or(f64::INFINITY);
         if !(self.s_churn.is_finite() && self.s_churn >= 0.0) {
             return bad(format!("s_churn = {}: must be a number ≥ 0", self.s_churn));

@@ -99,21 +99,21 @@ fn create_file(tmp: &Path, meta: &H5Meta) -> hdf5::Result<hdf5::File> {
 }
 
 fn write_all(tmp: &Path, meta: &H5Meta, points: impl Iterator<Item = Result<(MetricRow, PointArrays)>>) -> Result<()> {
-    let file = create_file(tmp, meta).map_err(|e| Error::io(tmp, e))?;
+    let file = create_file(tmp, meta).map_err(|e| Error::file(tmp, e))?;
     for point in points {
         let (row, arrays) = point?;
         check_point_id(&row.point_id)?;
         let shapes = arrays.shapes()?;
         if file.link_exists(&format!("points/{}", row.point_id)) {
-            return Err(Error::Invalid {
-                field: "point_id".into(),
-                message: format!("point {:?} is listed twice", row.point_id),
-            });
+            return Err(Error::invalid(
+                "point_id",
+                format!("point {:?} is listed twice", row.point_id),
+            ));
         }
         write_point(&file, &row, &arrays, &shapes)
-            .map_err(|e| Error::io(tmp, format!("point {}: {e}", row.point_id)))?;
+            .map_err(|e| Error::file(tmp, format!("point {}: {e}", row.point_id)))?;
     }
-    file.close().map_err(|e| Error::io(tmp, e))
+    file.close().map_err(|e| Error::file(tmp, e))
 }
 
 /// Writes `samples.h5` at `path`, one point at a time (memory stays flat), through
@@ -155,7 +155,7 @@ pub fn read_meta(path: &Path) -> Result<H5Meta> {
             ddimlab_version: get_str(&file, "ddimlab_version")?,
         })
     };
-    read().map_err(|e| Error::io(path, e))
+    read().map_err(|e| Error::file(path, e))
 }
 
 /// One point of a `samples.h5`, with its attributes.
@@ -197,5 +197,5 @@ pub fn read_point(path: &Path, point_id: &str) -> Result<H5Point> {
             },
         })
     };
-    read().map_err(|e| Error::io(path, e))
+    read().map_err(|e| Error::file(path, e))
 }

@@ -46,6 +46,7 @@ impl FolderLock {
                         "in use by another ddimlab process ({}); wait for it to finish, or use another --out",
                         holder.trim()
                     ),
+                    source: None,
                 });
             }
             Err(TryLockError::Error(e)) => return Err(Error::io(&path, e)),

@@ -118,7 +118,7 @@ impl Manifest {
     pub fn load(out: &Path) -> Result<Self> {
         let path = out.join(Self::FILE);
         let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-        serde_json::from_str(&text).map_err(|e| Error::io(&path, e))
+        serde_json::from_str(&text).map_err(|e| Error::file(&path, e))
     }
 }
 
@@ -185,6 +185,7 @@ impl NoiseFloor {
             Ok(text) => serde_json::from_str(&text).map_err(|e| Error::Io {
                 path: path.display().to_string(),
                 message: e.to_string(),
+                source: None,
             }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
             Err(e) => Err(Error::io(&path, e)),

@@ -185,12 +185,12 @@ pub fn check_point_id(id: &str) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(Error::Invalid {
-            field: "point_id".into(),
-            message: format!(
+        Err(Error::invalid(
+            "point_id",
+            format!(
                 "{id:?} is not a safe file/group name (use ASCII letters, digits, '.', '_', '-', '+'; no leading '.')"
             ),
-        })
+        ))
     }
 }
 

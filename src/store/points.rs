@@ -89,9 +89,9 @@ pub fn save_point(dir: &Path, config_hash: &str, row: &MetricRow, arrays: &Point
         .iter()
         .map(|(name, dtype, shape, bytes)| Ok((*name, TensorView::new(*dtype, shape.clone(), bytes)?)))
         .collect::<std::result::Result<Vec<_>, safetensors::SafeTensorError>>()
-        .map_err(|e| Error::io(&st_path, e))?;
+        .map_err(|e| Error::file(&st_path, e))?;
     let meta = HashMap::from([("item_shape".to_string(), format!("{:?}", arrays.item_shape))]);
-    let bytes = safetensors::tensor::serialize(views, Some(meta)).map_err(|e| Error::io(&st_path, e))?;
+    let bytes = safetensors::tensor::serialize(views, Some(meta)).map_err(|e| Error::file(&st_path, e))?;
     write_atomic(&st_path, &bytes)?;
 
     let record = PointRecord {
@@ -99,7 +99,7 @@ pub fn save_point(dir: &Path, config_hash: &str, row: &MetricRow, arrays: &Point
         row: row.clone(),
         shapes,
     };
-    let json = serde_json::to_vec_pretty(&record).map_err(|e| Error::io(&json_path, e))?;
+    let json = serde_json::to_vec_pretty(&record).map_err(|e| Error::file(&json_path, e))?;
     write_atomic(&json_path, &json)
 }
 
@@ -148,7 +148,7 @@ pub fn load_row(dir: &Path, point_id: &str, config_hash: &str) -> Result<Option<
 pub fn load_arrays(dir: &Path, point_id: &str) -> Result<PointArrays> {
     let (st_path, _) = paths(dir, point_id)?;
     let bytes = std::fs::read(&st_path).map_err(|e| Error::io(&st_path, e))?;
-    let corrupt = |what: String| Error::io(&st_path, format!("not a valid point arrays file: {what}"));
+    let corrupt = |what: String| Error::file(&st_path, format!("not a valid point arrays file: {what}"));
     let st = SafeTensors::deserialize(&bytes).map_err(|e| corrupt(e.to_string()))?;
     let get = |name: &str, dtype: Dtype| -> Result<Option<(Vec<usize>, &[u8])>> {
         match st.tensor(name) {

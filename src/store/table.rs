@@ -145,7 +145,7 @@ pub fn projections_frame(rows: &[MetricRow], floor: &BTreeMap<String, Linear>) -
 
 /// Reads `projections.parquet` back: point id → metric → projection.
 pub fn read_projections(path: &Path) -> Result<BTreeMap<String, BTreeMap<String, Linear>>> {
-    let err = |e: PolarsError| Error::io(path, e);
+    let err = |e: PolarsError| Error::file(path, e);
     let df = read_parquet(path)?;
     let col = |name: &str| df.column(name).map_err(err);
     let (ids, metrics, sides) = (
@@ -157,7 +157,7 @@ pub fn read_projections(path: &Path) -> Result<BTreeMap<String, BTreeMap<String,
     let halves = col("half")?.i64().map_err(err)?;
     let mut out: BTreeMap<String, BTreeMap<String, Linear>> = BTreeMap::new();
     for i in 0..df.height() {
-        let bad = || Error::io(path, format!("row {i} has a null cell"));
+        let bad = || Error::file(path, format!("row {i} has a null cell"));
         let (id, metric, side) = (
             ids.get(i).ok_or_else(bad)?,
             metrics.get(i).ok_or_else(bad)?,
@@ -168,12 +168,12 @@ pub fn read_projections(path: &Path) -> Result<BTreeMap<String, BTreeMap<String,
         let half = match halves.get(i).ok_or_else(bad)? {
             0 => 0,
             1 => 1,
-            other => return Err(Error::io(path, format!("row {i}: half {other}, expected 0 or 1"))),
+            other => return Err(Error::file(path, format!("row {i}: half {other}, expected 0 or 1"))),
         };
         match side {
             "samples" => l.samples[half].push(v),
             "reference" => l.reference[half].push(v),
-            other => return Err(Error::io(path, format!("row {i}: unknown side {other:?}"))),
+            other => return Err(Error::file(path, format!("row {i}: unknown side {other:?}"))),
         }
     }
     Ok(out)
@@ -181,14 +181,14 @@ pub fn read_projections(path: &Path) -> Result<BTreeMap<String, BTreeMap<String,
 
 /// Reads `bootstrap.parquet` back: point id → metric → replicates in resample order.
 pub fn read_bootstrap(path: &Path) -> Result<ReplicateMap> {
-    let err = |e: PolarsError| Error::io(path, e);
+    let err = |e: PolarsError| Error::file(path, e);
     let df = read_parquet(path)?;
     let col = |name: &str| df.column(name).map_err(err);
     let (ids, metrics) = (col("point_id")?.str().map_err(err)?, col("metric")?.str().map_err(err)?);
     let (index, values) = (col("replicate")?.i64().map_err(err)?, col("value")?.f64().map_err(err)?);
     let mut out = ReplicateMap::new();
     for i in 0..df.height() {
-        let bad = || Error::io(path, format!("row {i} has a null cell"));
+        let bad = || Error::file(path, format!("row {i} has a null cell"));
         let (id, metric) = (ids.get(i).ok_or_else(bad)?, metrics.get(i).ok_or_else(bad)?);
         let b = usize::try_from(index.get(i).ok_or_else(bad)?).map_err(|_| bad())?;
         let reps = out.entry(id.into()).or_default().entry(metric.into()).or_default();
@@ -203,7 +203,7 @@ pub fn read_bootstrap(path: &Path) -> Result<ReplicateMap> {
 /// A Parquet file as a data frame.
 fn read_parquet(path: &Path) -> Result<DataFrame> {
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    ParquetReader::new(file).finish().map_err(|e| Error::io(path, e))
+    ParquetReader::new(file).finish().map_err(|e| Error::file(path, e))
 }
 
 /// Writes `frame` as Parquet to `path`, atomically.
@@ -211,7 +211,7 @@ fn write_parquet(mut df: DataFrame, path: &Path) -> Result<()> {
     let mut bytes = Vec::new();
     ParquetWriter::new(&mut bytes)
         .finish(&mut df)
-        .map_err(|e| Error::io(path, e))?;
+        .map_err(|e| Error::file(path, e))?;
     write_atomic(path, &bytes)
 }
 
@@ -222,18 +222,18 @@ pub type FloorParts<'a> = (&'a BTreeMap<String, Vec<f64>>, &'a BTreeMap<String, 
 /// `dir/projections.parquet` (the rows' replicates and projections and the floor's),
 /// each atomically.
 pub fn write_tables(rows: &[MetricRow], floor: FloorParts, dir: &Path) -> Result<()> {
-    let mut df = frame(rows).map_err(|e| Error::io(dir, e))?;
+    let mut df = frame(rows).map_err(|e| Error::file(dir, e))?;
     write_parquet(df.clone(), &dir.join("metrics.parquet"))?;
-    let boot = bootstrap_frame(rows, floor.0).map_err(|e| Error::io(dir, e))?;
+    let boot = bootstrap_frame(rows, floor.0).map_err(|e| Error::file(dir, e))?;
     write_parquet(boot, &dir.join(BOOTSTRAP_FILE))?;
-    let linear = projections_frame(rows, floor.1).map_err(|e| Error::io(dir, e))?;
+    let linear = projections_frame(rows, floor.1).map_err(|e| Error::file(dir, e))?;
     write_parquet(linear, &dir.join(PROJECTIONS_FILE))?;
 
     let csv = dir.join("metrics.csv");
     let mut bytes = Vec::new();
     CsvWriter::new(&mut bytes)
         .finish(&mut df)
-        .map_err(|e| Error::io(&csv, e))?;
+        .map_err(|e| Error::file(&csv, e))?;
     write_atomic(&csv, &bytes)
 }
 
@@ -268,10 +268,10 @@ pub fn read_results(dir: &Path) -> Result<(Vec<MetricRow>, MetricRow)> {
 
 /// Reads the rows back from a `metrics.parquet` written by [`write_tables`].
 pub fn read_rows(parquet_path: &Path) -> Result<Vec<MetricRow>> {
-    let err = |e: PolarsError| Error::io(parquet_path, e);
+    let err = |e: PolarsError| Error::file(parquet_path, e);
     let df = read_parquet(parquet_path)?;
     let col = |name: &str| df.column(name).map_err(err);
-    let missing = |name: &str, i: usize| Error::io(parquet_path, format!("column {name:?} is null in row {i}"));
+    let missing = |name: &str, i: usize| Error::file(parquet_path, format!("column {name:?} is null in row {i}"));
     let (point_id, tau, eta) = (
         col("point_id")?.str().map_err(err)?,
         col("tau")?.str().map_err(err)?,
