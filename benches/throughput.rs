@@ -17,11 +17,12 @@ use ddimlab::experiment::runner::{sweep_experiment, SweepOptions};
 use ddimlab::experiment::ExperimentConfig;
 
 use candle_core::{DType, Device};
-use ddimlab::data::{DataKind, DataShape, DataSpec};
+use ddimlab::data::{DataKind, DataSpec};
 use ddimlab::model::{Architecture, EpsModel, MixtureOracle, MlpConfig, Network, UnetConfig, UnetSpec};
 use ddimlab::progress::Progress;
 use ddimlab::sampler::SeededNoise;
 use ddimlab::schedule::Schedule;
+use ddimlab::shape::DataShape;
 use ddimlab::train::{TrainSpec, Trainer};
 
 /// The same allocator as the `ddimlab` binary, so the numbers are the binary's.

@@ -23,6 +23,7 @@ use candle_nn::{linear, Linear, VarBuilder, VarMap};
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
+use crate::atomic::write_atomic;
 use crate::data::{Dataset, Split};
 use crate::error::{Error, Result};
 use crate::hashing::{fingerprint, Digest};
@@ -30,7 +31,6 @@ use crate::model::checkpoint::{load_into, named_tensors, read, save_atomic, sort
 use crate::progress::Progress;
 use crate::rng::{stream, stream_at, Purpose};
 use crate::shape::DataShape;
-use crate::store::write_atomic;
 use crate::train::{gradients, AdamW};
 
 /// Rows per forward pass in [`Classifier::predict`] and [`Classifier::features_host`].

@@ -13,6 +13,7 @@
 //! nothing of sampling; [`experiment`] wires config → plan → runner → metrics → store,
 //! and [`report`] turns a results folder into paper-layout tables and figures.
 
+pub mod atomic;
 pub mod classifier;
 pub mod data;
 pub mod device;

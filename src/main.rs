@@ -113,28 +113,7 @@ fn load(file: &Path, checkpoint: Option<PathBuf>) -> anyhow::Result<ExperimentCo
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Validate { file, checkpoint } => {
-            let cfg = load(&file, checkpoint)?;
-            cfg.check_checkpoint()?;
-            println!("{}: ok", file.display());
-            print!("{}", cfg.to_yaml());
-            let heldout = cfg.data.sizes()?.1;
-            let plan = Plan::new(&cfg, heldout)?;
-            println!("\n{} points", plan.points.len());
-            print!("{}", plan.describe());
-            let (device, described) = ddimlab::device::resolve(&cfg.device)?;
-            let seconds = estimate_seconds(&cfg, &plan, &device)?;
-            println!(
-                "total: {} per-sample model evaluations, about {seconds:.0} s of model time on {described} \
-                 (plus training, if the model is not trained yet)",
-                plan.total_evaluations()
-            );
-            println!(
-                "memory: at least {:.1} MiB per point (samples, their copies, trajectory, reconstruction, one batch), \
-                 plus the model's activations",
-                cfg.point_bytes()? as f64 / (1u64 << 20) as f64
-            );
-        }
+        Command::Validate { file, checkpoint } => validate(&file, checkpoint),
         Command::Sweep {
             file,
             out,
@@ -150,101 +129,143 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 jobs: jobs as usize,
                 shard,
             };
-            let outcome = sweep_experiment(&cfg, &opts)?;
-            let m = &outcome.manifest;
-            let diverged: Vec<&str> = outcome
-                .rows
-                .iter()
-                .filter(|r| r.diverged)
-                .map(|r| r.point_id.as_str())
-                .collect();
-            let reused = m.points.iter().filter(|p| p.reused).count();
-            eprintln!(
-                "{} points ({} reused from an earlier run) in {:.1} s: model {:.1} s, outside the model {:.1} s ({:.1} %); \
-                 results in {}",
-                m.points.len(),
-                reused,
-                m.wall_seconds,
-                m.model_seconds,
-                m.outside_seconds,
-                100.0 * m.outside_share,
-                opts.out.display()
-            );
-            if !diverged.is_empty() {
-                eprintln!("diverged (NaN/inf, metrics NaN): {}", diverged.join(", "));
-            }
-            write_report(&opts.out)?;
+            sweep(&cfg, &opts)
         }
-        Command::Report { dir } => write_report(&dir)?,
-        Command::Merge { out, shards } => {
-            let outcome = ddimlab::experiment::merge::merge(&out, &shards)?;
-            eprintln!(
-                "merged {} shards into {}: {} points, {:.1} s of shard wall time in all",
-                shards.len(),
-                out.display(),
-                outcome.manifest.points.len(),
-                outcome.manifest.wall_seconds
-            );
-            write_report(&out)?;
-            if !outcome.missing.is_empty() {
-                anyhow::bail!(
-                    "{} planned points are in no shard (rerun the shards that failed): {}",
-                    outcome.missing.len(),
-                    outcome.missing.join(", ")
-                );
-            }
-        }
-        Command::Compare { dirs, out, readme } => {
-            let base = out.parent().unwrap_or(Path::new("")).to_path_buf();
-            let md = ddimlab::report::compare(&dirs, &base)?;
-            ddimlab::store::write_atomic(&out, format!("# Across models\n\n{md}").as_bytes())?;
-            eprintln!("comparison: {}", out.display());
-            if let Some(readme) = readme {
-                // The README's figures go to docs/ beside it (results/ is not committed).
-                let docs = readme.parent().unwrap_or(Path::new("")).join("docs");
-                std::fs::create_dir_all(&docs)?;
-                let block = ddimlab::report::compare(&dirs, &docs)?.replace("](compare_", "](docs/compare_");
-                ddimlab::report::splice_readme(&readme, &block)?;
-                eprintln!("README results section: {}", readme.display());
-            }
-        }
+        Command::Report { dir } => write_report(&dir),
+        Command::Merge { out, shards } => merge(&out, &shards),
+        Command::Compare { dirs, out, readme } => compare(&dirs, &out, readme.as_deref()),
         Command::Train {
             file,
             out,
             force,
             stop_after,
-        } => {
-            let cfg = ExperimentConfig::load(&file)?;
-            let dir = out_dir(&cfg, out);
-            let _lock = ddimlab::store::lock::FolderLock::acquire(&dir, &format!("ddimlab train ({})", cfg.name))?;
-            let (device, described) = ddimlab::device::resolve(&cfg.device)?;
-            eprintln!("device: {described}");
-            let steps = cfg.model.train.as_ref().map_or(0, |t| t.steps);
-            let mut progress = Progress::new("train", steps as u64);
-            match train_experiment(&cfg, &dir, force, (&device, &described), stop_after, &mut progress)? {
-                TrainOutcome::Reused(card) => eprintln!(
-                    "{}: finished checkpoint of this configuration found ({} steps, held-out loss {:.4}); --force retrains",
-                    dir.join("model.safetensors").display(),
-                    card.steps,
-                    card.heldout_loss
-                ),
-                TrainOutcome::Trained(card) => {
-                    progress.finish();
-                    eprintln!(
-                        "trained {} parameters for {} steps in {:.1} s: final loss {:.4}, held-out loss {:.4} -> {}",
-                        card.parameters,
-                        card.steps,
-                        card.train_seconds,
-                        card.final_loss,
-                        card.heldout_loss,
-                        dir.join("model.safetensors").display()
-                    );
-                }
-                TrainOutcome::Interrupted { steps_done } => {
-                    eprintln!("stopped after step {steps_done}; run again to resume")
-                }
-            }
+        } => train(&file, out, force, stop_after),
+    }
+}
+
+/// `ddimlab validate`: the resolved experiment, its plan, and its estimated cost.
+fn validate(file: &Path, checkpoint: Option<PathBuf>) -> anyhow::Result<()> {
+    let cfg = load(file, checkpoint)?;
+    cfg.check_checkpoint()?;
+    println!("{}: ok", file.display());
+    print!("{}", cfg.to_yaml());
+    let heldout = cfg.data.sizes()?.1;
+    let plan = Plan::new(&cfg, heldout)?;
+    println!("\n{} points", plan.points.len());
+    print!("{}", plan.describe());
+    let (device, described) = ddimlab::device::resolve(&cfg.device)?;
+    let seconds = estimate_seconds(&cfg, &plan, &device)?;
+    println!(
+        "total: {} per-sample model evaluations, about {seconds:.0} s of model time on {described} \
+         (plus training, if the model is not trained yet)",
+        plan.total_evaluations()
+    );
+    println!(
+        "memory: at least {:.1} MiB per point (samples, their copies, trajectory, reconstruction, one batch), \
+         plus the model's activations",
+        cfg.point_bytes()? as f64 / (1u64 << 20) as f64
+    );
+    Ok(())
+}
+
+/// `ddimlab sweep`: the sweep, a one-line summary and the report.
+fn sweep(cfg: &ExperimentConfig, opts: &SweepOptions) -> anyhow::Result<()> {
+    let outcome = sweep_experiment(cfg, opts)?;
+    let m = &outcome.manifest;
+    let diverged: Vec<&str> = outcome
+        .rows
+        .iter()
+        .filter(|r| r.diverged)
+        .map(|r| r.point_id.as_str())
+        .collect();
+    let reused = m.points.iter().filter(|p| p.reused).count();
+    eprintln!(
+        "{} points ({} reused from an earlier run) in {:.1} s: model {:.1} s, outside the model {:.1} s ({:.1} %); \
+         results in {}",
+        m.points.len(),
+        reused,
+        m.wall_seconds,
+        m.model_seconds,
+        m.outside_seconds,
+        100.0 * m.outside_share,
+        opts.out.display()
+    );
+    if !diverged.is_empty() {
+        eprintln!("diverged (NaN/inf, metrics NaN): {}", diverged.join(", "));
+    }
+    write_report(&opts.out)
+}
+
+/// `ddimlab merge`: the shards joined, the report, and an error naming the points no
+/// shard saved.
+fn merge(out: &Path, shards: &[PathBuf]) -> anyhow::Result<()> {
+    let outcome = ddimlab::experiment::merge::merge(out, shards)?;
+    eprintln!(
+        "merged {} shards into {}: {} points, {:.1} s of shard wall time in all",
+        shards.len(),
+        out.display(),
+        outcome.manifest.points.len(),
+        outcome.manifest.wall_seconds
+    );
+    write_report(out)?;
+    if !outcome.missing.is_empty() {
+        anyhow::bail!(
+            "{} planned points are in no shard (rerun the shards that failed): {}",
+            outcome.missing.len(),
+            outcome.missing.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// `ddimlab compare`: the folders read once, written to `out` and, with `readme`, into
+/// the README's results section (its figures in `docs/` beside it: results/ is not
+/// committed).
+fn compare(dirs: &[PathBuf], out: &Path, readme: Option<&Path>) -> anyhow::Result<()> {
+    let comparison = ddimlab::report::Comparison::load(dirs)?;
+    let md = comparison.render(out.parent().unwrap_or(Path::new("")))?;
+    ddimlab::atomic::write_atomic(out, format!("# Across models\n\n{md}").as_bytes())?;
+    eprintln!("comparison: {}", out.display());
+    if let Some(readme) = readme {
+        let docs = readme.parent().unwrap_or(Path::new("")).join("docs");
+        std::fs::create_dir_all(&docs)?;
+        let block = comparison.render(&docs)?.replace("](compare_", "](docs/compare_");
+        ddimlab::report::splice_readme(readme, &block)?;
+        eprintln!("README results section: {}", readme.display());
+    }
+    Ok(())
+}
+
+/// `ddimlab train`: the experiment's model trained (or its finished checkpoint reused).
+fn train(file: &Path, out: Option<PathBuf>, force: bool, stop_after: Option<usize>) -> anyhow::Result<()> {
+    let cfg = ExperimentConfig::load(file)?;
+    let dir = out_dir(&cfg, out);
+    let _lock = ddimlab::store::lock::FolderLock::acquire(&dir, &format!("ddimlab train ({})", cfg.name))?;
+    let (device, described) = ddimlab::device::resolve(&cfg.device)?;
+    eprintln!("device: {described}");
+    let steps = cfg.model.train.as_ref().map_or(0, |t| t.steps);
+    let mut progress = Progress::new("train", steps as u64);
+    let checkpoint = dir.join("model.safetensors");
+    match train_experiment(&cfg, &dir, force, (&device, &described), stop_after, &mut progress)? {
+        TrainOutcome::Reused(card) => eprintln!(
+            "{}: finished checkpoint of this configuration found ({} steps, held-out loss {:.4}); --force retrains",
+            checkpoint.display(),
+            card.steps,
+            card.heldout_loss
+        ),
+        TrainOutcome::Trained(card) => {
+            progress.finish();
+            eprintln!(
+                "trained {} parameters for {} steps in {:.1} s: final loss {:.4}, held-out loss {:.4} -> {}",
+                card.parameters,
+                card.steps,
+                card.train_seconds,
+                card.final_loss,
+                card.heldout_loss,
+                checkpoint.display()
+            );
         }
+        TrainOutcome::Interrupted { steps_done } => eprintln!("stopped after step {steps_done}; run again to resume"),
     }
     Ok(())
 }

@@ -154,13 +154,6 @@ impl GaussianMixture {
         exps.into_iter().map(|e| e / z).collect()
     }
 
-    /// The exact probability-flow map x_t ↦ x_0 from noise level ᾱ to the data (the
-    /// limit S → ∞ of DDIM with η = 0, paper Eq. 14): [`Self::flow_between`] to ᾱ = 1.
-    /// `None` for K > 1.
-    pub fn flow_map(&self, x: &[f64], alpha_bar: f64) -> Option<Vec<f64>> {
-        self.flow_between(x, alpha_bar, 1.0)
-    }
-
     /// The exact probability-flow map from noise level ᾱ = `from` to ᾱ = `to`, known in
     /// closed form for a single Gaussian N(μ, diag(s²)): the marginal at ᾱ is
     /// N(√ᾱ μ, v(ᾱ)) with v(ᾱ) = ᾱ s² + 1 − ᾱ, and the flow maps quantiles to quantiles, so

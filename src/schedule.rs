@@ -1,6 +1,6 @@
 //! Noise schedules and sampling subsequences (pure math, f64).
 //!
-//! Conventions (see `docs/DESIGN.md`): timesteps are 0-based training indices
+//! Conventions (see `ARCHITECTURE.md`): timesteps are 0-based training indices
 //! t ∈ {0, …, T−1}, ᾱ_t = ∏_{s ≤ t} (1 − β_s) (paper §2, Eq. 2 with α_t := ᾱ_t in the
 //! DDIM paper's notation), and ᾱ_{−1} = 1, so the step after the first element of a
 //! tau subsequence lands on clean data.

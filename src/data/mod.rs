@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::mixture::GaussianMixture;
 use crate::rng::{stream, Purpose};
-pub use crate::shape::DataShape;
+use crate::shape::DataShape;
 
 /// One split of a data set: `len` points of `shape`, row-major f32, with optional labels.
 #[derive(Debug, Clone, PartialEq)]

@@ -9,16 +9,18 @@
 //!    point (a corrupt or stale point refuses the merge, naming it) — nothing is written
 //!    before this succeeds;
 //! 3. the merged folder is built in a staging folder beside the output;
-//! 4. the staging folder replaces the output by renames ([`Staging::replace`]); on any
-//!    error before that, the staging folder is removed and the output is as it was.
+//! 4. each staged file replaces its namesake in the output by a rename, the manifest last
+//!    ([`Staging::replace`]). On any error before that, the staging folder is removed and
+//!    the output is byte for byte as it was; files of the output that a merge does not
+//!    write (the trained model in `train/`, shard folders inside it) are kept.
 
 use std::path::{Path, PathBuf};
 
+use crate::atomic::write_atomic;
 use crate::error::{Error, Result};
-use crate::store::lock::FolderLock;
+use crate::store::lock::{FolderLock, LOCK_FILE};
 use crate::store::manifest::{Manifest, PointTiming, ShardTiming, NOISE_FLOOR_FILE};
 use crate::store::points::{point_status, PointStatus};
-use crate::store::write_atomic;
 
 use super::config::ExperimentConfig;
 use super::plan::Plan;
@@ -193,21 +195,40 @@ impl Staging {
         &self.path
     }
 
-    /// Puts the staged folder in the output's place: the old output is renamed aside,
-    /// the staged folder renamed to the output, and the old one removed.
+    /// Moves every staged file to its place in `out` by a rename (atomic per file), the
+    /// manifest last. Files of `out` that a merge does not write (a trained model in
+    /// `train/`, shard folders kept inside it) stay.
     fn replace(mut self, out: &Path) -> Result<()> {
-        let old = sibling(out, "replaced")?;
-        if old.exists() {
-            std::fs::remove_dir_all(&old).map_err(|e| Error::io(&old, e))?;
-        }
-        std::fs::rename(out, &old).map_err(|e| Error::io(out, e))?;
-        if let Err(e) = std::fs::rename(&self.path, out) {
-            let _ = std::fs::rename(&old, out);
-            return Err(Error::io(out, e));
+        let mut files = Vec::new();
+        staged_files(&self.path, &mut files)?;
+        files.retain(|f| !f.ends_with(LOCK_FILE));
+        files.sort_by_key(|f| f.ends_with(Manifest::FILE));
+        for file in files {
+            let relative = file
+                .strip_prefix(&self.path)
+                .expect("a staged file is under the staging folder");
+            let target = out.join(relative);
+            if let Some(parent) = target.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+            }
+            std::fs::rename(&file, &target).map_err(|e| Error::io(&target, e))?;
         }
         self.done = true;
-        std::fs::remove_dir_all(&old).map_err(|e| Error::io(&old, e))
+        std::fs::remove_dir_all(&self.path).map_err(|e| Error::io(&self.path, e))
     }
+}
+
+/// Every file under `dir`, recursively.
+fn staged_files(dir: &Path, files: &mut Vec<PathBuf>) -> Result<()> {
+    for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        let path = entry.map_err(|e| Error::io(dir, e))?.path();
+        if path.is_dir() {
+            staged_files(&path, files)?;
+        } else {
+            files.push(path);
+        }
+    }
+    Ok(())
 }
 
 impl Drop for Staging {

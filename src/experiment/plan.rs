@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use crate::error::Result;
 use crate::sampler::{Eta, Sampler, SamplerKind};
-use crate::schedule::{Tau, TauKind};
+use crate::schedule::Tau;
 
 use super::config::ExperimentConfig;
 use super::sweep::MetricKind;
@@ -270,11 +270,6 @@ impl Plan {
         let (mut rows, missing) = crate::store::manifest::saved_rows(out, ids, hash)?;
         super::measure::share_reconstruction(&mut rows);
         Ok((rows, missing))
-    }
-
-    /// The reference that serves points of τ kind `kind`.
-    pub fn reference_for(&self, kind: TauKind) -> Option<&Reference> {
-        self.references.iter().find(|r| r.tau.kind() == kind)
     }
 
     /// Per-sample model evaluations of the references that are not sweep points.

@@ -11,6 +11,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use candle_core::{Device, Tensor};
 use rayon::prelude::*;
 
+use crate::atomic::write_atomic;
 use crate::classifier::{load_or_train, ClassifierSpec};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
@@ -25,7 +26,7 @@ use crate::store::h5::{write_samples, H5Meta};
 use crate::store::manifest::{Manifest, NoiseFloor, PointTiming};
 use crate::store::points::{load_arrays, point_status, save_point, PointStatus};
 use crate::store::table::write_tables;
-use crate::store::{write_atomic, MetricRow, PointArrays};
+use crate::store::{MetricRow, PointArrays};
 
 use super::config::ExperimentConfig;
 use super::context::{Consistency, Context, Report, INTERPOLATION_ID};

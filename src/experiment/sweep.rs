@@ -8,7 +8,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::error::{Error, Result};
 use crate::sampler::{Churn, Eta, SamplerKind};
 use crate::schedule::{Spacing, TauKind, KARRAS_RHO};
-pub use crate::store::export::ExportFormat;
+use crate::store::export::ExportFormat;
 
 /// One η of the sweep as written in YAML: a number in [0, 1] or `sigma_hat`.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -9,6 +9,7 @@ use candle_core::Device;
 use serde::{Deserialize, Serialize};
 
 use super::config::{ExperimentConfig, ModelKind, OracleKind, ScheduleSpec};
+use crate::atomic::write_atomic;
 use crate::data::{DataSpec, Dataset};
 use crate::error::{Error, Result};
 use crate::model::checkpoint::{load_into, named_tensors, read, save_atomic};
@@ -16,7 +17,6 @@ use crate::model::diffusers::{load_diffusers, CONFIG_FILE};
 use crate::model::{Architecture, EmpiricalOracle, EpsModel, MixtureOracle, Network};
 use crate::progress::Progress;
 use crate::shape::DataShape;
-use crate::store::write_atomic;
 use crate::train::{eval_loss, TrainSpec, Trainer};
 
 /// The JSON sidecar of a trained checkpoint.

@@ -14,7 +14,7 @@
 //! Every replicate is kept ([`Replicated`]): the interval of one statistic
 //! ([`interval`]) and of the difference of two ([`super::paired`]) both come from them.
 //! Which interval ddimlab reports ([`MARGINAL`]) was chosen by its measured coverage
-//! (`tests/coverage.rs`, README "Intervals"): see [`IntervalKind`].
+//! (`tests/it/coverage.rs`, README "Intervals"): see [`IntervalKind`].
 
 use rand::Rng;
 use rayon::prelude::*;
@@ -232,7 +232,7 @@ impl Linear {
 /// counts the quadratic part about three times (V_L + 3 V_Q: each resample is a sample
 /// of the empirical distribution, whose own projection carries the quadratic part's
 /// noise), so (2 V_lin + V_boot)/3 counts each once. Measured coverage: README
-/// "Intervals" and `tests/coverage.rs`.
+/// "Intervals" and `tests/it/coverage.rs`.
 pub fn spread(replicates: &[f64], linear: Option<&Linear>) -> Option<f64> {
     let boot = standard_deviation(replicates)?;
     Some(match linear {

@@ -10,7 +10,7 @@
 //! Δ = 0 from the normal approximation z = Δ̂ / s(Δ*) (p-values far below 1/B are needed
 //! once [`holm`] divides the level by the number of comparisons, and the percentile
 //! methods cannot give them); [`PAIRED`] is the interval kind whose coverage was measured
-//! (`tests/coverage.rs`).
+//! (`tests/it/coverage.rs`).
 
 use super::bootstrap::{interval, spread, Interval, IntervalKind, Linear, LEVEL};
 

@@ -110,21 +110,17 @@ pub fn sorted_vars(varmap: &VarMap) -> (Vec<String>, Vec<Var>) {
     named.into_iter().unzip()
 }
 
-/// Writes `tensors` to `path` as safetensors, atomically (temporary file, then rename),
-/// so an interrupted write never leaves a file a later run would trust.
+/// Writes `tensors` to `path` as safetensors, atomically ([`crate::atomic`]), so an
+/// interrupted write never leaves a file a later run would trust.
 pub fn save_atomic(tensors: &BTreeMap<String, Tensor>, path: &Path) -> Result<()> {
-    let io = |e: &dyn std::fmt::Display| Error::file(path, e);
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| io(&e))?;
-    }
-    let tmp = path.with_extension("safetensors.partial");
     let host: Vec<(String, Tensor)> = tensors
         .iter()
         .map(|(k, t)| Ok((k.clone(), t.to_device(&Device::Cpu)?)))
         .collect::<Result<_>>()?;
-    safetensors::tensor::serialize_to_file(host.iter().map(|(k, t)| (k.as_str(), t)), None, &tmp)
-        .map_err(|e| io(&e))?;
-    std::fs::rename(&tmp, path).map_err(|e| io(&e))
+    crate::atomic::write_with(path, |tmp| {
+        safetensors::tensor::serialize_to_file(host.iter().map(|(k, t)| (k.as_str(), t)), None, tmp)
+            .map_err(|e| Error::file(tmp, e))
+    })
 }
 
 /// Reads a safetensors file onto `device`.

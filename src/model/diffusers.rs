@@ -170,75 +170,9 @@ impl UnetConfig {
     /// `class_embed_type: "timestep"`), is an [`Error::Invalid`] naming the key, its
     /// value and what is supported.
     pub fn from_diffusers(config_json_text: &str) -> Result<UnetConfig> {
-        let value: Value = serde_json::from_str(config_json_text)
-            .map_err(|e| Error::invalid("config.json", format!("not valid JSON: {e}")))?;
-        let Value::Object(map) = value else {
-            return Err(Error::invalid(
-                "config.json",
-                "expected a JSON object of UNet2DModel settings",
-            ));
-        };
-        if let Some(key) = map
-            .keys()
-            .find(|k| !k.starts_with('_') && !KNOWN_KEYS.contains(&k.as_str()))
-        {
-            return Err(invalid(
-                key,
-                &map[key],
-                "only the UNet2DModel keys of diffusers' DDPM family (this key is unknown to the loader)",
-            ));
-        }
+        let map = config_object(config_json_text)?;
         let k = Keys(&map);
-        if let Some(class) = map.get("_class_name") {
-            if class != "UNet2DModel" {
-                return Err(invalid("_class_name", class, "\"UNet2DModel\""));
-            }
-        }
-        k.require("center_input_sample", false.into(), &[false.into()], "false")?;
-        k.require(
-            "time_embedding_type",
-            "positional".into(),
-            &["positional".into()],
-            "\"positional\"",
-        )?;
-        k.require(
-            "mid_block_type",
-            "UNetMidBlock2D".into(),
-            &["UNetMidBlock2D".into()],
-            "\"UNetMidBlock2D\"",
-        )?;
-        k.require("downsample_type", "conv".into(), &["conv".into()], "\"conv\"")?;
-        k.require("upsample_type", "conv".into(), &["conv".into()], "\"conv\"")?;
-        k.require("act_fn", "silu".into(), &["silu".into(), "swish".into()], "\"silu\"")?;
-        k.require(
-            "resnet_time_scale_shift",
-            "default".into(),
-            &["default".into()],
-            "\"default\"",
-        )?;
-        k.require(
-            "add_attention",
-            true.into(),
-            &[true.into()],
-            "true (mid-block attention)",
-        )?;
-        k.require(
-            "class_embed_type",
-            Value::Null,
-            &[Value::Null],
-            "null (no class embedding)",
-        )?;
-        k.require(
-            "num_class_embeds",
-            Value::Null,
-            &[Value::Null],
-            "null (no class embedding)",
-        )?;
-        let scale = k.f64("mid_block_scale_factor", 1.0)?;
-        if scale != 1.0 {
-            return Err(invalid("mid_block_scale_factor", &map["mid_block_scale_factor"], "1"));
-        }
-
+        require_supported(&k, &map)?;
         let sample_size = match map.get("sample_size") {
             Some(v) => v
                 .as_u64()
@@ -251,99 +185,9 @@ impl UnetConfig {
                 ))
             }
         };
-        let block_out_channels = k.usizes("block_out_channels", &[224, 448, 672, 896])?;
-        if block_out_channels.is_empty() || block_out_channels.contains(&0) {
-            return Err(invalid(
-                "block_out_channels",
-                &Value::from(block_out_channels),
-                "one or more positive channel counts",
-            ));
-        }
-        let down_block_types = k.strings(
-            "down_block_types",
-            &["DownBlock2D", "AttnDownBlock2D", "AttnDownBlock2D", "AttnDownBlock2D"],
-        )?;
-        let up_block_types = k.strings(
-            "up_block_types",
-            &["AttnUpBlock2D", "AttnUpBlock2D", "AttnUpBlock2D", "UpBlock2D"],
-        )?;
-        for (key, types, allowed) in [
-            (
-                "down_block_types",
-                &down_block_types,
-                ["DownBlock2D", "AttnDownBlock2D"],
-            ),
-            ("up_block_types", &up_block_types, ["UpBlock2D", "AttnUpBlock2D"]),
-        ] {
-            if let Some(bad) = types.iter().find(|t| !allowed.contains(&t.as_str())) {
-                return Err(Error::invalid(
-                    format!("config.json: {key}"),
-                    format!("block type {bad:?} is not supported; supported: {}", allowed.join(", ")),
-                ));
-            }
-            if types.len() != block_out_channels.len() {
-                return Err(Error::invalid(
-                    format!("config.json: {key}"),
-                    format!(
-                        "{} block types for {} block_out_channels; one per level is needed",
-                        types.len(),
-                        block_out_channels.len()
-                    ),
-                ));
-            }
-        }
-        let temb = block_out_channels[0] * 4;
-        k.require(
-            "time_embedding_dim",
-            Value::Null,
-            &[Value::Null, Value::from(temb)],
-            &format!("null or {temb} (4 × block_out_channels[0])"),
-        )?;
-        let norm_num_groups = k.usize("norm_num_groups", 32)?;
-        k.require(
-            "attn_norm_num_groups",
-            Value::Null,
-            &[Value::Null, Value::from(norm_num_groups)],
-            &format!("null or {norm_num_groups} (norm_num_groups)"),
-        )?;
-        if let Some(c) = block_out_channels
-            .iter()
-            .find(|c| norm_num_groups == 0 || **c % norm_num_groups != 0)
-        {
-            return Err(invalid(
-                "norm_num_groups",
-                &map.get("norm_num_groups").cloned().unwrap_or(32.into()),
-                &format!("a group count that divides every block_out_channels entry ({c} does not)"),
-            ));
-        }
-        let attention_head_dim = match map.get("attention_head_dim") {
-            None => Some(8),
-            Some(Value::Null) => None,
-            Some(v) => Some(
-                v.as_u64()
-                    .filter(|d| *d > 0)
-                    .map(|d| d as usize)
-                    .ok_or_else(|| invalid("attention_head_dim", v, "null (one head) or a positive integer"))?,
-            ),
-        };
-        if let Some(d) = attention_head_dim {
-            let levels = block_out_channels.len();
-            let attended = (0..levels)
-                .filter(|i| {
-                    down_block_types[*i] == "AttnDownBlock2D" || up_block_types[levels - 1 - *i] == "AttnUpBlock2D"
-                })
-                .map(|i| block_out_channels[i])
-                .chain([block_out_channels[levels - 1]]);
-            for c in attended {
-                if c % d != 0 {
-                    return Err(invalid(
-                        "attention_head_dim",
-                        &Value::from(d),
-                        &format!("null or a head size that divides the {c} channels attended to"),
-                    ));
-                }
-            }
-        }
+        let (block_out_channels, down_block_types, up_block_types) = levels(&k)?;
+        let norm_num_groups = norm_groups(&k, &map, &block_out_channels)?;
+        let attention_head_dim = attention_head_dim(&map, &block_out_channels, &down_block_types, &up_block_types)?;
         let downsample_padding = k.usize("downsample_padding", 1)?;
         if downsample_padding > 1 {
             return Err(invalid("downsample_padding", &map["downsample_padding"], "0 or 1"));
@@ -368,6 +212,198 @@ impl UnetConfig {
             downsample_padding,
         })
     }
+}
+
+/// The JSON object of `config.json`, refused when it holds a key the loader does not know.
+fn config_object(config_json_text: &str) -> Result<serde_json::Map<String, Value>> {
+    let value: Value = serde_json::from_str(config_json_text)
+        .map_err(|e| Error::invalid("config.json", format!("not valid JSON: {e}")))?;
+    let Value::Object(map) = value else {
+        return Err(Error::invalid(
+            "config.json",
+            "expected a JSON object of UNet2DModel settings",
+        ));
+    };
+    if let Some(key) = map
+        .keys()
+        .find(|k| !k.starts_with('_') && !KNOWN_KEYS.contains(&k.as_str()))
+    {
+        return Err(invalid(
+            key,
+            &map[key],
+            "only the UNet2DModel keys of diffusers' DDPM family (this key is unknown to the loader)",
+        ));
+    }
+    Ok(map)
+}
+
+/// Refuses every setting whose value the network here cannot compute (the class, the
+/// embedding and block kinds, the activation, …), each with what is supported.
+fn require_supported(k: &Keys, map: &serde_json::Map<String, Value>) -> Result<()> {
+    if let Some(class) = map.get("_class_name") {
+        if class != "UNet2DModel" {
+            return Err(invalid("_class_name", class, "\"UNet2DModel\""));
+        }
+    }
+    k.require("center_input_sample", false.into(), &[false.into()], "false")?;
+    k.require(
+        "time_embedding_type",
+        "positional".into(),
+        &["positional".into()],
+        "\"positional\"",
+    )?;
+    k.require(
+        "mid_block_type",
+        "UNetMidBlock2D".into(),
+        &["UNetMidBlock2D".into()],
+        "\"UNetMidBlock2D\"",
+    )?;
+    k.require("downsample_type", "conv".into(), &["conv".into()], "\"conv\"")?;
+    k.require("upsample_type", "conv".into(), &["conv".into()], "\"conv\"")?;
+    k.require("act_fn", "silu".into(), &["silu".into(), "swish".into()], "\"silu\"")?;
+    k.require(
+        "resnet_time_scale_shift",
+        "default".into(),
+        &["default".into()],
+        "\"default\"",
+    )?;
+    k.require(
+        "add_attention",
+        true.into(),
+        &[true.into()],
+        "true (mid-block attention)",
+    )?;
+    k.require(
+        "class_embed_type",
+        Value::Null,
+        &[Value::Null],
+        "null (no class embedding)",
+    )?;
+    k.require(
+        "num_class_embeds",
+        Value::Null,
+        &[Value::Null],
+        "null (no class embedding)",
+    )?;
+    let scale = k.f64("mid_block_scale_factor", 1.0)?;
+    if scale != 1.0 {
+        return Err(invalid("mid_block_scale_factor", &map["mid_block_scale_factor"], "1"));
+    }
+
+    Ok(())
+}
+
+/// `block_out_channels` and the down / up block types, one per level, of supported kinds.
+fn levels(k: &Keys) -> Result<(Vec<usize>, Vec<String>, Vec<String>)> {
+    let block_out_channels = k.usizes("block_out_channels", &[224, 448, 672, 896])?;
+    if block_out_channels.is_empty() || block_out_channels.contains(&0) {
+        return Err(invalid(
+            "block_out_channels",
+            &Value::from(block_out_channels),
+            "one or more positive channel counts",
+        ));
+    }
+    let down_block_types = k.strings(
+        "down_block_types",
+        &["DownBlock2D", "AttnDownBlock2D", "AttnDownBlock2D", "AttnDownBlock2D"],
+    )?;
+    let up_block_types = k.strings(
+        "up_block_types",
+        &["AttnUpBlock2D", "AttnUpBlock2D", "AttnUpBlock2D", "UpBlock2D"],
+    )?;
+    for (key, types, allowed) in [
+        (
+            "down_block_types",
+            &down_block_types,
+            ["DownBlock2D", "AttnDownBlock2D"],
+        ),
+        ("up_block_types", &up_block_types, ["UpBlock2D", "AttnUpBlock2D"]),
+    ] {
+        if let Some(bad) = types.iter().find(|t| !allowed.contains(&t.as_str())) {
+            return Err(Error::invalid(
+                format!("config.json: {key}"),
+                format!("block type {bad:?} is not supported; supported: {}", allowed.join(", ")),
+            ));
+        }
+        if types.len() != block_out_channels.len() {
+            return Err(Error::invalid(
+                format!("config.json: {key}"),
+                format!(
+                    "{} block types for {} block_out_channels; one per level is needed",
+                    types.len(),
+                    block_out_channels.len()
+                ),
+            ));
+        }
+    }
+    Ok((block_out_channels, down_block_types, up_block_types))
+}
+
+/// `norm_num_groups`, which must divide every level's channels (and `time_embedding_dim`
+/// and `attn_norm_num_groups`, which must be their defaults).
+fn norm_groups(k: &Keys, map: &serde_json::Map<String, Value>, block_out_channels: &[usize]) -> Result<usize> {
+    let temb = block_out_channels[0] * 4;
+    k.require(
+        "time_embedding_dim",
+        Value::Null,
+        &[Value::Null, Value::from(temb)],
+        &format!("null or {temb} (4 × block_out_channels[0])"),
+    )?;
+    let norm_num_groups = k.usize("norm_num_groups", 32)?;
+    k.require(
+        "attn_norm_num_groups",
+        Value::Null,
+        &[Value::Null, Value::from(norm_num_groups)],
+        &format!("null or {norm_num_groups} (norm_num_groups)"),
+    )?;
+    if let Some(c) = block_out_channels
+        .iter()
+        .find(|c| norm_num_groups == 0 || **c % norm_num_groups != 0)
+    {
+        return Err(invalid(
+            "norm_num_groups",
+            &map.get("norm_num_groups").cloned().unwrap_or(32.into()),
+            &format!("a group count that divides every block_out_channels entry ({c} does not)"),
+        ));
+    }
+    Ok(norm_num_groups)
+}
+
+/// `attention_head_dim` (default 8; null: one head), which must divide the channels of
+/// every attended level.
+fn attention_head_dim(
+    map: &serde_json::Map<String, Value>,
+    block_out_channels: &[usize],
+    down_block_types: &[String],
+    up_block_types: &[String],
+) -> Result<Option<usize>> {
+    let attention_head_dim = match map.get("attention_head_dim") {
+        None => Some(8),
+        Some(Value::Null) => None,
+        Some(v) => Some(
+            v.as_u64()
+                .filter(|d| *d > 0)
+                .map(|d| d as usize)
+                .ok_or_else(|| invalid("attention_head_dim", v, "null (one head) or a positive integer"))?,
+        ),
+    };
+    if let Some(d) = attention_head_dim {
+        let levels = block_out_channels.len();
+        let attended = (0..levels)
+            .filter(|i| down_block_types[*i] == "AttnDownBlock2D" || up_block_types[levels - 1 - *i] == "AttnUpBlock2D")
+            .map(|i| block_out_channels[i])
+            .chain([block_out_channels[levels - 1]]);
+        for c in attended {
+            if c % d != 0 {
+                return Err(invalid(
+                    "attention_head_dim",
+                    &Value::from(d),
+                    &format!("null or a head size that divides the {c} channels attended to"),
+                ));
+            }
+        }
+    }
+    Ok(attention_head_dim)
 }
 
 /// Renames the attention parameters of older diffusers checkpoints to the current

@@ -24,7 +24,7 @@ use crate::shape::DataShape;
 pub use diffusers::load_diffusers;
 pub use empirical::{EmpiricalMixture, EmpiricalOracle};
 pub use mlp::{Mlp, MlpConfig};
-pub use oracle::{GaussianMixture, MixtureOracle};
+pub use oracle::MixtureOracle;
 pub use unet::{Unet, UnetConfig, UnetSpec};
 
 /// The dtype networks are trained and stored in.

@@ -7,7 +7,7 @@ use rayon::prelude::*;
 
 use super::EpsModel;
 use crate::error::Result;
-pub use crate::mixture::GaussianMixture;
+use crate::mixture::GaussianMixture;
 use crate::schedule::Schedule;
 
 /// The exact ε* of a [`GaussianMixture`] under a [`Schedule`], as an [`EpsModel`].

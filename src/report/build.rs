@@ -17,6 +17,7 @@ use super::tables::{
     ablation, clips, deciding, eta_by_steps, eta_label, etas, find, present, steps, taus, taus_by_steps, timing,
     with_floor, MetricInfo, Table, CONSISTENCY, CONSISTENCY_EXACT, RECON, SAMPLE_QUALITY,
 };
+use crate::atomic::write_atomic;
 use crate::error::{Error, Result};
 use crate::experiment::evaluation::Evaluation;
 use crate::experiment::plan::Plan;
@@ -27,7 +28,7 @@ use crate::sampler::SamplerKind;
 use crate::shape::DataShape;
 use crate::store::manifest::{Manifest, NoiseFloor};
 use crate::store::points::load_arrays;
-use crate::store::{write_atomic, MetricRow};
+use crate::store::MetricRow;
 
 /// What `report` wrote.
 #[derive(Debug, Clone)]

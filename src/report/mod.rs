@@ -12,4 +12,4 @@ pub mod samplers;
 pub mod tables;
 
 pub use build::{report, ReportSummary};
-pub use compare::{compare, splice_readme};
+pub use compare::{compare, splice_readme, Comparison};

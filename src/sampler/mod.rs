@@ -295,53 +295,6 @@ impl Sampler {
     }
 }
 
-/// Generates x_0 from x_{τ_S} = `x_t` with the generalized DDIM step (Eq. 12) over `tau`.
-pub fn generate(
-    model: &dyn EpsModel,
-    schedule: &Schedule,
-    tau: &Tau,
-    x_t: &Tensor,
-    opts: &SamplerOptions,
-    noise: &mut dyn NoiseSource,
-) -> Result<PassOutput> {
-    let sampler = Sampler::Ddim {
-        eta: opts.eta,
-        clip_x0: opts.clip_x0,
-    };
-    sampler.run(model, schedule, tau, x_t, noise, opts.record_trajectory)
-}
-
-/// DDIM settings of one pass besides τ (see [`generate`]).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct SamplerOptions {
-    /// η or σ̂.
-    pub eta: Eta,
-    /// Clip x̂_0 to [−1, 1] before it is used (off in the official DDIM sampler).
-    pub clip_x0: bool,
-    /// Keep every intermediate state.
-    pub record_trajectory: bool,
-}
-
-impl Default for SamplerOptions {
-    fn default() -> Self {
-        Self {
-            eta: Eta::DDIM,
-            clip_x0: false,
-            record_trajectory: false,
-        }
-    }
-}
-
-/// Deterministic DDIM decoding (η = 0) from x_{τ_S} to x_0: the Eq. 14 ODE, discretized.
-pub fn decode(model: &dyn EpsModel, schedule: &Schedule, tau: &Tau, x_t: &Tensor, record: bool) -> Result<PassOutput> {
-    let opts = SamplerOptions {
-        record_trajectory: record,
-        ..SamplerOptions::default()
-    };
-    // η = 0 never asks for noise; a fixed seed keeps the signature honest.
-    generate(model, schedule, tau, x_t, &opts, &mut SeededNoise::new(0))
-}
-
 /// The timesteps of every call, `t` repeated for a batch of `x`.
 fn batch_t(x: &Tensor, t: usize) -> Result<Vec<usize>> {
     Ok(vec![t; x.dim(0)?])

@@ -7,7 +7,7 @@ use std::path::Path;
 use ndarray::Array4;
 use ndarray_npy::NpzWriter;
 
-use super::write_atomic;
+use crate::atomic::write_atomic;
 use crate::error::{Error, Result};
 use crate::shape::DataShape;
 

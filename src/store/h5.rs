@@ -1,4 +1,4 @@
-//! `samples.h5` (schema in docs/DESIGN.md, read by h5py too):
+//! `samples.h5` (schema in the README's results-folder section, read by h5py too):
 //!
 //! - root attributes `experiment`, `config` (YAML text), `ddimlab_version` (UTF-8
 //!   strings) and `seed` (u64);
@@ -15,7 +15,7 @@ use hdf5::types::VarLenUnicode;
 use hdf5::{Group, Location};
 
 use super::point::{check_point_id, ArrayShapes, MetricRow, PointArrays, Reconstruction};
-use super::sync_and_rename;
+use crate::atomic::write_with;
 use crate::error::{Error, Result};
 
 /// The root attributes of `samples.h5`.
@@ -117,22 +117,14 @@ fn write_all(tmp: &Path, meta: &H5Meta, points: impl Iterator<Item = Result<(Met
 }
 
 /// Writes `samples.h5` at `path`, one point at a time (memory stays flat), through
-/// `path.with_extension("h5.tmp")` and a rename. The first error from `points` aborts
+/// a temporary file and a rename ([`write_with`]). The first error from `points` aborts
 /// the write and leaves any previous file at `path` untouched.
 pub fn write_samples(
     path: &Path,
     meta: &H5Meta,
     points: impl Iterator<Item = Result<(MetricRow, PointArrays)>>,
 ) -> Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    }
-    let tmp = path.with_extension("h5.tmp");
-    if let Err(e) = write_all(&tmp, meta, points) {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e);
-    }
-    sync_and_rename(&tmp, path)
+    write_with(path, |tmp| write_all(tmp, meta, points))
 }
 
 fn get_str(loc: &Location, name: &str) -> hdf5::Result<String> {

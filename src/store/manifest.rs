@@ -8,7 +8,8 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::points::{point_status, PointStatus};
-use super::{write_atomic, MetricRow};
+use super::MetricRow;
+use crate::atomic::write_atomic;
 use crate::error::{Error, Result};
 
 /// What a sweep did.

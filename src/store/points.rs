@@ -12,7 +12,7 @@ use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use serde::{Deserialize, Serialize};
 
 use super::point::{check_point_id, ArrayShapes, MetricRow, PointArrays, Reconstruction};
-use super::write_atomic;
+use crate::atomic::write_atomic;
 use crate::error::{Error, Result};
 
 /// What is on disk for one point.

@@ -17,7 +17,7 @@ use std::path::Path;
 use polars::prelude::*;
 
 use super::point::MetricRow;
-use super::write_atomic;
+use crate::atomic::write_atomic;
 use crate::error::{Error, Result};
 use crate::metrics::bootstrap::Linear;
 

@@ -2,14 +2,12 @@
 //! implementation `scripts/reference/make_ddim_fixture.py` (it mirrors the official DDIM
 //! code, `functions/denoising.py`), step by step, in f64 and in f32.
 
-mod common;
-
 use std::collections::BTreeMap;
 
+use crate::common::values;
 use candle_core::{DType, Device, Tensor};
-use common::values;
 use ddimlab::model::EpsModel;
-use ddimlab::sampler::{encode, generate, Eta, NoiseSource, SamplerOptions};
+use ddimlab::sampler::{encode, Eta, NoiseSource, Sampler};
 use ddimlab::schedule::{BetaSchedule, Schedule, Tau, TauKind};
 use serde::Deserialize;
 
@@ -91,7 +89,7 @@ struct EncodeCase {
 }
 
 fn fixture() -> Fixture {
-    let text = include_str!("fixtures/ddim_reference.json");
+    let text = include_str!("../fixtures/ddim_reference.json");
     serde_json::from_str(text).expect("fixture parses")
 }
 
@@ -197,21 +195,15 @@ fn sampling_matches_the_reference_step_by_step() {
             };
             let tau = Tau::new(tau_kind(&case.tau), case.num_steps, f.t).unwrap();
             assert_eq!(tau.timesteps(), case.timesteps.as_slice(), "{}", case.name);
-            let opts = SamplerOptions {
+            let ddim = Sampler::Ddim {
                 eta,
                 clip_x0: case.clip_x0,
-                record_trajectory: true,
             };
             let mut noise = Replay(case.noise.iter().map(|m| tensor(m, dtype)).collect());
-            let out = generate(
-                &Analytic,
-                &schedule(&case.schedule),
-                &tau,
-                &tensor(&case.x_t, dtype),
-                &opts,
-                &mut noise,
-            )
-            .unwrap();
+            let x_t = tensor(&case.x_t, dtype);
+            let out = ddim
+                .run(&Analytic, &schedule(&case.schedule), &tau, &x_t, &mut noise, true)
+                .unwrap();
             let tr = out.trajectory.unwrap();
             assert_eq!(tr.x0_preds.len(), case.steps.len(), "{}", case.name);
             for (k, step) in case.steps.iter().enumerate() {
@@ -241,7 +233,7 @@ fn encoding_and_decoding_match_the_reference() {
             assert_close(&tr.states[k + 1], &step.x, 1e-9, &format!("{} step {k}", case.name));
         }
         assert_close(&out.x, &case.x_t, 1e-9, &case.name);
-        let back = ddimlab::sampler::decode(&Analytic, &sched, &tau, &out.x, false).unwrap();
+        let back = crate::common::decode(&Analytic, &sched, &tau, &out.x, false).unwrap();
         assert_close(&back.x, &case.decoded, 1e-9, &format!("{} decoded", case.name));
     }
 }

@@ -8,10 +8,7 @@ fn bin() -> Command {
 }
 
 fn workdir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("ddimlab-cli-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    crate::common::workdir("cli", tag)
 }
 
 fn experiment(dir: &Path, steps: usize, seed: u64) -> PathBuf {

@@ -1,6 +1,7 @@
 //! Data sets: shapes, the shipped digits, seeded splits.
 
-use ddimlab::data::{DataKind, DataShape, DataSpec, StdSpec};
+use ddimlab::data::{DataKind, DataSpec, StdSpec};
+use ddimlab::shape::DataShape;
 
 #[test]
 fn digits_are_the_uci_set_scaled_to_unit_range() {

@@ -1,11 +1,12 @@
 //! The generalized sampler against closed forms (paper Eq. 12, 14, 16, Lemma 1).
 
-mod common;
-
+use crate::common::{matrix, values, Counting};
 use candle_core::{DType, Device, Tensor};
-use common::{matrix, values, Counting};
-use ddimlab::model::{EpsModel, GaussianMixture, MixtureOracle};
-use ddimlab::sampler::{self, decode, encode, generate, Eta, SamplerOptions, SeededNoise, StepCoefficients};
+use ddimlab::mixture::GaussianMixture;
+use ddimlab::model::{EpsModel, MixtureOracle};
+use ddimlab::sampler::{self, encode, Eta, Sampler, SeededNoise, StepCoefficients};
+
+use crate::common::decode;
 use ddimlab::schedule::{Schedule, Tau, TauKind};
 
 /// The N(0, s²I) oracle in one dimension.
@@ -184,19 +185,17 @@ fn marginals_are_preserved_for_every_eta() {
         .into_iter()
         .enumerate()
     {
-        let opts = SamplerOptions {
-            eta,
-            ..Default::default()
-        };
-        let out = generate(
-            &oracle,
-            &sched,
-            &tau,
-            &x_t,
-            &opts,
-            &mut SeededNoise::new(100 + i as u64),
-        )
-        .unwrap();
+        let ddim = Sampler::Ddim { eta, clip_x0: false };
+        let out = ddim
+            .run(
+                &oracle,
+                &sched,
+                &tau,
+                &x_t,
+                &mut SeededNoise::new(100 + i as u64),
+                false,
+            )
+            .unwrap();
         let v = values(&out.x);
         let rows: Vec<&[f64]> = v.chunks(2).collect();
         let nf = n as f64;
@@ -246,15 +245,13 @@ fn the_model_is_called_once_per_distinct_timestep() {
     ] {
         let tau = Tau::new(kind, s, 1000).unwrap();
         let counting = Counting::new(&mixture);
-        let out = generate(
-            &counting,
-            &sched,
-            &tau,
-            &x,
-            &SamplerOptions::default(),
-            &mut SeededNoise::new(0),
-        )
-        .unwrap();
+        let ddim = Sampler::Ddim {
+            eta: Eta::DDIM,
+            clip_x0: false,
+        };
+        let out = ddim
+            .run(&counting, &sched, &tau, &x, &mut SeededNoise::new(0), false)
+            .unwrap();
         assert_eq!((counting.calls(), out.nfe), (tau.len(), tau.len()));
         let mut seen = counting.seen.lock().unwrap().clone();
         seen.reverse();
@@ -286,12 +283,13 @@ fn clipping_bounds_the_x0_prediction() {
     let sched = Schedule::ddpm_linear();
     let tau = Tau::new(TauKind::Linear, 10, 1000).unwrap();
     let x = matrix(vec![2.5, -2.5], 2, 1);
-    let opts = SamplerOptions {
+    let clipped = Sampler::Ddim {
+        eta: Eta::DDIM,
         clip_x0: true,
-        record_trajectory: true,
-        ..Default::default()
     };
-    let out = generate(&oracle, &sched, &tau, &x, &opts, &mut SeededNoise::new(0)).unwrap();
+    let out = clipped
+        .run(&oracle, &sched, &tau, &x, &mut SeededNoise::new(0), true)
+        .unwrap();
     let tr = out.trajectory.unwrap();
     assert!(tr.x0_preds.iter().all(|p| values(p).iter().all(|v| v.abs() <= 1.0)));
     assert!(values(&out.x).iter().all(|v| v.abs() <= 1.0 + 1e-12));

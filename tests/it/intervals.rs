@@ -8,7 +8,7 @@ use ddimlab::metrics::{
     component_masses, frechet_distance, kid, mass_error, median_bandwidth_of, mmd2_unbiased, sliced_wasserstein,
     Gaussian, Kernel, KernelReference, Moments,
 };
-use ddimlab::model::GaussianMixture;
+use ddimlab::mixture::GaussianMixture;
 use ddimlab::rng::{item_normals, Purpose};
 
 /// n rows of N(shift·e_1, I) in d dimensions, from stream `item`.

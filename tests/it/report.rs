@@ -249,10 +249,7 @@ fn findings_name_a_best_eta_only_where_its_paired_claim_holds() {
 }
 
 fn workdir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("ddimlab-report-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    crate::common::workdir("report", tag)
 }
 
 /// (width, height) from a PNG's IHDR chunk.

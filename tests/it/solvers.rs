@@ -3,12 +3,11 @@
 //! `scripts/reference/make_solver_fixture.py`), their model-evaluation counts, and their
 //! convergence orders against the exact probability flow of a single Gaussian.
 
-mod common;
-
+use crate::common::{matrix, values};
 use candle_core::{Device, Tensor};
-use common::{matrix, values};
 use ddimlab::experiment::measure::exact_flow;
-use ddimlab::model::{EpsModel, GaussianMixture, MixtureOracle};
+use ddimlab::mixture::GaussianMixture;
+use ddimlab::model::{EpsModel, MixtureOracle};
 use ddimlab::sampler::{Churn, NoiseSource, Sampler, SamplerKind, SeededNoise};
 use ddimlab::schedule::{Schedule, Spacing, Tau, TauKind};
 use serde::Deserialize;

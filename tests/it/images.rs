@@ -2,16 +2,14 @@
 
 use std::path::{Path, PathBuf};
 
-use ddimlab::data::{DataKind, DataShape, DataSpec};
+use ddimlab::data::{DataKind, DataSpec};
+use ddimlab::shape::DataShape;
 use ddimlab::store::export::{export_point, ExportFormat};
 use ndarray::{Array4, ArrayD};
 use ndarray_npy::{NpzReader, NpzWriter};
 
 fn workdir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("ddimlab-images-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    crate::common::workdir("images", tag)
 }
 
 /// Pixel (i, y, x, c) of the test images.

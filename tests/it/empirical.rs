@@ -4,7 +4,7 @@
 use candle_core::{DType, Device, Tensor};
 use ddimlab::model::{EmpiricalMixture, EmpiricalOracle, EpsModel, MixtureOracle};
 use ddimlab::rng::{stream, Purpose};
-use ddimlab::sampler::{generate, PerSampleNoise, SamplerOptions};
+use ddimlab::sampler::{PerSampleNoise, Sampler};
 use ddimlab::schedule::{BetaSchedule, Schedule, Tau, TauKind};
 use nalgebra::DMatrix;
 
@@ -123,11 +123,13 @@ fn h_zero_memorises_every_sample_lands_on_a_training_point() {
     .unwrap();
     for (eta, steps) in [(0.0, 20), (1.0, 50)] {
         let tau = Tau::new(TauKind::Linear, steps, 1000).unwrap();
-        let opts = SamplerOptions {
+        let ddim = Sampler::Ddim {
             eta: ddimlab::sampler::Eta::new(eta).unwrap(),
-            ..Default::default()
+            clip_x0: false,
         };
-        let out = generate(&oracle, &s, &tau, &x_t, &opts, &mut PerSampleNoise::new(2, 0, n)).unwrap();
+        let out = ddim
+            .run(&oracle, &s, &tau, &x_t, &mut PerSampleNoise::new(2, 0, n), false)
+            .unwrap();
         let x0 = out.x.flatten_all().unwrap().to_vec1::<f64>().unwrap();
         for row in x0.chunks(3) {
             let nearest = p

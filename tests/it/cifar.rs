@@ -8,10 +8,7 @@ use ndarray::{Array4, ArrayD};
 use ndarray_npy::{NpzReader, NpzWriter};
 
 fn workdir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("ddimlab-cifar-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    crate::common::workdir("cifar", tag)
 }
 
 /// experiments/cifar10.yaml with a tiny grid, CPU and `data` as its images.

@@ -48,3 +48,34 @@ impl EpsModel for Counting<'_> {
         self.inner.eps(x, t)
     }
 }
+
+/// A fresh, empty temporary folder for test `tag` of `area` (this process's own).
+pub fn workdir(area: &str, tag: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("ddimlab-{area}-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Deterministic DDIM decoding (η = 0, no clipping) of `x_t` over `tau`: the Eq. 14 ODE
+/// through `Sampler::run` (η = 0 asks for no noise; the fixed seed keeps the call honest).
+pub fn decode(
+    model: &dyn EpsModel,
+    schedule: &ddimlab::schedule::Schedule,
+    tau: &ddimlab::schedule::Tau,
+    x_t: &Tensor,
+    record: bool,
+) -> ddimlab::Result<ddimlab::sampler::PassOutput> {
+    let ddim = ddimlab::sampler::Sampler::Ddim {
+        eta: ddimlab::sampler::Eta::DDIM,
+        clip_x0: false,
+    };
+    ddim.run(
+        model,
+        schedule,
+        tau,
+        x_t,
+        &mut ddimlab::sampler::SeededNoise::new(0),
+        record,
+    )
+}

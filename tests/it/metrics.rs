@@ -5,7 +5,7 @@ use ddimlab::metrics::{
     component_masses, frechet, frechet_distance, histogram, mass_error, mmd2_unbiased, mse_unit, per_row_mse_unit,
     psnr, sliced_wasserstein, tv_to_uniform, Gaussian,
 };
-use ddimlab::model::GaussianMixture;
+use ddimlab::mixture::GaussianMixture;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};

@@ -11,15 +11,12 @@ use ddimlab::experiment::runner::{run_sweep, SweepOptions};
 use ddimlab::experiment::ExperimentConfig;
 use ddimlab::model::{EpsModel, MixtureOracle};
 use ddimlab::rng::{item_normals, Purpose};
-use ddimlab::sampler::{generate, Eta, PerSampleNoise, Sampler, SamplerKind, SamplerOptions};
+use ddimlab::sampler::{Eta, PerSampleNoise, Sampler, SamplerKind};
 use ddimlab::schedule::{Tau, TauKind};
 use polars::prelude::*;
 
 fn workdir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("ddimlab-sweep-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    crate::common::workdir("sweep", tag)
 }
 
 /// A 2-D three-component oracle experiment with the given sweep block.
@@ -150,22 +147,23 @@ fn outputs_match_the_sampler_run_directly() {
     let latents = item_normals(cfg.seed, Purpose::Latents, 0, 150, 2);
     let x_t = Tensor::from_vec(latents.clone(), (150, 2), &Device::Cpu).unwrap();
     let tau = Tau::new(TauKind::Trailing, 9, 1000).unwrap();
-    let opts = SamplerOptions {
+    let ddim = Sampler::Ddim {
         eta: Eta::Value(0.5),
-        ..SamplerOptions::default()
+        clip_x0: false,
     };
-    let direct = generate(
-        &model,
-        &schedule,
-        &tau,
-        &x_t,
-        &opts,
-        &mut PerSampleNoise::new(3, 0, 150),
-    )
-    .unwrap();
+    let direct = ddim
+        .run(
+            &model,
+            &schedule,
+            &tau,
+            &x_t,
+            &mut PerSampleNoise::new(3, 0, 150),
+            false,
+        )
+        .unwrap();
     let direct: Vec<f32> = direct.x.flatten_all().unwrap().to_vec1().unwrap();
 
-    // HDF5: schema of docs/DESIGN.md, values equal the direct run (batches of 64 vs one of 150).
+    // HDF5: schema of the README results-folder section, values equal the direct run (batches of 64 vs one of 150).
     let file = hdf5::File::open(out.join("samples.h5")).unwrap();
     let g = file.group("points/trailing_eta0.5_S9").unwrap();
     let samples = g.dataset("samples").unwrap();
@@ -529,7 +527,7 @@ fn tree(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
 
 /// A merge checks every point record of every shard before it writes anything (a corrupt
 /// one refuses the merge and no output folder appears), and builds its output beside the
-/// old one: a failure while writing (a point's arrays unreadable) leaves the old output
+/// old one before moving it in: a failure while writing (a point's arrays unreadable) leaves the old output
 /// byte for byte as it was and no staging folder behind.
 fn merge_reads_before_it_writes_and_replaces_its_output_whole(dir: &Path, parts: &[PathBuf], merged: &Path) {
     let merge = ddimlab::experiment::merge::merge;
@@ -563,9 +561,10 @@ fn merge_reads_before_it_writes_and_replaces_its_output_whole(dir: &Path, parts:
         .filter(|n| n.starts_with('.'))
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
-    // and a merge that succeeds replaces the output whole.
-    std::fs::write(merged.join("stray.txt"), b"from before").unwrap();
+    // A merge that succeeds replaces the files it writes and keeps the others (a trained
+    // model, shards kept inside the output).
+    std::fs::write(merged.join("kept.txt"), b"from before").unwrap();
     merge(merged, parts).unwrap();
-    assert!(!merged.join("stray.txt").exists());
-    assert_eq!(tree(merged).len(), before.len());
+    assert_eq!(std::fs::read(merged.join("kept.txt")).unwrap(), b"from before");
+    assert_eq!(tree(merged).len(), before.len() + 1);
 }

@@ -1,18 +1,17 @@
 //! Trainable ε-models: shapes, gradients, checkpoints, training against the oracle.
 
-mod common;
-
 use std::collections::BTreeMap;
 
+use crate::common::values;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
-use common::values;
-use ddimlab::data::{DataKind, DataShape, DataSpec, StdSpec};
+use ddimlab::data::{DataKind, DataSpec, StdSpec};
 use ddimlab::model::checkpoint::{load_into, named_tensors, read, save_atomic, SeededInit};
 use ddimlab::model::{Architecture, EpsModel, MixtureOracle, MlpConfig, Network, Unet, UnetConfig, UnetSpec};
 use ddimlab::progress::Progress;
-use ddimlab::sampler::{decode, SeededNoise};
+use ddimlab::sampler::SeededNoise;
 use ddimlab::schedule::{Schedule, Tau, TauKind};
+use ddimlab::shape::DataShape;
 use ddimlab::train::{eval_loss, AdamW, TrainSpec, Trainer};
 
 fn image(c: usize, s: usize) -> DataShape {
@@ -415,7 +414,7 @@ fn trained_mlp_approaches_the_oracle_and_samples_the_modes() {
         .standard_normal(&[n, 2], &Device::Cpu, DType::F32)
         .unwrap();
     let tau = Tau::new(TauKind::Linear, 50, 1000).unwrap();
-    let x0 = values(&decode(&net, &schedule, &tau, &x_t, false).unwrap().x);
+    let x0 = values(&crate::common::decode(&net, &schedule, &tau, &x_t, false).unwrap().x);
     let mut near = [0usize; 2];
     for p in x0.chunks(2) {
         for (k, m) in mixture.means().iter().enumerate() {
