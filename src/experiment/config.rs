@@ -177,33 +177,53 @@ impl ModelSpec {
     /// diffusers folder, whose architecture is its config.json), after checking that
     /// every key fits the kind.
     pub fn architecture(&self, shape: DataShape) -> Result<Option<Architecture>> {
-        let invalid = |field: &str, message: String| Error::Invalid {
-            field: format!("model.{field}"),
-            message,
-        };
         if let Some(dir) = self.diffusers_dir() {
-            if self.kind != ModelKind::Unet {
-                return Err(invalid(
-                    "checkpoint",
-                    format!(
-                        "{} is read as a diffusers UNet2DModel folder, which needs kind unet \
-                         (a checkpoint file of ddimlab ends in .safetensors)",
-                        dir.display()
-                    ),
-                ));
-            }
-            if let Some(key) = self.present().into_iter().find(|k| *k != "checkpoint") {
-                return Err(invalid(
-                    key,
-                    format!(
-                        "not allowed with a diffusers checkpoint folder: the architecture comes from {}; \
-                         remove `{key}`",
-                        dir.join(crate::model::diffusers::CONFIG_FILE).display()
-                    ),
-                ));
-            }
+            self.check_diffusers_folder(dir)?;
             return Ok(None);
         }
+        self.check_keys()?;
+        if let Some(train) = &self.train {
+            train.validate()?;
+        }
+        Ok(match self.kind {
+            ModelKind::Oracle => None,
+            ModelKind::Mlp => Some(Architecture::Mlp {
+                shape,
+                config: self.mlp_config()?,
+            }),
+            ModelKind::Unet => Some(Architecture::Unet {
+                config: UnetConfig::from_spec(&self.unet_spec()?, shape)?,
+            }),
+        })
+    }
+
+    /// A diffusers folder is a U-Net whose every setting comes from its config.json.
+    fn check_diffusers_folder(&self, dir: &Path) -> Result<()> {
+        if self.kind != ModelKind::Unet {
+            return Err(invalid(
+                "checkpoint",
+                format!(
+                    "{} is read as a diffusers UNet2DModel folder, which needs kind unet \
+                     (a checkpoint file of ddimlab ends in .safetensors)",
+                    dir.display()
+                ),
+            ));
+        }
+        if let Some(key) = self.present().into_iter().find(|k| *k != "checkpoint") {
+            return Err(invalid(
+                key,
+                format!(
+                    "not allowed with a diffusers checkpoint folder: the architecture comes from {}; \
+                     remove `{key}`",
+                    dir.join(crate::model::diffusers::CONFIG_FILE).display()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Every key given is one of the kind's, and a trained kind says how it gets weights.
+    fn check_keys(&self) -> Result<()> {
         let allowed: Vec<&str> = match self.kind {
             ModelKind::Oracle => vec!["std"],
             ModelKind::Mlp => MLP_KEYS.iter().chain(&["train", "checkpoint"]).copied().collect(),
@@ -211,12 +231,8 @@ impl ModelSpec {
         };
         if let Some(key) = self.present().into_iter().find(|k| !allowed.contains(k)) {
             let kind = self.kind;
-            let keys = if allowed.is_empty() {
-                "none".to_string()
-            } else {
-                allowed.join(", ")
-            };
-            return Err(invalid(key, format!("not used by kind {}; its keys are: {keys}", kind)));
+            let keys = allowed.join(", ");
+            return Err(invalid(key, format!("not used by kind {kind}; its keys are: {keys}")));
         }
         if self.kind != ModelKind::Oracle && self.train.is_none() && self.checkpoint.is_none() {
             return Err(invalid(
@@ -224,87 +240,86 @@ impl ModelSpec {
                 "a trained model needs `train:` (how to train it) or `checkpoint:` (a file)".into(),
             ));
         }
-        if let Some(train) = &self.train {
-            train.validate()?;
-        }
-        Ok(match self.kind {
-            ModelKind::Oracle => None,
-            ModelKind::Mlp => {
-                let d = MlpConfig::default();
-                let config = MlpConfig {
-                    hidden: self.hidden.unwrap_or(d.hidden),
-                    blocks: self.blocks.unwrap_or(d.blocks),
-                    time_dim: self.time_dim.unwrap_or(d.time_dim),
-                    layer_norm: self.layer_norm.unwrap_or(d.layer_norm),
-                };
-                for (key, v, max) in [
-                    ("hidden", config.hidden, MAX_WIDTH),
-                    ("time_dim", config.time_dim, MAX_WIDTH),
-                    ("blocks", config.blocks, MAX_DEPTH),
-                ] {
-                    if v > max {
-                        return Err(invalid(
-                            key,
-                            format!("{v}: at most {max} (a network this size cannot be built here)"),
-                        ));
-                    }
-                }
-                if config.hidden < 2 {
-                    return Err(invalid("hidden", format!("{}: must be at least 2", config.hidden)));
-                }
-                // The sinusoidal embedding pairs sin and cos over d/2 frequencies spaced by
-                // 1/(d/2 − 1): d must be even and at least 4.
-                if config.time_dim < 4 || !config.time_dim.is_multiple_of(2) {
-                    return Err(invalid(
-                        "time_dim",
-                        format!(
-                            "{}: the time embedding needs an even width of at least 4",
-                            config.time_dim
-                        ),
-                    ));
-                }
-                Some(Architecture::Mlp { shape, config })
-            }
-            ModelKind::Unet => {
-                let d = UnetSpec::default();
-                let spec = UnetSpec {
-                    base_channels: self.base_channels.unwrap_or(d.base_channels),
-                    channel_mult: self.channel_mult.clone().unwrap_or(d.channel_mult),
-                    layers_per_block: self.layers_per_block.unwrap_or(d.layers_per_block),
-                    attention_resolutions: self.attention_resolutions.clone().unwrap_or(d.attention_resolutions),
-                    norm_groups: self.norm_groups.unwrap_or(d.norm_groups),
-                    attention_head_dim: self.attention_head_dim.or(d.attention_head_dim),
-                };
-                if spec.layers_per_block == 0 {
-                    return Err(invalid("layers_per_block", "must be at least 1".into()));
-                }
-                if spec.layers_per_block > MAX_DEPTH {
-                    return Err(invalid(
-                        "layers_per_block",
-                        format!("{}: at most {MAX_DEPTH}", spec.layers_per_block),
-                    ));
-                }
-                let widest = spec
-                    .channel_mult
-                    .iter()
-                    .map(|m| m.saturating_mul(spec.base_channels))
-                    .max()
-                    .unwrap_or(0);
-                if widest > MAX_CHANNELS {
-                    return Err(invalid(
-                        "base_channels",
-                        format!(
-                            "{} × channel_mult gives {widest} channels: at most {MAX_CHANNELS} (a network this size cannot be built here)",
-                            spec.base_channels
-                        ),
-                    ));
-                }
-                Some(Architecture::Unet {
-                    config: UnetConfig::from_spec(&spec, shape)?,
-                })
-            }
-        })
+        Ok(())
     }
+
+    /// The MLP of the keys given (defaults for the others), within the sizes built here.
+    fn mlp_config(&self) -> Result<MlpConfig> {
+        let d = MlpConfig::default();
+        let config = MlpConfig {
+            hidden: self.hidden.unwrap_or(d.hidden),
+            blocks: self.blocks.unwrap_or(d.blocks),
+            time_dim: self.time_dim.unwrap_or(d.time_dim),
+            layer_norm: self.layer_norm.unwrap_or(d.layer_norm),
+        };
+        for (key, v, max) in [
+            ("hidden", config.hidden, MAX_WIDTH),
+            ("time_dim", config.time_dim, MAX_WIDTH),
+            ("blocks", config.blocks, MAX_DEPTH),
+        ] {
+            if v > max {
+                return Err(invalid(
+                    key,
+                    format!("{v}: at most {max} (a network this size cannot be built here)"),
+                ));
+            }
+        }
+        if config.hidden < 2 {
+            return Err(invalid("hidden", format!("{}: must be at least 2", config.hidden)));
+        }
+        // The sinusoidal embedding pairs sin and cos over d/2 frequencies spaced by
+        // 1/(d/2 − 1): d must be even and at least 4.
+        if config.time_dim < 4 || !config.time_dim.is_multiple_of(2) {
+            return Err(invalid(
+                "time_dim",
+                format!("{}: the time embedding needs an even width of at least 4", config.time_dim),
+            ));
+        }
+        Ok(config)
+    }
+
+    /// The U-Net of the keys given (defaults for the others), within the sizes built here.
+    fn unet_spec(&self) -> Result<UnetSpec> {
+        let d = UnetSpec::default();
+        let spec = UnetSpec {
+            base_channels: self.base_channels.unwrap_or(d.base_channels),
+            channel_mult: self.channel_mult.clone().unwrap_or(d.channel_mult),
+            layers_per_block: self.layers_per_block.unwrap_or(d.layers_per_block),
+            attention_resolutions: self.attention_resolutions.clone().unwrap_or(d.attention_resolutions),
+            norm_groups: self.norm_groups.unwrap_or(d.norm_groups),
+            attention_head_dim: self.attention_head_dim.or(d.attention_head_dim),
+        };
+        if spec.layers_per_block == 0 {
+            return Err(invalid("layers_per_block", "must be at least 1".into()));
+        }
+        if spec.layers_per_block > MAX_DEPTH {
+            return Err(invalid(
+                "layers_per_block",
+                format!("{}: at most {MAX_DEPTH}", spec.layers_per_block),
+            ));
+        }
+        let widest = spec
+            .channel_mult
+            .iter()
+            .map(|m| m.saturating_mul(spec.base_channels))
+            .max()
+            .unwrap_or(0);
+        if widest > MAX_CHANNELS {
+            return Err(invalid(
+                "base_channels",
+                format!(
+                    "{} × channel_mult gives {widest} channels: at most {MAX_CHANNELS} (a network this size cannot be built here)",
+                    spec.base_channels
+                ),
+            ));
+        }
+        Ok(spec)
+    }
+}
+
+/// An invalid `model.<field>`.
+fn invalid(field: &str, message: String) -> Error {
+    Error::invalid(format!("model.{field}"), message)
 }
 
 /// The `schedule:` block.

@@ -268,20 +268,26 @@ impl Default for SweepSpec {
 }
 
 fn invalid(field: &str, message: String) -> Error {
-    Error::Invalid {
-        field: format!("sweep.{field}"),
-        message,
-    }
+    Error::invalid(format!("sweep.{field}"), message)
 }
 
 impl SweepSpec {
     /// Checks every value against the forward process of `timesteps` steps.
     pub fn validate(&self, timesteps: usize) -> Result<()> {
+        self.validate_lists()?;
+        self.validate_steps(timesteps)?;
+        self.validate_spacing_and_solvers(timesteps)?;
+        self.validate_sizes()
+    }
+
+    /// The lists: none empty, none with a value twice, DDIM among the samplers.
+    fn validate_lists(&self) -> Result<()> {
         for (field, empty) in [
             ("steps", self.steps.is_empty()),
             ("eta", self.eta.is_empty()),
             ("tau", self.tau.is_empty()),
             ("samplers", self.samplers.is_empty()),
+            ("clip_x0", self.clip_x0.values().is_empty()),
         ] {
             if empty {
                 return Err(invalid(field, "must list at least one value".into()));
@@ -294,14 +300,6 @@ impl SweepSpec {
                  solvers are compared with it"
                     .into(),
             ));
-        }
-        for (i, &s) in self.steps.iter().enumerate() {
-            if s == 0 || s > timesteps {
-                return Err(invalid(
-                    &format!("steps[{i}]"),
-                    format!("S = {s} is outside the allowed range 1..={timesteps} (schedule.timesteps)"),
-                ));
-            }
         }
         for (field, list_len, distinct) in [
             ("steps", self.steps.len(), dedup_len(&self.steps)),
@@ -318,17 +316,32 @@ impl SweepSpec {
                 return Err(invalid(field, "lists a value twice".into()));
             }
         }
-        self.validate_spacing_and_solvers(timesteps)?;
-        if self.clip_x0.values().is_empty() {
-            return Err(invalid(
-                "clip_x0",
-                "must be true, false or a non-empty list of them".into(),
-            ));
+        Ok(())
+    }
+
+    /// Every S (the sweep's, the extra points', the reference's) within 1..=T.
+    fn validate_steps(&self, timesteps: usize) -> Result<()> {
+        let fields = self.steps.iter().enumerate().map(|(i, &s)| (format!("steps[{i}]"), s));
+        let extra = self.extra.iter().enumerate().map(|(i, e)| (format!("extra[{i}].steps"), e.steps));
+        let reference = self.reference_steps.map(|s| ("reference_steps".to_string(), s));
+        for (field, s) in fields.chain(extra).chain(reference) {
+            if s == 0 || s > timesteps {
+                return Err(invalid(
+                    &field,
+                    format!("S = {s} is outside the allowed range 1..={timesteps} (schedule.timesteps)"),
+                ));
+            }
         }
+        Ok(())
+    }
+
+    /// The sizes: samples, batches, projections, replicates, reconstruction and trajectory rows.
+    fn validate_sizes(&self) -> Result<()> {
         for (field, v) in [
             ("samples", self.samples),
             ("batch_size", self.batch_size),
             ("projections", self.projections),
+            ("reconstruction_samples", self.reconstruction_samples.unwrap_or(1)),
         ] {
             if v == 0 {
                 return Err(invalid(field, "must be at least 1".into()));
@@ -340,36 +353,11 @@ impl SweepSpec {
                 "must be at least 2 (sample statistics fit covariances)".into(),
             ));
         }
-        if let Some((i, e)) = self
-            .extra
-            .iter()
-            .enumerate()
-            .find(|(_, e)| e.steps == 0 || e.steps > timesteps)
-        {
-            return Err(invalid(
-                &format!("extra[{i}].steps"),
-                format!(
-                    "S = {} is outside the allowed range 1..={timesteps} (schedule.timesteps)",
-                    e.steps
-                ),
-            ));
-        }
         if self.bootstrap == 1 {
             return Err(invalid(
                 "bootstrap",
                 "1 replicate gives no interval: use at least 2 (200 is the default), or 0 for none".into(),
             ));
-        }
-        if self.reconstruction_samples == Some(0) {
-            return Err(invalid("reconstruction_samples", "must be at least 1".into()));
-        }
-        if let Some(s) = self.reference_steps {
-            if s == 0 || s > timesteps {
-                return Err(invalid(
-                    "reference_steps",
-                    format!("S = {s} is outside the allowed range 1..={timesteps} (schedule.timesteps)"),
-                ));
-            }
         }
         if self.trajectory_samples > self.samples {
             return Err(invalid(

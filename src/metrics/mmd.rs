@@ -167,7 +167,10 @@ fn mmd2_with(kernel: &Kernel, x: &[Vec<f64>], y: &[Vec<f64>]) -> Result<Mmd> {
         .map(|(rx, ry)| {
             let (xb, yb) = (&x[rx.clone()], &y[ry.clone()]);
             let (n, m) = (xb.len() as f64, yb.len() as f64);
-            let kxy: f64 = xb.par_iter().map(|u| yb.iter().map(|v| k(u, v)).sum::<f64>()).sum();
+            // (per-row sums collected, then summed in order: a parallel sum's order, and so
+            // its last bits, would depend on the thread scheduling)
+            let rows: Vec<f64> = xb.par_iter().map(|u| yb.iter().map(|v| k(u, v)).sum::<f64>()).collect();
+            let kxy: f64 = rows.iter().sum();
             2.0 * off_diagonal_sum(xb, &k) / (n * (n - 1.0)) + 2.0 * off_diagonal_sum(yb, &k) / (m * (m - 1.0))
                 - 2.0 * kxy / (n * m)
         })
@@ -397,12 +400,15 @@ fn centred(values: impl Iterator<Item = f64>) -> Vec<f64> {
     v.into_iter().map(|x| x - mean).collect()
 }
 
-/// Σ over the entries of `k`, in f64.
+/// Σ over the entries of `k`, in f64 (row sums in parallel, added in row order, so the
+/// result does not depend on the thread scheduling).
 fn total(k: &Dense32) -> f64 {
-    k.data
+    let rows: Vec<f64> = k
+        .data
         .par_chunks(k.cols.max(1))
         .map(|r| r.iter().map(|&v| v as f64).sum::<f64>())
-        .sum()
+        .collect();
+    rows.iter().sum()
 }
 
 /// The product of the rows `range` of a B × `stride` count matrix with `k` (B × k.cols),

@@ -368,6 +368,33 @@ impl Unet {
             ));
         }
         let temb = ch[0] * 4;
+        let down = Self::down_levels(c, temb, &vb)?;
+        let last = ch[levels - 1];
+        let mvb = vb.pp("mid_block");
+        let mid = (
+            ResnetBlock::new(last, last, temb, c, mvb.pp("resnets.0"))?,
+            AttentionBlock::new(last, c, mvb.pp("attentions.0"))?,
+            ResnetBlock::new(last, last, temb, c, mvb.pp("resnets.1"))?,
+        );
+        let up = Self::up_levels(c, temb, &vb)?;
+        Ok(Self {
+            config: c.clone(),
+            time1: Dense::new(ch[0], temb, vb.pp("time_embedding.linear_1"))?,
+            time2: Dense::new(temb, temb, vb.pp("time_embedding.linear_2"))?,
+            conv_in: Conv::same3(c.in_channels, ch[0], vb.pp("conv_in"))?,
+            down,
+            mid,
+            up,
+            conv_norm_out: GroupNorm::new(c.norm_num_groups, ch[0], c.norm_eps, vb.pp("conv_norm_out"))?,
+            conv_out: Conv::same3(ch[0], c.out_channels, vb.pp("conv_out"))?,
+        })
+    }
+
+    /// The encoder levels (`down_blocks.i`): `layers_per_block` ResNet blocks (with
+    /// attention in an `AttnDownBlock2D`), then a stride-2 convolution but at the last level.
+    fn down_levels(c: &UnetConfig, temb: usize, vb: &VarBuilder) -> Result<Vec<Level>> {
+        let ch = &c.block_out_channels;
+        let levels = ch.len();
         let mut down = Vec::with_capacity(levels);
         let mut out_ch = ch[0];
         for (i, kind) in c.down_block_types.iter().enumerate() {
@@ -399,14 +426,15 @@ impl Unet {
             }
             down.push(level);
         }
-        let last = ch[levels - 1];
-        let mvb = vb.pp("mid_block");
-        let mid = (
-            ResnetBlock::new(last, last, temb, c, mvb.pp("resnets.0"))?,
-            AttentionBlock::new(last, c, mvb.pp("attentions.0"))?,
-            ResnetBlock::new(last, last, temb, c, mvb.pp("resnets.1"))?,
-        );
-        let rev: Vec<usize> = ch.iter().rev().copied().collect();
+        Ok(down)
+    }
+
+    /// The decoder levels (`up_blocks.i`, deepest first): `layers_per_block + 1` ResNet
+    /// blocks over the concatenated skips (with attention in an `AttnUpBlock2D`), then a
+    /// nearest ×2 upsampling and convolution but at the last level.
+    fn up_levels(c: &UnetConfig, temb: usize, vb: &VarBuilder) -> Result<Vec<Level>> {
+        let rev: Vec<usize> = c.block_out_channels.iter().rev().copied().collect();
+        let levels = rev.len();
         let mut up = Vec::with_capacity(levels);
         let mut out_ch = rev[0];
         for (i, kind) in c.up_block_types.iter().enumerate() {
@@ -442,17 +470,7 @@ impl Unet {
             }
             up.push(level);
         }
-        Ok(Self {
-            config: c.clone(),
-            time1: Dense::new(ch[0], temb, vb.pp("time_embedding.linear_1"))?,
-            time2: Dense::new(temb, temb, vb.pp("time_embedding.linear_2"))?,
-            conv_in: Conv::same3(c.in_channels, ch[0], vb.pp("conv_in"))?,
-            down,
-            mid,
-            up,
-            conv_norm_out: GroupNorm::new(c.norm_num_groups, ch[0], c.norm_eps, vb.pp("conv_norm_out"))?,
-            conv_out: Conv::same3(ch[0], c.out_channels, vb.pp("conv_out"))?,
-        })
+        Ok(up)
     }
 
     /// The architecture.

@@ -152,102 +152,21 @@ fn section(out: &mut Vec<(Option<String>, Table)>, heading: Option<String>, tabl
 /// and where the solver comparison (its own family of claims) begins.
 struct Sections(Vec<(Option<String>, Table)>, usize);
 
+/// One section of a report: its heading (and text) and its tables; `None` where the
+/// results have nothing for it.
+type Part = Option<(String, Vec<Table>)>;
+
 impl Sections {
     fn build(input: &Input) -> Self {
-        let (rows, floor) = (&input.rows, &input.floor);
         let mut out = Vec::new();
-        let clip_values = clips(rows);
-        let mut quality = Vec::new();
-        for &clip in &clip_values {
-            for tau in taus(rows) {
-                for m in present(rows, &SAMPLE_QUALITY) {
-                    quality.push(with_floor(eta_by_steps(rows, &m, &tau, clip), &m, floor));
-                }
-            }
+        let eta_question: [fn(&Input) -> Part; 5] = [quality, key_differences, reconstruction, consistency, ablations];
+        let solvers: [fn(&Input) -> Part; 2] = [samplers_at_equal_nfe, low_nfe_part];
+        for part in eta_question.iter().filter_map(|part| part(input)) {
+            section(&mut out, Some(part.0), part.1);
         }
-        section(&mut out, Some("## Sample quality (Table 1 layout)\n".into()), quality);
-        let floor_row = floor_row(floor);
-        section(
-            &mut out,
-            Some(
-                "## Key differences (paired)\n\nEach cell: the difference of the two points' statistic ± half its \
-                 95 % paired bootstrap interval (the points share x_T, noise, reference and resamples); **bold**: \
-                 the difference holds after Holm's correction across the report.\n"
-                    .into(),
-            ),
-            eta_differences(rows, (!floor.replicates.is_empty()).then_some(&floor_row)),
-        );
-        let first_eta = etas(rows).into_iter().next().unwrap_or_default();
-        if !present(rows, &[RECON]).is_empty() {
-            section(
-                &mut out,
-                Some(
-                    "## Reconstruction error (Table 2 layout)\n\nHeld-out x_0 encoded to x_T and decoded back \
-                     with the same S (η = 0 both ways).\n"
-                        .into(),
-                ),
-                clip_values
-                    .iter()
-                    .map(|&clip| taus_by_steps(rows, &RECON, &first_eta, clip))
-                    .collect(),
-            );
-        }
-        let consistency = present(rows, &[CONSISTENCY, CONSISTENCY_EXACT]);
-        if !consistency.is_empty() {
-            let mut tables = Vec::new();
-            for &clip in &clip_values {
-                for tau in taus(rows) {
-                    tables.extend(consistency.iter().map(|m| eta_by_steps(rows, m, &tau, clip)));
-                }
-            }
-            section(
-                &mut out,
-                Some(format!(
-                    "## Consistency (paper §5.3)\n\nDistance between x_0 at S steps and x_0 of the reference run \
-                     (η = 0, S = {}) from the same x_T (0 for the reference itself, which log-scale figures leave \
-                     out).\n",
-                    input.cfg.sweep.reference_steps()
-                )),
-                tables,
-            );
-        }
-        section(
-            &mut out,
-            Some("## Ablations\n".into()),
-            ablation_tables(rows, &first_eta),
-        );
         let solvers_from = out.len();
-        if samplers::compares_samplers(&input.all_rows) {
-            let mut text = String::from(
-                "## Samplers at equal NFE\n\nDDIM at η = 0 against the solvers that followed it, from the same \
-                 x_T. Columns are S; each row's NFE per S is in its label, and the figures plot every metric \
-                 against NFE itself.\n\n",
-            );
-            let orders = samplers::fitted_orders(&input.all_rows);
-            if orders.is_empty() {
-                let _ = writeln!(text, "- {}", samplers::NO_ORDERS);
-            }
-            for line in orders {
-                let _ = writeln!(text, "- {line}");
-            }
-            let mut tables = samplers::tables(&input.all_rows, &input.cfg.sweep.steps);
-            tables.extend(sampler_differences(&input.all_rows));
-            section(&mut out, Some(text), tables);
-        }
-        if let Some(targets) = low_nfe::Targets::of(&input.cfg.sweep) {
-            let nfe: Vec<String> = targets.nfe.iter().map(|n| n.to_string()).collect();
-            section(
-                &mut out,
-                Some(format!(
-                    "## Low NFE\n\nEvery solver on every step schedule of `sweep.low_nfe` at NFE ≤ {}: each \
-                     cell is the point with the most model evaluations within the target (the row label lists \
-                     the NFE each cell used), from the same x_T; **bold**: the best of a column where its paired \
-                     differences to all others hold after Holm's correction. Consistency is measured only on the \
-                     τ kinds that have a reference (`sweep.tau`).\n",
-                    nfe.join(", ")
-                )),
-                low_nfe::tables(&input.all_rows, &targets),
-            );
+        for part in solvers.iter().filter_map(|part| part(input)) {
+            section(&mut out, Some(part.0), part.1);
         }
         Self(out, solvers_from)
     }
@@ -639,4 +558,118 @@ fn sample_figures(dir: &Path, data: &crate::data::Dataset, rows: &[MetricRow], o
         figures.push(stem);
     }
     Ok(figures)
+}
+
+/// Table 1's layout: every sample-quality statistic, η by S, per clip and τ, with its floor.
+fn quality(input: &Input) -> Part {
+    let (rows, floor) = (&input.rows, &input.floor);
+    let mut tables = Vec::new();
+    for &clip in &clips(rows) {
+        for tau in taus(rows) {
+            for m in present(rows, &SAMPLE_QUALITY) {
+                tables.push(with_floor(eta_by_steps(rows, &m, &tau, clip), &m, floor));
+            }
+        }
+    }
+    Some(("## Sample quality (Table 1 layout)\n".into(), tables))
+}
+
+/// The paired differences of the η question (and of each point to the floor).
+fn key_differences(input: &Input) -> Part {
+    let (rows, floor) = (&input.rows, &input.floor);
+    let floor_row = floor_row(floor);
+    Some((
+        "## Key differences (paired)\n\nEach cell: the difference of the two points' statistic ± half its \
+         95 % paired bootstrap interval (the points share x_T, noise, reference and resamples); **bold**: \
+         the difference holds after Holm's correction across the report.\n"
+            .into(),
+        eta_differences(rows, (!floor.replicates.is_empty()).then_some(&floor_row)),
+    ))
+}
+
+/// Table 2's layout: reconstruction error, τ by S.
+fn reconstruction(input: &Input) -> Part {
+    let rows = &input.rows;
+    if present(rows, &[RECON]).is_empty() {
+        return None;
+    }
+    let first_eta = etas(rows).into_iter().next().unwrap_or_default();
+    Some((
+        "## Reconstruction error (Table 2 layout)\n\nHeld-out x_0 encoded to x_T and decoded back \
+         with the same S (η = 0 both ways).\n"
+            .into(),
+        clips(rows)
+            .iter()
+            .map(|&clip| taus_by_steps(rows, &RECON, &first_eta, clip))
+            .collect(),
+    ))
+}
+
+/// §5.3's consistency, η by S, per clip and τ.
+fn consistency(input: &Input) -> Part {
+    let rows = &input.rows;
+    let consistency = present(rows, &[CONSISTENCY, CONSISTENCY_EXACT]);
+    if consistency.is_empty() {
+        return None;
+    }
+    let mut tables = Vec::new();
+    for &clip in &clips(rows) {
+        for tau in taus(rows) {
+            tables.extend(consistency.iter().map(|m| eta_by_steps(rows, m, &tau, clip)));
+        }
+    }
+    Some((
+        format!(
+            "## Consistency (paper §5.3)\n\nDistance between x_0 at S steps and x_0 of the reference run \
+             (η = 0, S = {}) from the same x_T (0 for the reference itself, which log-scale figures leave \
+             out).\n",
+            input.cfg.sweep.reference_steps()
+        ),
+        tables,
+    ))
+}
+
+/// The ablations (τ kinds, clipping) at the first η.
+fn ablations(input: &Input) -> Part {
+    let first_eta = etas(&input.rows).into_iter().next().unwrap_or_default();
+    Some(("## Ablations\n".into(), ablation_tables(&input.rows, &first_eta)))
+}
+
+/// DDIM at η = 0 against the other solvers at equal NFE, with their fitted orders.
+fn samplers_at_equal_nfe(input: &Input) -> Part {
+    if !samplers::compares_samplers(&input.all_rows) {
+        return None;
+    }
+    let mut text = String::from(
+        "## Samplers at equal NFE\n\nDDIM at η = 0 against the solvers that followed it, from the same \
+         x_T. Columns are S; each row's NFE per S is in its label, and the figures plot every metric \
+         against NFE itself.\n\n",
+    );
+    let orders = samplers::fitted_orders(&input.all_rows);
+    if orders.is_empty() {
+        let _ = writeln!(text, "- {}", samplers::NO_ORDERS);
+    }
+    for line in orders {
+        let _ = writeln!(text, "- {line}");
+    }
+    let mut tables = samplers::tables(&input.all_rows, &input.cfg.sweep.steps);
+    tables.extend(sampler_differences(&input.all_rows));
+    Some((text, tables))
+}
+
+/// Every solver on every step schedule of `sweep.low_nfe` at its NFE targets.
+fn low_nfe_part(input: &Input) -> Part {
+    let targets = low_nfe::Targets::of(&input.cfg.sweep)?;
+    let nfe: Vec<String> = targets.nfe.iter().map(|n| n.to_string()).collect();
+    Some((
+        format!(
+            "## Low NFE\n\nEvery solver on every step schedule of `sweep.low_nfe` at NFE ≤ {}: each \
+             cell is the point with the most model evaluations within the target (the row label lists \
+             the NFE each cell used), from the same x_T; **bold**: the best of a column where its paired \
+             differences to all others hold after Holm's correction. Consistency is measured only on the \
+             τ kinds that have a reference (`sweep.tau`).\n",
+            nfe.join(", ")
+        ),
+        low_nfe::tables(&input.all_rows, &targets),
+    ))
 }

@@ -583,26 +583,8 @@ impl Figure for LineChart<'_> {
         let x_ticks = ticks(&x_range, self.log_x, 8);
         let y_ticks = ticks(&y_range, self.log_y, 8);
 
-        // Legend to the right of the plot: swatch (40 px) + widest label, within limits.
-        let labels: Vec<String> = self
-            .series
-            .iter()
-            .zip(&all)
-            .map(|(s, runs)| {
-                if runs.is_empty() {
-                    format!("{} (no data)", s.label)
-                } else {
-                    s.label.clone()
-                }
-            })
-            .collect();
-        let widest = widest(labels.iter(), LABEL_PX).unwrap_or(0);
         let max_text = 240;
-        let legend_w = if labels.is_empty() {
-            0
-        } else {
-            widest.min(max_text) + 40 + 40
-        };
+        let (labels, legend_w) = legend_labels(&self.series, &all, max_text);
         let (body_w, _) = body.dim_in_pixel();
         let (plot_area, legend_area) = body.split_horizontally(body_w - legend_w);
 
@@ -642,38 +624,75 @@ impl Figure for LineChart<'_> {
         }
 
         // The legend box, aligned with the top of the plot.
-        if !labels.is_empty() {
-            let row_h = 28;
-            let (_, legend_h) = legend_area.dim_in_pixel();
-            let fits = ((legend_h as i32 - 40) / row_h).max(1) as usize;
-            let shown = if labels.len() > fits { fits - 1 } else { labels.len() };
-            let rows = shown + usize::from(shown < labels.len());
-            let (top, left, right) = (10, 4, legend_w as i32 - 12);
-            let bottom = top + 12 + rows as i32 * row_h;
-            legend_area.draw(&Rectangle::new([(left, top), (right, bottom)], WHITE.filled()))?;
-            legend_area.draw(&Rectangle::new([(left, top), (right, bottom)], BLACK.stroke_width(1)))?;
-            let text_style = font(LABEL_PX).color(&BLACK).pos(Pos::new(HPos::Left, VPos::Center));
-            for (i, label) in labels.iter().take(shown).enumerate() {
-                let y = top + 6 + i as i32 * row_h + row_h / 2;
-                let c = colour(i);
-                if !all[i].is_empty() {
-                    legend_area.draw(&PathElement::new(
-                        vec![(left + 10, y), (left + 40, y)],
-                        c.stroke_width(2),
-                    ))?;
-                    legend_area.draw(&Circle::new((left + 25, y), 4, c.filled()))?;
-                }
-                let text = truncate_to(label, LABEL_PX, max_text);
-                legend_area.draw(&Text::new(text, (left + 50, y), text_style.clone()))?;
-            }
-            if shown < labels.len() {
-                let y = top + 6 + shown as i32 * row_h + row_h / 2;
-                let more = format!("… {} more", labels.len() - shown);
-                legend_area.draw(&Text::new(more, (left + 50, y), text_style))?;
-            }
-        }
-        Ok(())
+        let drawn: Vec<bool> = all.iter().map(|runs| !runs.is_empty()).collect();
+        draw_legend(&legend_area, &labels, &drawn, legend_w, max_text)
     }
+}
+
+/// The legend's rows ("(no data)" after a series without points) and its width: swatch
+/// (40 px) + the widest label up to `max_text` px, to the right of the plot.
+fn legend_labels(series: &[Series], all: &[Vec<Vec<(f64, f64)>>], max_text: u32) -> (Vec<String>, u32) {
+    let labels: Vec<String> = series
+        .iter()
+        .zip(all)
+        .map(|(s, runs)| {
+            if runs.is_empty() {
+                format!("{} (no data)", s.label)
+            } else {
+                s.label.clone()
+            }
+        })
+        .collect();
+    let widest = widest(labels.iter(), LABEL_PX).unwrap_or(0);
+    let legend_w = if labels.is_empty() {
+        0
+    } else {
+        widest.min(max_text) + 40 + 40
+    };
+    (labels, legend_w)
+}
+
+/// The legend of a line chart: one row per series (its swatch where it has data, its
+/// label truncated to `max_text` px), as many rows as fit and "… N more".
+fn draw_legend<DB: DrawingBackend>(
+    legend_area: &DrawingArea<DB, Shift>,
+    labels: &[String],
+    drawn: &[bool],
+    legend_w: u32,
+    max_text: u32,
+) -> DrawResult<DB> {
+    if labels.is_empty() {
+        return Ok(());
+    }
+    let row_h = 28;
+    let (_, legend_h) = legend_area.dim_in_pixel();
+    let fits = ((legend_h as i32 - 40) / row_h).max(1) as usize;
+    let shown = if labels.len() > fits { fits - 1 } else { labels.len() };
+    let rows = shown + usize::from(shown < labels.len());
+    let (top, left, right) = (10, 4, legend_w as i32 - 12);
+    let bottom = top + 12 + rows as i32 * row_h;
+    legend_area.draw(&Rectangle::new([(left, top), (right, bottom)], WHITE.filled()))?;
+    legend_area.draw(&Rectangle::new([(left, top), (right, bottom)], BLACK.stroke_width(1)))?;
+    let text_style = font(LABEL_PX).color(&BLACK).pos(Pos::new(HPos::Left, VPos::Center));
+    for (i, label) in labels.iter().take(shown).enumerate() {
+        let y = top + 6 + i as i32 * row_h + row_h / 2;
+        let c = colour(i);
+        if drawn[i] {
+            legend_area.draw(&PathElement::new(
+                vec![(left + 10, y), (left + 40, y)],
+                c.stroke_width(2),
+            ))?;
+            legend_area.draw(&Circle::new((left + 25, y), 4, c.filled()))?;
+        }
+        let text = truncate_to(label, LABEL_PX, max_text);
+        legend_area.draw(&Text::new(text, (left + 50, y), text_style.clone()))?;
+    }
+    if shown < labels.len() {
+        let y = top + 6 + shown as i32 * row_h + row_h / 2;
+        let more = format!("… {} more", labels.len() - shown);
+        legend_area.draw(&Text::new(more, (left + 50, y), text_style))?;
+    }
+    Ok(())
 }
 
 /// An image grid with its layout worked out.
