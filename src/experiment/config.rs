@@ -272,7 +272,10 @@ impl ModelSpec {
         if config.time_dim < 4 || !config.time_dim.is_multiple_of(2) {
             return Err(invalid(
                 "time_dim",
-                format!("{}: the time embedding needs an even width of at least 4", config.time_dim),
+                format!(
+                    "{}: the time embedding needs an even width of at least 4",
+                    config.time_dim
+                ),
             ));
         }
         Ok(config)

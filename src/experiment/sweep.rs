@@ -322,7 +322,11 @@ impl SweepSpec {
     /// Every S (the sweep's, the extra points', the reference's) within 1..=T.
     fn validate_steps(&self, timesteps: usize) -> Result<()> {
         let fields = self.steps.iter().enumerate().map(|(i, &s)| (format!("steps[{i}]"), s));
-        let extra = self.extra.iter().enumerate().map(|(i, e)| (format!("extra[{i}].steps"), e.steps));
+        let extra = self
+            .extra
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (format!("extra[{i}].steps"), e.steps));
         let reference = self.reference_steps.map(|s| ("reference_steps".to_string(), s));
         for (field, s) in fields.chain(extra).chain(reference) {
             if s == 0 || s > timesteps {
