@@ -428,7 +428,7 @@ fn metric_cost(out: &mut String, _torch: &Torch) {
     ] {
         let mut cfg = ExperimentConfig::load(&root.join(file)).unwrap();
         cfg.sweep.samples = 2000;
-        let data = cfg.load_data().unwrap();
+        let data = ddimlab::experiment::resources::load_data(&cfg).unwrap();
         let (cmp, _) = comparison(&cfg, &data, 2000).unwrap();
         let shape = data.shape();
         let d = shape.numel();

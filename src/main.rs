@@ -5,7 +5,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use ddimlab::experiment::plan::Plan;
-use ddimlab::experiment::runner::{estimate_seconds, sweep_experiment, SweepOptions};
+use ddimlab::experiment::resources::estimate_seconds;
+use ddimlab::experiment::runner::{sweep_experiment, SweepOptions};
 use ddimlab::experiment::training::{train_experiment, TrainOutcome};
 use ddimlab::experiment::ExperimentConfig;
 use ddimlab::progress::Progress;
@@ -146,7 +147,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 /// `ddimlab validate`: the resolved experiment, its plan, and its estimated cost.
 fn validate(file: &Path, checkpoint: Option<PathBuf>) -> anyhow::Result<()> {
     let cfg = load(file, checkpoint)?;
-    cfg.check_checkpoint()?;
+    ddimlab::experiment::resources::check_checkpoint(&cfg)?;
     println!("{}: ok", file.display());
     print!("{}", cfg.to_yaml());
     let heldout = cfg.data.sizes()?.1;
@@ -163,7 +164,7 @@ fn validate(file: &Path, checkpoint: Option<PathBuf>) -> anyhow::Result<()> {
     println!(
         "memory: at least {:.1} MiB per point (samples, their copies, trajectory, reconstruction, one batch), \
          plus the model's activations",
-        cfg.point_bytes()? as f64 / (1u64 << 20) as f64
+        ddimlab::experiment::resources::point_bytes(&cfg)? as f64 / (1u64 << 20) as f64
     );
     Ok(())
 }

@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::{DataKind, DataSpec, Dataset, Split};
+use crate::data::{DataKind, DataSpec};
 use crate::error::{Error, Result};
-use crate::model::{Architecture, EmpiricalMixture, MlpConfig, UnetConfig, UnetSpec};
+use crate::model::{Architecture, MlpConfig, UnetConfig, UnetSpec};
 use crate::schedule::{BetaSchedule, Schedule};
 use crate::shape::DataShape;
 use crate::train::TrainSpec;
@@ -462,50 +462,7 @@ impl ExperimentConfig {
             ));
         }
         self.oracle_kind()?;
-        self.check_memory()?;
-        Ok(())
-    }
-
-    /// Bytes one sweep point needs at the least, whatever the model: x_T, the samples and
-    /// their measured copy (n × d f32 each, held for the whole point), the bootstrap's
-    /// resampled copies (one per thread, counted as two), the stored trajectory, the
-    /// reconstruction arrays, and the sampler's working set for one batch (x, ε, x̂_0 and
-    /// the noise: four batch × d tensors). The model's own activations come on top.
-    pub fn point_bytes(&self) -> Result<u64> {
-        let d = self.data_shape()?.numel() as u64;
-        let sw = &self.sweep;
-        let n = sw.samples as u64;
-        let recon = sw.reconstruction_samples.unwrap_or(sw.samples) as u64;
-        let top = sw
-            .steps
-            .iter()
-            .chain(sw.extra.iter().map(|e| &e.steps))
-            .copied()
-            .max()
-            .unwrap_or(0) as u64;
-        let trajectory = sw.trajectory_samples as u64 * (top + 1);
-        let batch = (sw.batch_size as u64).min(n);
-        Ok(4 * d * (5 * n + 3 * recon + trajectory + 4 * batch))
-    }
-
-    /// Refuses a sweep whose points cannot fit in this machine's memory (Linux:
-    /// `MemTotal` of /proc/meminfo; elsewhere nothing is checked).
-    fn check_memory(&self) -> Result<()> {
-        let Some(total) = machine_memory_bytes() else {
-            return Ok(());
-        };
-        let need = self.point_bytes()?;
-        if need > total {
-            let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
-            return Err(Error::invalid("sweep.samples", format!(
-                    "{} samples of {} values: one point needs at least {:.1} GiB of memory, this machine has {:.1} GiB; \
-                     use fewer samples (or trajectory_samples)",
-                    self.sweep.samples,
-                    self.data_shape()?.numel(),
-                    gib(need),
-                    gib(total)
-                )));
-        }
+        super::resources::check_memory(self)?;
         Ok(())
     }
 
@@ -549,61 +506,9 @@ impl ExperimentConfig {
         Ok(Some(OracleKind::Empirical { std }))
     }
 
-    /// The data set of the experiment. For the empirical oracle the target distribution
-    /// is the smoothed training set, so the held-out split is replaced by as many draws
-    /// from it (each labelled with its training point's label): reconstruction inputs,
-    /// noise floor and held-out loss then all come from the exact target.
-    pub fn load_data(&self) -> Result<Dataset> {
-        let mut data = self.data.load(self.seed)?;
-        if let Some(OracleKind::Empirical { std }) = self.oracle_kind()? {
-            let mixture = self.empirical_mixture(&data, std)?;
-            let mut rng = crate::rng::stream(self.seed, crate::rng::Purpose::HeldoutData);
-            let (values, picked) = mixture.sample_indexed(data.heldout.len(), &mut rng);
-            data.heldout = Split {
-                values,
-                labels: data
-                    .train
-                    .labels
-                    .as_ref()
-                    .map(|l| picked.iter().map(|&i| l[i]).collect()),
-                shape: data.train.shape,
-            };
-        }
-        Ok(data)
-    }
-
-    /// The smoothed training set of the empirical oracle.
-    pub fn empirical_mixture(&self, data: &Dataset, std: f64) -> Result<EmpiricalMixture> {
-        EmpiricalMixture::new(&data.train.values, data.shape().numel(), std).map_err(|e| Error::invalid("model.std", e))
-    }
-
     /// The shape of one data point (without generating the data).
     pub fn data_shape(&self) -> Result<DataShape> {
         self.data.shape()
-    }
-
-    /// Checks the files of `model.checkpoint` (parsing does not look at files): a
-    /// diffusers folder must hold its two files (the error names what to download); a
-    /// `.safetensors` file must exist and its header must list exactly the variables of
-    /// the experiment's architecture, with their shapes.
-    pub fn check_checkpoint(&self) -> Result<()> {
-        if let Some(dir) = self.model.diffusers_dir() {
-            return crate::model::diffusers::check_folder(dir).map(|_| ());
-        }
-        let (Some(file), Some(arch)) = (&self.model.checkpoint, self.architecture()?) else {
-            return Ok(());
-        };
-        if !file.is_file() {
-            return Err(Error::Io {
-                path: file.display().to_string(),
-                message: "model.checkpoint: no such file (a checkpoint written by `ddimlab train`, \
-                          `<results>/model.safetensors`)"
-                    .into(),
-                source: None,
-            });
-        }
-        let net = crate::model::Network::new(&arch, self.seed, &candle_core::Device::Cpu)?;
-        crate::model::checkpoint::check_header(&net.varmap, file)
     }
 
     /// Sets `model.checkpoint` to `checkpoint` (the `--checkpoint` flag) and validates the
@@ -624,14 +529,6 @@ impl ExperimentConfig {
     pub fn to_yaml(&self) -> String {
         serde_yaml_ng::to_string(self).expect("configs serialise")
     }
-}
-
-/// This machine's memory in bytes (`MemTotal` of /proc/meminfo), when it can be read.
-fn machine_memory_bytes() -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
 }
 
 /// serde_yaml_ng writes "path: message at line L column C"; the path and location are

@@ -67,7 +67,7 @@ impl Inputs {
         let manifests = shard_manifests(shards)?;
         let first = &shards[0];
         let cfg = ExperimentConfig::load(&first.join("config.yaml"))?;
-        let data = cfg.load_data()?;
+        let data = super::resources::load_data(&cfg)?;
         let plan = Plan::new(&cfg, data.heldout.len())?;
         let floor_path = first.join(NOISE_FLOOR_FILE);
         let floor = match std::fs::read(&floor_path) {

@@ -6,6 +6,7 @@ pub mod evaluation;
 pub mod measure;
 pub mod merge;
 pub mod plan;
+pub mod resources;
 pub mod runner;
 pub mod sweep;
 pub mod target;

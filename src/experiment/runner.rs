@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use candle_core::{Device, Tensor};
+use candle_core::Device;
 use rayon::prelude::*;
 
 use crate::atomic::write_atomic;
@@ -486,7 +486,7 @@ fn unix(t: SystemTime) -> u64 {
 /// experiment's model if it has a `train:` block and no finished checkpoint, loads the
 /// data and the model, and runs the sweep (what `ddimlab sweep` does).
 pub fn sweep_experiment(cfg: &ExperimentConfig, opts: &SweepOptions) -> Result<SweepOutcome> {
-    cfg.check_checkpoint()?;
+    super::resources::check_checkpoint(cfg)?;
     let _lock = crate::store::lock::FolderLock::acquire(&opts.out, &format!("ddimlab sweep ({})", cfg.name))?;
     let (device, described) = crate::device::resolve(&cfg.device)?;
     eprintln!("device: {described}");
@@ -502,33 +502,7 @@ pub fn sweep_experiment(cfg: &ExperimentConfig, opts: &SweepOptions) -> Result<S
             );
         }
     }
-    let data = cfg.load_data()?;
+    let data = super::resources::load_data(cfg)?;
     let model = super::training::load_model(cfg, &opts.out, &device)?;
     run_sweep(cfg, model.as_ref(), &data, (&device, &described), opts)
-}
-
-/// Seconds of model evaluation the sweep of `cfg` should take on `device`: the plan's
-/// per-sample evaluations times the measured cost of one batched call of an untrained
-/// model of the same architecture (the weights do not change the cost).
-pub fn estimate_seconds(cfg: &ExperimentConfig, plan: &Plan, device: &Device) -> Result<f64> {
-    let model: Box<dyn EpsModel> = match cfg.architecture()? {
-        Some(arch) => Box::new(crate::model::Network::new(&arch, cfg.seed, device)?),
-        None => super::training::load_model(cfg, Path::new("."), device)?,
-    };
-    let shape = cfg.data_shape()?;
-    let n = cfg.sweep.batch_size.min(plan.samples);
-    let x = Tensor::from_vec(
-        item_normals(cfg.seed, Purpose::Latents, 0, n, shape.numel()),
-        shape.batch_dims(n),
-        device,
-    )?;
-    let t = vec![cfg.schedule.timesteps / 2; n];
-    model.eps(&x, &t)?; // warm-up
-    let reps = 3;
-    let start = Instant::now();
-    for _ in 0..reps {
-        model.eps(&x, &t)?;
-    }
-    let per_sample = start.elapsed().as_secs_f64() / (reps * n) as f64;
-    Ok(per_sample * plan.total_evaluations() as f64)
 }

@@ -46,7 +46,7 @@ pub fn comparison(cfg: &ExperimentConfig, data: &Dataset, samples: usize) -> Res
         ));
     }
     if let Some(OracleKind::Empirical { std }) = cfg.oracle_kind()? {
-        let mixture = cfg.empirical_mixture(data, std)?;
+        let mixture = super::resources::empirical_mixture(data, std)?;
         let reference = mixture.sample(n_train, &mut stream(cfg.seed, Purpose::Reference));
         let floor = mixture.sample(samples, &mut stream(cfg.seed, Purpose::Floor));
         return Ok((

@@ -141,7 +141,7 @@ pub fn train_experiment(
     } else if let Some(card) = finished_card(&paths, &want)? {
         return Ok(TrainOutcome::Reused(card));
     }
-    let dataset = cfg.load_data()?;
+    let dataset = super::resources::load_data(cfg)?;
     let schedule = cfg.schedule.build()?;
     let net = Network::new(&arch, cfg.seed, device.0)?;
     let trainer = Trainer {
@@ -206,7 +206,7 @@ pub fn load_model(cfg: &ExperimentConfig, out_dir: &Path, device: &Device) -> Re
             return Ok(Box::new(MixtureOracle::new(mixture, cfg.schedule.build()?)));
         }
         Some(OracleKind::Empirical { std }) => {
-            let mixture = cfg.empirical_mixture(&cfg.data.load(cfg.seed)?, std)?;
+            let mixture = super::resources::empirical_mixture(&cfg.data.load(cfg.seed)?, std)?;
             return Ok(Box::new(EmpiricalOracle::new(mixture, cfg.schedule.build()?)));
         }
         None => {}

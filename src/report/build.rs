@@ -100,7 +100,7 @@ impl Input {
             Some(m) => m.config_hash.clone(),
             None => results_hash(&cfg)?,
         };
-        let data = cfg.load_data()?;
+        let data = crate::experiment::resources::load_data(&cfg)?;
         let plan = Plan::new(&cfg, data.heldout.len())?;
         let (all_rows, missing) = plan.saved_rows(dir, &hash)?;
         let rows = eta_question_rows(&cfg, &all_rows)?;

@@ -135,7 +135,7 @@ proptest! {
         let broken = mutate(&text, &mutations);
         let result = std::panic::catch_unwind(|| {
             if let Ok(cfg) = ExperimentConfig::parse(&broken, Path::new("m.yaml")) {
-                let _ = cfg.point_bytes();
+                let _ = ddimlab::experiment::resources::point_bytes(&cfg);
                 let heldout = cfg.data.sizes().map(|s| s.1).unwrap_or(0);
                 let _ = ddimlab::experiment::plan::Plan::new(&cfg, heldout);
             }

@@ -200,7 +200,9 @@ fn a_diffusers_folder_parses_without_its_files_and_refuses_architecture_keys() {
         cfg.model.diffusers_dir(),
         Some(Path::new("checkpoints/ddpm-cifar10-32"))
     );
-    let err = cfg.check_checkpoint().unwrap_err().to_string();
+    let err = ddimlab::experiment::resources::check_checkpoint(&cfg)
+        .unwrap_err()
+        .to_string();
     assert!(
         err.starts_with("checkpoints/ddpm-cifar10-32: diffusers model folder not found"),
         "{err}"
