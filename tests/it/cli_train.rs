@@ -89,31 +89,7 @@ fn train_writes_reuses_resumes_and_refuses() {
         serde_json::from_str(&std::fs::read_to_string(out2.join("model.json")).unwrap()).unwrap();
     assert_eq!(card["steps"], 8);
 
-    // validate opens the checkpoint's header: a model of another width is refused by name.
-    let model = out.join("model.safetensors");
-    let wide = dir.join("wide.yaml");
-    let text = std::fs::read_to_string(experiment(&dir, 30, 0)).unwrap();
-    let text = text.replace("hidden: 32", "hidden: 48").replace(
-        "  train:\n    steps: 30\n    batch_size: 32\n    checkpoint_every: 5\n",
-        "",
-    ) + &format!("  checkpoint: {}\n", model.display());
-    std::fs::write(&wide, text).unwrap();
-    let (ok, err) = run(&["validate", wide.to_str().unwrap()]);
-    assert!(
-        !ok && err.contains("does not fit the experiment's architecture"),
-        "{err}"
-    );
-
-    // One process per results folder: a held lock refuses a second one, naming the holder.
-    let lock = ddimlab::store::lock::FolderLock::acquire(&out, "a test").unwrap();
-    let (ok, err) = run(&["train", e, "--out", o]);
-    assert!(
-        !ok && err.contains("in use by another ddimlab process") && err.contains("a test"),
-        "{err}"
-    );
-    drop(lock);
-    let (ok, err) = run(&["train", e, "--out", o]);
-    assert!(ok, "{err}");
+    a_foreign_checkpoint_and_a_held_lock_are_refused(&dir, &out, e);
 }
 
 #[test]
@@ -162,4 +138,34 @@ fn sweep_refuses_jobs_out_of_range() {
         );
     }
     assert!(!dir.join("o").exists());
+}
+
+/// `validate` opens the checkpoint's header (a model of another width is refused by name),
+/// and a held folder lock refuses a second process, naming the holder.
+fn a_foreign_checkpoint_and_a_held_lock_are_refused(dir: &Path, out: &Path, e: &str) {
+    let o = out.to_str().unwrap();
+    let model = out.join("model.safetensors");
+    let wide = dir.join("wide.yaml");
+    let text = std::fs::read_to_string(experiment(dir, 30, 0)).unwrap();
+    let text = text.replace("hidden: 32", "hidden: 48").replace(
+        "  train:\n    steps: 30\n    batch_size: 32\n    checkpoint_every: 5\n",
+        "",
+    ) + &format!("  checkpoint: {}\n", model.display());
+    std::fs::write(&wide, text).unwrap();
+    let (ok, err) = run(&["validate", wide.to_str().unwrap()]);
+    assert!(
+        !ok && err.contains("does not fit the experiment's architecture"),
+        "{err}"
+    );
+
+    // One process per results folder: a held lock refuses a second one, naming the holder.
+    let lock = ddimlab::store::lock::FolderLock::acquire(out, "a test").unwrap();
+    let (ok, err) = run(&["train", e, "--out", o]);
+    assert!(
+        !ok && err.contains("in use by another ddimlab process") && err.contains("a test"),
+        "{err}"
+    );
+    drop(lock);
+    let (ok, err) = run(&["train", e, "--out", o]);
+    assert!(ok, "{err}");
 }

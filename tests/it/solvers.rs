@@ -416,27 +416,7 @@ fn low_nfe_solvers_replay_their_references() {
     let fixture = low_nfe_fixture();
     let mut seen = std::collections::BTreeMap::new();
     for case in &fixture.cases {
-        let churn = case.settings.as_ref().and_then(|s| s.get("s_churn")).map(|_| {
-            let v = case.settings.as_ref().unwrap();
-            let f = |k: &str| v[k].as_f64().unwrap();
-            Churn {
-                s_churn: f("s_churn"),
-                s_tmin: f("s_tmin"),
-                s_tmax: Some(f("s_tmax")),
-                s_noise: f("s_noise"),
-            }
-        });
-        let (sampler, kind) = match case.scheduler.as_str() {
-            "unipc_bh2_2" => (Sampler::Unipc { order: 2 }, TauKind::Trailing),
-            "unipc_bh2_3" => (Sampler::Unipc { order: 3 }, TauKind::Trailing),
-            "dpmsolver++3m" => (Sampler::Dpmpp3m, TauKind::Trailing),
-            "sde-dpmsolver++2m" => (Sampler::Dpmpp2mSde, TauKind::Trailing),
-            "ddim_linspace" => (Sampler::DDIM, TauKind::Uniform),
-            "ipndm" => (Sampler::Ipndm, TauKind::Trailing),
-            "heun_churn" => (Sampler::Heun { churn: churn.unwrap() }, TauKind::Trailing),
-            "euler_churn" => (Sampler::Euler { churn: churn.unwrap() }, TauKind::Trailing),
-            other => panic!("unexpected case {other:?}"),
-        };
+        let (sampler, kind, churn) = case_sampler(case);
         *seen.entry(case.scheduler.clone()).or_insert(0) += 1;
         let what = format!(
             "{} S = {} {:?}",
@@ -449,35 +429,7 @@ fn low_nfe_solvers_replay_their_references() {
         distinct.sort_unstable();
         distinct.dedup();
         assert_eq!(distinct, tau.timesteps(), "{what}: timesteps");
-        // Each step's state, and the noise by step.
-        let (ends, noise, x_0): (Vec<Vec<f64>>, Vec<Vec<f64>>, &Matrix) =
-            match (&case.ddimlab_chain, case.steps.is_empty()) {
-                (Some(chain), _) => (
-                    chain
-                        .calls
-                        .iter()
-                        .map(|c| flat(c.prev_sample.as_ref().unwrap()))
-                        .collect(),
-                    Vec::new(),
-                    &chain.x_0,
-                ),
-                (None, false) => (
-                    case.steps.iter().map(|s| flat(&s.prev_sample)).collect(),
-                    case.steps.iter().map(|s| flat(&s.noise)).collect(),
-                    &case.x_0,
-                ),
-                (None, true) => (
-                    case.calls
-                        .iter()
-                        .map(|c| flat(c.prev_sample.as_ref().unwrap()))
-                        .collect(),
-                    case.calls
-                        .iter()
-                        .map(|c| c.noise.as_ref().map(flat).unwrap_or_default())
-                        .collect(),
-                    &case.x_0,
-                ),
-            };
+        let (ends, noise, x_0) = expected_states(case);
         let x_t = matrix(flat(&case.x_t), 2, 3);
         let out = sampler
             .run(&model, &schedule, &tau, &x_t, &mut Recorded(noise), true)
@@ -599,4 +551,62 @@ fn dpmpp_2m_first_order_below_min_r_fixes_linear_tau() {
     let (_, a) = flow_error_on(Sampler::DPMPP_2M, TauKind::Trailing, 10, At::Output);
     let (_, b) = flow_error_on(fixed, TauKind::Trailing, 10, At::Output);
     assert_eq!(a, b);
+}
+
+/// The solver a fixture case names, its τ kind, and its churn settings.
+fn case_sampler(case: &LowCase) -> (Sampler, TauKind, Option<Churn>) {
+    let churn = case.settings.as_ref().and_then(|s| s.get("s_churn")).map(|_| {
+        let v = case.settings.as_ref().unwrap();
+        let f = |k: &str| v[k].as_f64().unwrap();
+        Churn {
+            s_churn: f("s_churn"),
+            s_tmin: f("s_tmin"),
+            s_tmax: Some(f("s_tmax")),
+            s_noise: f("s_noise"),
+        }
+    });
+    let (sampler, kind) = match case.scheduler.as_str() {
+        "unipc_bh2_2" => (Sampler::Unipc { order: 2 }, TauKind::Trailing),
+        "unipc_bh2_3" => (Sampler::Unipc { order: 3 }, TauKind::Trailing),
+        "dpmsolver++3m" => (Sampler::Dpmpp3m, TauKind::Trailing),
+        "sde-dpmsolver++2m" => (Sampler::Dpmpp2mSde, TauKind::Trailing),
+        "ddim_linspace" => (Sampler::DDIM, TauKind::Uniform),
+        "ipndm" => (Sampler::Ipndm, TauKind::Trailing),
+        "heun_churn" => (Sampler::Heun { churn: churn.unwrap() }, TauKind::Trailing),
+        "euler_churn" => (Sampler::Euler { churn: churn.unwrap() }, TauKind::Trailing),
+        other => panic!("unexpected case {other:?}"),
+    };
+    (sampler, kind, churn)
+}
+
+/// Each step's state the solver must reach, the noise by step, and x_0: from the chain
+/// ddimlab runs where diffusers steps differently, else from the reference's steps or calls.
+fn expected_states(case: &LowCase) -> (Vec<Vec<f64>>, Vec<Vec<f64>>, &Matrix) {
+    match (&case.ddimlab_chain, case.steps.is_empty()) {
+        (Some(chain), _) => (
+            chain
+                .calls
+                .iter()
+                .map(|c| flat(c.prev_sample.as_ref().unwrap()))
+                .collect(),
+            Vec::new(),
+            &chain.x_0,
+        ),
+        (None, false) => (
+            case.steps.iter().map(|s| flat(&s.prev_sample)).collect(),
+            case.steps.iter().map(|s| flat(&s.noise)).collect(),
+            &case.x_0,
+        ),
+        (None, true) => (
+            case.calls
+                .iter()
+                .map(|c| flat(c.prev_sample.as_ref().unwrap()))
+                .collect(),
+            case.calls
+                .iter()
+                .map(|c| c.noise.as_ref().map(flat).unwrap_or_default())
+                .collect(),
+            &case.x_0,
+        ),
+    }
 }

@@ -180,42 +180,7 @@ fn outputs_match_the_sampler_run_directly() {
     let rec = file.group("reconstruction/linear_eta0.0_S9").unwrap();
     assert_eq!(rec.dataset("inputs").unwrap().shape(), vec![150, 2]);
 
-    // Parquet and CSV: one row per point, the same numbers as the runner returned.
-    let pq = ParquetReader::new(std::fs::File::open(out.join("metrics.parquet")).unwrap())
-        .finish()
-        .unwrap();
-    let csv = CsvReadOptions::default()
-        .with_has_header(true)
-        .try_into_reader_with_file_path(Some(out.join("metrics.csv")))
-        .unwrap()
-        .finish()
-        .unwrap();
-    for df in [&pq, &csv] {
-        assert_eq!(df.height(), 12);
-        for col in [
-            "tau",
-            "eta",
-            "eta_value",
-            "steps",
-            "nfe",
-            "seconds",
-            "fd",
-            "mmd2",
-            "swd",
-            "mass_error",
-        ] {
-            assert!(df.column(col).is_ok(), "column {col}");
-        }
-    }
-    let ids = pq.column("point_id").unwrap().str().unwrap().clone();
-    let fd = pq.column("fd").unwrap().f64().unwrap().clone();
-    let recon = pq.column("recon_mse").unwrap().f64().unwrap().clone();
-    for (i, row) in outcome.rows.iter().enumerate() {
-        assert_eq!(ids.get(i).unwrap(), row.point_id);
-        assert_eq!(fd.get(i).unwrap(), row.metrics["fd"]);
-        // reconstruction is η-free: every row of a (tau, S) carries the owner's value
-        assert!(recon.get(i).unwrap().is_finite(), "{}", row.point_id);
-    }
+    tables_hold_the_rows(&out, &outcome.rows);
     // The η = 0 reference is its own consistency reference; η > 0 is not consistent.
     let consistency = |id: &str| outcome.rows.iter().find(|r| r.point_id == id).unwrap().metrics["consistency_mse"];
     assert_eq!(consistency("linear_eta0.0_S9"), 0.0);
@@ -448,41 +413,7 @@ fn three_shards_and_a_merge_equal_one_run() {
         let b = ddimlab::store::read_point(&merged.join("samples.h5"), &r.point_id).unwrap();
         assert_eq!(a.arrays, b.arrays, "{}", r.point_id);
     }
-    // A shard of another configuration is refused; a missing shard is listed.
-    let other = config(&yaml("  steps: [3]\n  eta: [0.0]\n  tau: [linear]\n", 61));
-    let odd = dir.join("odd");
-    let opts = SweepOptions {
-        out: odd.clone(),
-        force: false,
-        jobs: 1,
-        shard: None,
-    };
-    run_sweep(&other, &model, &data, (&Device::Cpu, "cpu"), &opts).unwrap();
-    let err = ddimlab::experiment::merge::merge(&dir.join("m2"), &[parts[0].clone(), odd])
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("only shards of one sweep can be merged"), "{err}");
-    // The output may not be a shard, nor inside one, and a shard may not be listed twice;
-    // a refused merge changes nothing of its inputs.
-    let floor = parts[0].join("noise_floor.json");
-    let before = std::fs::read(&floor).unwrap();
-    let merge = |out: &Path, shards: &[PathBuf]| ddimlab::experiment::merge::merge(out, shards);
-    let err = merge(&parts[0], &[parts[0].clone(), parts[1].clone()])
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("is the shard") && err.contains("new folder"), "{err}");
-    let err = merge(&parts[1].join("sub"), &parts).unwrap_err().to_string();
-    assert!(err.contains("inside the shard"), "{err}");
-    let err = merge(&parts[1].join("..").join("shard0"), &parts)
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("is the shard"), "{err}");
-    let err = merge(&dir.join("m4"), &[parts[0].clone(), parts[0].clone()])
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("listed twice"), "{err}");
-    assert_eq!(std::fs::read(&floor).unwrap(), before);
-    assert!(!dir.join("m4").exists());
+    merge_refuses_what_it_cannot_join(&dir, &parts, &model, &data);
     let partial = ddimlab::experiment::merge::merge(&dir.join("m3"), &parts[..2]).unwrap();
     assert!(!partial.missing.is_empty());
     merge_reads_before_it_writes_and_replaces_its_output_whole(&dir, &parts, &merged);
@@ -567,4 +498,88 @@ fn merge_reads_before_it_writes_and_replaces_its_output_whole(dir: &Path, parts:
     merge(merged, parts).unwrap();
     assert_eq!(std::fs::read(merged.join("kept.txt")).unwrap(), b"from before");
     assert_eq!(tree(merged).len(), before.len() + 1);
+}
+
+/// Parquet and CSV in `out`: one row per point, the same numbers as the runner returned.
+fn tables_hold_the_rows(out: &Path, rows: &[ddimlab::store::MetricRow]) {
+    let pq = ParquetReader::new(std::fs::File::open(out.join("metrics.parquet")).unwrap())
+        .finish()
+        .unwrap();
+    let csv = CsvReadOptions::default()
+        .with_has_header(true)
+        .try_into_reader_with_file_path(Some(out.join("metrics.csv")))
+        .unwrap()
+        .finish()
+        .unwrap();
+    for df in [&pq, &csv] {
+        assert_eq!(df.height(), 12);
+        for col in [
+            "tau",
+            "eta",
+            "eta_value",
+            "steps",
+            "nfe",
+            "seconds",
+            "fd",
+            "mmd2",
+            "swd",
+            "mass_error",
+        ] {
+            assert!(df.column(col).is_ok(), "column {col}");
+        }
+    }
+    let ids = pq.column("point_id").unwrap().str().unwrap().clone();
+    let fd = pq.column("fd").unwrap().f64().unwrap().clone();
+    let recon = pq.column("recon_mse").unwrap().f64().unwrap().clone();
+    for (i, row) in rows.iter().enumerate() {
+        assert_eq!(ids.get(i).unwrap(), row.point_id);
+        assert_eq!(fd.get(i).unwrap(), row.metrics["fd"]);
+        // reconstruction is η-free: every row of a (tau, S) carries the owner's value
+        assert!(recon.get(i).unwrap().is_finite(), "{}", row.point_id);
+    }
+}
+
+/// A shard of another configuration is refused, and so are an output among the shards and
+/// a shard listed twice; a refused merge changes nothing of its inputs.
+fn merge_refuses_what_it_cannot_join(
+    dir: &Path,
+    parts: &[PathBuf],
+    model: &MixtureOracle,
+    data: &ddimlab::data::Dataset,
+) {
+    // A shard of another configuration is refused; a missing shard is listed.
+    let other = config(&yaml("  steps: [3]\n  eta: [0.0]\n  tau: [linear]\n", 61));
+    let odd = dir.join("odd");
+    let opts = SweepOptions {
+        out: odd.clone(),
+        force: false,
+        jobs: 1,
+        shard: None,
+    };
+    run_sweep(&other, model, data, (&Device::Cpu, "cpu"), &opts).unwrap();
+    let err = ddimlab::experiment::merge::merge(&dir.join("m2"), &[parts[0].clone(), odd])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("only shards of one sweep can be merged"), "{err}");
+    // The output may not be a shard, nor inside one, and a shard may not be listed twice;
+    // a refused merge changes nothing of its inputs.
+    let floor = parts[0].join("noise_floor.json");
+    let before = std::fs::read(&floor).unwrap();
+    let merge = |out: &Path, shards: &[PathBuf]| ddimlab::experiment::merge::merge(out, shards);
+    let err = merge(&parts[0], &[parts[0].clone(), parts[1].clone()])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("is the shard") && err.contains("new folder"), "{err}");
+    let err = merge(&parts[1].join("sub"), parts).unwrap_err().to_string();
+    assert!(err.contains("inside the shard"), "{err}");
+    let err = merge(&parts[1].join("..").join("shard0"), parts)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("is the shard"), "{err}");
+    let err = merge(&dir.join("m4"), &[parts[0].clone(), parts[0].clone()])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("listed twice"), "{err}");
+    assert_eq!(std::fs::read(&floor).unwrap(), before);
+    assert!(!dir.join("m4").exists());
 }
