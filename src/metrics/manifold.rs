@@ -47,10 +47,10 @@ use std::ops::Range;
 use rayon::prelude::*;
 
 use super::bootstrap::{Replicated, Resamples};
-use super::linalg::{product, to_f64};
+use super::linalg::to_f64;
 use super::rows;
 use crate::error::{Error, Result};
-use crate::kernels::gemm::View;
+use crate::kernels::gemm::{matmul, View};
 
 /// The k of precision and recall (Kynkäänniemi et al. 2019).
 pub const K_PRECISION_RECALL: usize = 3;
@@ -59,15 +59,17 @@ pub const K_PRECISION_RECALL: usize = 3;
 pub const K_DENSITY_COVERAGE: usize = 5;
 
 /// The most squared distances held at once (a block of rows × all rows of the other set:
-/// 32 MiB of f64).
-pub const BLOCK_ENTRIES: usize = 1 << 22;
+/// 4 MiB of f64). One buffer of this size is reused for every block of a call: a fresh
+/// 32 MiB matrix per call spent a third of the 2-D statistics' time in the kernel clearing
+/// its pages (perf: `clear_page_erms` under the distance product).
+pub const BLOCK_ENTRIES: usize = 1 << 19;
 
 /// Columns per task of the column-wise reductions (coverage and recall).
 const COLUMNS: usize = 256;
 
 /// Rows of one set in f64 with their squared norms.
 #[derive(Debug, Clone)]
-struct Rows {
+pub(super) struct Rows {
     n: usize,
     d: usize,
     data: Vec<f64>,
@@ -75,7 +77,7 @@ struct Rows {
 }
 
 impl Rows {
-    fn new(x: &[f32], d: usize) -> Self {
+    pub(super) fn new(x: &[f32], d: usize) -> Self {
         let data = to_f64(x);
         let norms = data.chunks(d).map(|r| r.iter().map(|a| a * a).sum()).collect();
         Self {
@@ -88,33 +90,57 @@ impl Rows {
 }
 
 /// The rows of a block of `block_entries` values against `other` rows (at least 1).
-fn block_rows(other: usize, block_entries: usize) -> usize {
+pub(super) fn block_rows(other: usize, block_entries: usize) -> usize {
     (block_entries / other.max(1)).max(1)
 }
 
 /// The blocks of `n` rows, each `size` rows (the last one shorter).
-fn blocks(n: usize, size: usize) -> impl Iterator<Item = Range<usize>> {
+pub(super) fn blocks(n: usize, size: usize) -> impl Iterator<Item = Range<usize>> {
     (0..n).step_by(size).map(move |s| s..(s + size).min(n))
 }
 
+/// Distance buffers kept between calls: a fresh buffer's first write faults in every page,
+/// which the kernel clears (perf: `clear_page_erms` under `memset`); one taken from here has
+/// its pages already. Taken and returned whole, so calls that run at once each get their own.
+static SCRATCH: std::sync::Mutex<Vec<Vec<f64>>> = std::sync::Mutex::new(Vec::new());
+
+/// A distance buffer from [`SCRATCH`] (empty when none is free).
+pub(super) fn take_scratch() -> Vec<f64> {
+    SCRATCH
+        .lock()
+        .map(|mut pool| pool.pop().unwrap_or_default())
+        .unwrap_or_default()
+}
+
+/// Returns a buffer to [`SCRATCH`] (at most four are kept).
+pub(super) fn give_back(buffer: Vec<f64>) {
+    if let Ok(mut pool) = SCRATCH.lock() {
+        if pool.len() < 4 {
+            pool.push(buffer);
+        }
+    }
+}
+
 /// Squared Euclidean distances from the rows `range` of `a` to every row of `b`
-/// (range.len() × b.n, row-major): ‖u‖² + ‖v‖² − 2 u·v with the inner products as one
-/// product, negative round-off taken as 0.
-fn squared_distances(a: &Rows, range: Range<usize>, b: &Rows) -> Vec<f64> {
+/// (range.len() × b.n, row-major) into `g` (resized, its allocation reused): ‖u‖² + ‖v‖²
+/// − 2 u·v with the inner products as one product, negative round-off taken as 0.
+pub(super) fn squared_distances(a: &Rows, range: Range<usize>, b: &Rows, g: &mut Vec<f64>) {
     let d = a.d;
     let block = &a.data[range.start * d..range.end * d];
-    let mut g = product(
+    g.resize(range.len() * b.n, 0.0);
+    let threads = rayon::current_num_threads();
+    matmul(
+        g,
+        false,
         View::rows(block, range.len(), d),
         View::rows(&b.data, b.n, d).t(),
-        false,
-    )
-    .data;
+        threads,
+    );
     g.par_chunks_mut(b.n).zip(&a.norms[range]).for_each(|(row, na)| {
         for (v, nb) in row.iter_mut().zip(&b.norms) {
             *v = (na + nb - 2.0 * *v).max(0.0);
         }
     });
-    g
 }
 
 /// A set of rows and, for each of one or more k, every row's k-NN radius: the distance to
@@ -141,9 +167,10 @@ impl Manifold {
         let n = rows(x, d, what, kmax + 1)?;
         let set = Rows::new(x, d);
         let mut per_row: Vec<Vec<f64>> = Vec::with_capacity(n);
+        let mut g = take_scratch();
         for range in blocks(n, block_rows(n, block_entries)) {
             let start = range.start;
-            let mut g = squared_distances(&set, range, &set);
+            squared_distances(&set, range, &set, &mut g);
             let radii: Vec<Vec<f64>> = g
                 .par_chunks_mut(n)
                 .enumerate()
@@ -156,6 +183,7 @@ impl Manifold {
                 .collect();
             per_row.extend(radii);
         }
+        give_back(g);
         let squared = (0..ks.len()).map(|t| per_row.iter().map(|r| r[t]).collect()).collect();
         Ok(Self {
             rows: set,
@@ -340,8 +368,9 @@ impl Reference {
         let mut density = vec![0.0; m];
         let mut nearest = vec![f64::INFINITY; n];
         let mut recalled = vec![false; n];
+        let mut g = take_scratch();
         for range in blocks(m, block_rows(n, block_entries)) {
-            let g = squared_distances(&generated.rows, range.clone(), &self.manifold.rows);
+            squared_distances(&generated.rows, range.clone(), &self.manifold.rows, &mut g);
             // Row-wise: the real balls holding each generated row.
             g.par_chunks(n)
                 .zip(precision[range.clone()].par_iter_mut())
@@ -368,6 +397,7 @@ impl Reference {
                     }
                 });
         }
+        give_back(g);
         let indicator = |b: bool| if b { 1.0 } else { 0.0 };
         Ok(PrdcRows {
             precision,

@@ -2,30 +2,70 @@
 
 use rayon::prelude::*;
 
-use super::linalg::{product, to_f64};
+use super::manifold::{block_rows, blocks, give_back, squared_distances, take_scratch, Rows, BLOCK_ENTRIES};
 use super::rows;
 use crate::error::Result;
-use crate::kernels::gemm::View;
 
 /// The Euclidean distance from every row of `x` to its nearest row of `train` (both
 /// × `d`), from ‖u − v‖² = ‖u‖² + ‖v‖² − 2 u·v with the inner products as one product
-/// (negative round-off taken as 0).
+/// per block of rows (negative round-off taken as 0; the blocks bound the memory as the
+/// k-NN statistics' do, in a reused buffer).
 pub fn nearest_distances(x: &[f32], train: &[f32], d: usize) -> Result<Vec<f64>> {
+    nearest_blocked(x, train, d, BLOCK_ENTRIES)
+}
+
+fn nearest_blocked(x: &[f32], train: &[f32], d: usize, block_entries: usize) -> Result<Vec<f64>> {
     let n = rows(x, d, "x", 1)?;
     let t = rows(train, d, "train", 1)?;
-    let (x, train) = (to_f64(x), to_f64(train));
-    let norms = |v: &[f64]| -> Vec<f64> { v.chunks(d).map(|r| r.iter().map(|a| a * a).sum()).collect() };
-    let (nx, nt) = (norms(&x), norms(&train));
-    let g = product(View::rows(&x, n, d), View::rows(&train, t, d).t(), false);
-    Ok(g.data
-        .par_chunks(t)
-        .zip(&nx)
-        .map(|(row, a)| {
-            row.iter()
-                .zip(&nt)
-                .map(|(dot, b)| (a + b - 2.0 * dot).max(0.0))
-                .fold(f64::INFINITY, f64::min)
-                .sqrt()
-        })
-        .collect())
+    let (x, train) = (Rows::new(x, d), Rows::new(train, d));
+    let mut nearest = Vec::with_capacity(n);
+    let mut g = take_scratch();
+    for range in blocks(n, block_rows(t, block_entries)) {
+        squared_distances(&x, range, &train, &mut g);
+        let block: Vec<f64> = g
+            .par_chunks(t)
+            .map(|row| row.iter().copied().fold(f64::INFINITY, f64::min).sqrt())
+            .collect();
+        nearest.extend(block);
+    }
+    give_back(g);
+    Ok(nearest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    #[test]
+    fn equals_brute_force_in_every_blocking() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        let (n, t, d) = (23, 17, 3);
+        let mut draw = |k: usize| -> Vec<f32> { (0..k * d).map(|_| rng.random_range(-2.0..2.0)).collect() };
+        let (x, train) = (draw(n), draw(t));
+        let brute: Vec<f64> = x
+            .chunks(d)
+            .map(|u| {
+                train
+                    .chunks(d)
+                    .map(|v| {
+                        u.iter()
+                            .zip(v)
+                            .map(|(a, b)| (*a as f64 - *b as f64).powi(2))
+                            .sum::<f64>()
+                    })
+                    .fold(f64::INFINITY, f64::min)
+                    .sqrt()
+            })
+            .collect();
+        for block_entries in [1, t, 5 * t + 3, BLOCK_ENTRIES] {
+            let got = nearest_blocked(&x, &train, d, block_entries).unwrap();
+            assert_eq!(got.len(), n);
+            for (g, b) in got.iter().zip(&brute) {
+                assert!((g - b).abs() < 1e-9, "{block_entries}: {g} vs {b}");
+            }
+        }
+        // a training point is at distance 0 from itself
+        assert_eq!(nearest_distances(&train[..d], &train, d).unwrap(), vec![0.0]);
+    }
 }
