@@ -47,7 +47,7 @@ use std::ops::Range;
 use rayon::prelude::*;
 
 use super::bootstrap::{Replicated, Resamples};
-use super::linalg::to_f64;
+use super::linalg::{to_f64, F64_BUFFERS};
 use super::rows;
 use crate::error::{Error, Result};
 use crate::kernels::gemm::{matmul, View};
@@ -59,9 +59,7 @@ pub const K_PRECISION_RECALL: usize = 3;
 pub const K_DENSITY_COVERAGE: usize = 5;
 
 /// The most squared distances held at once (a block of rows × all rows of the other set:
-/// 4 MiB of f64). One buffer of this size is reused for every block of a call: a fresh
-/// 32 MiB matrix per call spent a third of the 2-D statistics' time in the kernel clearing
-/// its pages (perf: `clear_page_erms` under the distance product).
+/// 4 MiB of f64), in a buffer of [`F64_BUFFERS`] reused for every block and every call.
 pub const BLOCK_ENTRIES: usize = 1 << 19;
 
 /// Columns per task of the column-wise reductions (coverage and recall).
@@ -97,28 +95,6 @@ pub(super) fn block_rows(other: usize, block_entries: usize) -> usize {
 /// The blocks of `n` rows, each `size` rows (the last one shorter).
 pub(super) fn blocks(n: usize, size: usize) -> impl Iterator<Item = Range<usize>> {
     (0..n).step_by(size).map(move |s| s..(s + size).min(n))
-}
-
-/// Distance buffers kept between calls: a fresh buffer's first write faults in every page,
-/// which the kernel clears (perf: `clear_page_erms` under `memset`); one taken from here has
-/// its pages already. Taken and returned whole, so calls that run at once each get their own.
-static SCRATCH: std::sync::Mutex<Vec<Vec<f64>>> = std::sync::Mutex::new(Vec::new());
-
-/// A distance buffer from [`SCRATCH`] (empty when none is free).
-pub(super) fn take_scratch() -> Vec<f64> {
-    SCRATCH
-        .lock()
-        .map(|mut pool| pool.pop().unwrap_or_default())
-        .unwrap_or_default()
-}
-
-/// Returns a buffer to [`SCRATCH`] (at most four are kept).
-pub(super) fn give_back(buffer: Vec<f64>) {
-    if let Ok(mut pool) = SCRATCH.lock() {
-        if pool.len() < 4 {
-            pool.push(buffer);
-        }
-    }
 }
 
 /// Squared Euclidean distances from the rows `range` of `a` to every row of `b`
@@ -167,7 +143,7 @@ impl Manifold {
         let n = rows(x, d, what, kmax + 1)?;
         let set = Rows::new(x, d);
         let mut per_row: Vec<Vec<f64>> = Vec::with_capacity(n);
-        let mut g = take_scratch();
+        let mut g = F64_BUFFERS.take(0);
         for range in blocks(n, block_rows(n, block_entries)) {
             let start = range.start;
             squared_distances(&set, range, &set, &mut g);
@@ -183,7 +159,7 @@ impl Manifold {
                 .collect();
             per_row.extend(radii);
         }
-        give_back(g);
+        F64_BUFFERS.give(g);
         let squared = (0..ks.len()).map(|t| per_row.iter().map(|r| r[t]).collect()).collect();
         Ok(Self {
             rows: set,
@@ -368,7 +344,7 @@ impl Reference {
         let mut density = vec![0.0; m];
         let mut nearest = vec![f64::INFINITY; n];
         let mut recalled = vec![false; n];
-        let mut g = take_scratch();
+        let mut g = F64_BUFFERS.take(0);
         for range in blocks(m, block_rows(n, block_entries)) {
             squared_distances(&generated.rows, range.clone(), &self.manifold.rows, &mut g);
             // Row-wise: the real balls holding each generated row.
@@ -397,7 +373,7 @@ impl Reference {
                     }
                 });
         }
-        give_back(g);
+        F64_BUFFERS.give(g);
         let indicator = |b: bool| if b { 1.0 } else { 0.0 };
         Ok(PrdcRows {
             precision,

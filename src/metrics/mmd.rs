@@ -15,6 +15,7 @@ use std::sync::Mutex;
 use rayon::prelude::*;
 
 use super::bootstrap::{Linear, Replicated, Resamples};
+use super::linalg::F32_BUFFERS;
 use super::rows;
 use crate::error::{Error, Result};
 use crate::kernels::gemm::{matmul, View};
@@ -62,7 +63,7 @@ impl Kernel {
         let mut g = Dense32 {
             rows: p,
             cols: q,
-            data: vec![0.0; p * q],
+            data: F32_BUFFERS.take(p * q),
         };
         matmul(
             &mut g.data,
@@ -320,6 +321,8 @@ impl KernelReference {
                 ));
             }
             value += combine(xx_ones, yb.ones, xy_ones, bn, bm);
+            F32_BUFFERS.give(kxx.data);
+            F32_BUFFERS.give(kxy.data);
             let sizes = |c: &[f32], stride: usize, r: &Range<usize>, b: usize| -> f64 {
                 c[b * stride + r.start..b * stride + r.end]
                     .iter()

@@ -2,7 +2,8 @@
 
 use rayon::prelude::*;
 
-use super::manifold::{block_rows, blocks, give_back, squared_distances, take_scratch, Rows, BLOCK_ENTRIES};
+use super::linalg::F64_BUFFERS;
+use super::manifold::{block_rows, blocks, squared_distances, Rows, BLOCK_ENTRIES};
 use super::rows;
 use crate::error::Result;
 
@@ -19,7 +20,7 @@ fn nearest_blocked(x: &[f32], train: &[f32], d: usize, block_entries: usize) -> 
     let t = rows(train, d, "train", 1)?;
     let (x, train) = (Rows::new(x, d), Rows::new(train, d));
     let mut nearest = Vec::with_capacity(n);
-    let mut g = take_scratch();
+    let mut g = F64_BUFFERS.take(0);
     for range in blocks(n, block_rows(t, block_entries)) {
         squared_distances(&x, range, &train, &mut g);
         let block: Vec<f64> = g
@@ -28,7 +29,7 @@ fn nearest_blocked(x: &[f32], train: &[f32], d: usize, block_entries: usize) -> 
             .collect();
         nearest.extend(block);
     }
-    give_back(g);
+    F64_BUFFERS.give(g);
     Ok(nearest)
 }
 
