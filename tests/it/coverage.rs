@@ -250,7 +250,20 @@ fn paired(a: &Measured, b: &Measured, name: &str) -> Option<(f64, Option<Interva
 }
 
 /// Runs `repeats` repeats of one setting; returns (quantity, statistic) → (coverage, width ratio).
-fn simulate(data: Data, d: usize, (n, m): (usize, usize), repeats: usize) -> BTreeMap<(String, String), (f64, f64)> {
+/// The simulation on a two-thread pool of its own: in the process-wide pool its long
+/// parallel loops held up every other test of this crate (the suite took 255 s with them
+/// there, 153 s with a pool each; these tests alone take 132 s).
+fn simulate(data: Data, d: usize, sizes: (usize, usize), repeats: usize) -> BTreeMap<(String, String), (f64, f64)> {
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+    pool.install(|| simulate_here(data, d, sizes, repeats))
+}
+
+fn simulate_here(
+    data: Data,
+    d: usize,
+    (n, m): (usize, usize),
+    repeats: usize,
+) -> BTreeMap<(String, String), (f64, f64)> {
     let world = World::new(data, d);
     let dim = match data {
         Data::Features => FEATURES,
