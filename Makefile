@@ -8,7 +8,7 @@ CARGO ?= cargo
 # Debian packages the crate links against (hdf5-metno needs the system HDF5).
 APT_PACKAGES := libhdf5-dev pkg-config
 
-.PHONY: setup build test fmt clippy bench sweep
+.PHONY: setup build test fmt clippy bench sweep cuda-check
 
 # The experiments `make sweep` runs (override: make sweep EXP=experiments/other.yaml).
 EXP ?= experiments/gauss2d.yaml experiments/gmm2d.yaml experiments/digits_oracle.yaml experiments/digits.yaml experiments/digits_unet.yaml
@@ -53,3 +53,13 @@ bench: setup
 ## sweep: build, train where needed, run the sweeps of $(EXP) and write their reports under results/
 sweep: setup
 	@scripts/sweep.sh "$(CARGO)" $(EXP)
+
+# Where `make cuda-check` keeps NVIDIA's CUDA toolkit wheels (created once, about 1.2 GB),
+# and its own target folder, so that the CPU build is not rebuilt after it.
+CUDA_VENV ?= $(HOME)/.cache/ddimlab-cuda-venv
+CUDA_TARGET_DIR ?= $(CARGO_TARGET_DIR)-cuda
+export CUDA_TARGET_DIR
+
+## cuda-check: build --features cuda with CUDA 13 from PyPI (no GPU needed; CUDA_COMPUTE_CAP, default 90); on a GPU also the fixture tests on CUDA and a short bench
+cuda-check: setup
+	@scripts/cuda_check.sh "$(CARGO)" "$(CUDA_VENV)"

@@ -3,17 +3,19 @@
 //! L = Σ r ⊙ f(x, W, b), on odd shapes, batch 1, large batches (the threaded path) and
 //! non-contiguous inputs. Tolerance: 1e-5 of the largest reference magnitude.
 
-use candle_core::{DType, Device, Tensor, Var};
+use candle_core::{DType, Tensor, Var};
 use ddimlab::kernels::{self, reference, ConvParams, Padding};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-/// A seeded standard-uniform-ish f32 tensor in [−1, 1).
+/// A seeded standard-uniform-ish f32 tensor in [−1, 1), on the test device
+/// (`crate::common::device`): on CUDA every function below runs candle's own ops (the
+/// kernels serve the CPU only), so there these tests check that fallback.
 fn random(shape: &[usize], seed: u64) -> Tensor {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let n: usize = shape.iter().product();
     let v: Vec<f32> = (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect();
-    Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
+    Tensor::from_vec(v, shape, &crate::common::device()).unwrap()
 }
 
 /// A non-contiguous tensor with the values of `random(shape)`: built transposed, then

@@ -4,8 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::common::values;
-use candle_core::{DType, Device, Tensor};
+use crate::common::{device, values};
+use candle_core::{DType, Tensor};
 use ddimlab::model::EpsModel;
 use ddimlab::sampler::{encode, Eta, NoiseSource, Sampler};
 use ddimlab::schedule::{BetaSchedule, Schedule, Tau, TauKind};
@@ -112,7 +112,7 @@ fn tau_kind(name: &str) -> TauKind {
 
 fn tensor(m: &Matrix, dtype: DType) -> Tensor {
     let flat: Vec<f64> = m.iter().flatten().copied().collect();
-    Tensor::from_vec(flat, (m.len(), m[0].len()), &Device::Cpu)
+    Tensor::from_vec(flat, (m.len(), m[0].len()), &device())
         .unwrap()
         .to_dtype(dtype)
         .unwrap()
@@ -204,6 +204,11 @@ fn sampling_matches_the_reference_step_by_step() {
             let out = ddim
                 .run(&Analytic, &schedule(&case.schedule), &tau, &x_t, &mut noise, true)
                 .unwrap();
+            assert!(
+                out.x.device().same_device(&device()),
+                "{}: x_0 left the device",
+                case.name
+            );
             let tr = out.trajectory.unwrap();
             assert_eq!(tr.x0_preds.len(), case.steps.len(), "{}", case.name);
             for (k, step) in case.steps.iter().enumerate() {

@@ -3,7 +3,7 @@
 //! `scripts/reference/make_solver_fixture.py`), their model-evaluation counts, and their
 //! convergence orders against the exact probability flow of a single Gaussian.
 
-use crate::common::{matrix, values};
+use crate::common::{device, matrix, values};
 use candle_core::{Device, Tensor};
 use ddimlab::experiment::measure::exact_flow;
 use ddimlab::mixture::GaussianMixture;
@@ -102,12 +102,13 @@ fn plms_and_dpmpp_2m_replay_diffusers() {
         distinct.sort_unstable();
         distinct.dedup();
         assert_eq!(distinct, tau.timesteps(), "{what}: timesteps");
-        let x_t = matrix(flat(&case.x_t), 2, 3);
+        let x_t = matrix(flat(&case.x_t), 2, 3).to_device(&device()).unwrap();
         let out = sampler
             .run(&model, &schedule, &tau, &x_t, &mut SeededNoise::new(0), true)
             .unwrap();
         assert_eq!(out.nfe, case.calls.len(), "{what}: model calls");
         assert_eq!(out.nfe, sampler.nfe(&tau), "{what}: planned NFE");
+        assert!(out.x.device().same_device(&device()), "{what}: x_0 left the device");
         let states = out.trajectory.unwrap().states;
         // The state each step ends on: after PNDM's warm-up, diffusers' call k + 1 ends step k.
         let ends: Vec<&Call> = match sampler {
@@ -430,12 +431,13 @@ fn low_nfe_solvers_replay_their_references() {
         distinct.dedup();
         assert_eq!(distinct, tau.timesteps(), "{what}: timesteps");
         let (ends, noise, x_0) = expected_states(case);
-        let x_t = matrix(flat(&case.x_t), 2, 3);
+        let x_t = matrix(flat(&case.x_t), 2, 3).to_device(&device()).unwrap();
         let out = sampler
             .run(&model, &schedule, &tau, &x_t, &mut Recorded(noise), true)
             .unwrap();
         assert_eq!(out.nfe, case.calls.len(), "{what}: model calls");
         assert_eq!(out.nfe, sampler.nfe(&tau), "{what}: planned NFE");
+        assert!(out.x.device().same_device(&device()), "{what}: x_0 left the device");
         let states = out.trajectory.unwrap().states;
         assert_eq!(states.len(), ends.len() + 1, "{what}: steps");
         for (k, end) in ends.iter().enumerate() {

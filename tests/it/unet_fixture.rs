@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use crate::common::device;
 use candle_core::{DType, Device, Tensor};
 use ddimlab::model::checkpoint::read;
 use ddimlab::model::diffusers::{rename_legacy_attention, CONFIG_FILE, WEIGHTS_FILE};
@@ -22,9 +23,10 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
-/// Largest |eps(x, t) − expected| over every case of `dir/cases.safetensors`.
+/// Largest |eps(x, t) − expected| over every case of `dir/cases.safetensors`, on the
+/// test device (`crate::common::device`, where the net is too).
 fn max_error(net: &Network, dir: &Path) -> f32 {
-    let cases = read(&dir.join("cases.safetensors"), &Device::Cpu).unwrap();
+    let cases = read(&dir.join("cases.safetensors"), &device()).unwrap();
     let mut worst = 0f32;
     for i in 0.. {
         let Some(x) = cases.get(&format!("case{i}.x")) else {
@@ -38,6 +40,7 @@ fn max_error(net: &Network, dir: &Path) -> f32 {
             .map(|t| t as usize)
             .collect();
         let y = net.eps(x, &t).unwrap();
+        assert!(y.device().same_device(&device()), "eps left the device");
         let err = (y - &cases[&format!("case{i}.eps")])
             .unwrap()
             .abs()
@@ -55,7 +58,7 @@ fn max_error(net: &Network, dir: &Path) -> f32 {
 #[test]
 fn ddpm_layout_matches_diffusers() {
     let dir = fixture("unet_tiny");
-    let (config, net) = load_diffusers(&dir, &Device::Cpu).unwrap();
+    let (config, net) = load_diffusers(&dir, &device()).unwrap();
     assert_eq!(config.attention_head_dim, None);
     assert_eq!(config.downsample_padding, 0);
     assert!(!config.flip_sin_to_cos);
@@ -68,7 +71,7 @@ fn ddpm_layout_matches_diffusers() {
 #[test]
 fn multi_head_defaults_match_diffusers() {
     let dir = fixture("unet_tiny_heads");
-    let (config, net) = load_diffusers(&dir, &Device::Cpu).unwrap();
+    let (config, net) = load_diffusers(&dir, &device()).unwrap();
     assert_eq!(config.attention_head_dim, Some(4));
     assert_eq!(config.downsample_padding, 1);
     assert!(config.flip_sin_to_cos);
@@ -126,7 +129,7 @@ fn legacy_attention_names_and_conv_shaped_weights_load() {
     // Through the loader, with the same outputs.
     let dir = scratch("legacy");
     write_folder(&dir, &src, &legacy);
-    let (_, net) = load_diffusers(&dir, &Device::Cpu).unwrap();
+    let (_, net) = load_diffusers(&dir, &device()).unwrap();
     let err = max_error(&net, &dir);
     assert!(err < 1e-4, "max abs error {err}");
     std::fs::remove_dir_all(&dir).unwrap();
@@ -142,7 +145,7 @@ fn float16_weights_are_converted() {
         .collect();
     let dir = scratch("f16");
     write_folder(&dir, &src, &half);
-    let (_, net) = load_diffusers(&dir, &Device::Cpu).unwrap();
+    let (_, net) = load_diffusers(&dir, &device()).unwrap();
     assert!(net.varmap.all_vars().iter().all(|v| v.dtype() == DType::F32));
     // Rounding the weights to half precision moves the outputs a little, not a lot.
     let err = max_error(&net, &dir);

@@ -4,10 +4,32 @@
 use candle_core::{DType, Device, Tensor};
 use ddimlab::model::EpsModel;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
 
 /// A CPU f64 tensor of shape [rows, cols] from row-major values.
 pub fn matrix(values: Vec<f64>, rows: usize, cols: usize) -> Tensor {
     Tensor::from_vec(values, (rows, cols), &Device::Cpu).unwrap()
+}
+
+/// The device of the device-aware tests (the diffusers, solver and U-Net fixtures, the
+/// kernels): `DDIMLAB_TEST_DEVICE` as `ddimlab::device::resolve` reads it (`cpu` where
+/// unset; `cuda` or `cuda:N` with `--features cuda`, as `make cuda-check` runs them on a
+/// GPU). A device that cannot be had fails the test rather than falling back to the CPU.
+/// Made once: each `Device::new_cuda` is a device of its own, and tensors on two of them
+/// do not mix.
+pub fn device() -> Device {
+    static DEVICE: OnceLock<Device> = OnceLock::new();
+    DEVICE
+        .get_or_init(|| {
+            let spec = std::env::var("DDIMLAB_TEST_DEVICE").unwrap_or_else(|_| "cpu".into());
+            let (device, described) =
+                ddimlab::device::resolve(&spec).unwrap_or_else(|e| panic!("DDIMLAB_TEST_DEVICE={spec}: {e}"));
+            if spec != "cpu" {
+                eprintln!("test device: {described}");
+            }
+            device
+        })
+        .clone()
 }
 
 /// All values of a tensor as f64, row-major.
