@@ -342,11 +342,9 @@ impl Trainer<'_> {
     fn load_state(&self, path: &Path, names: &[String], device: &Device) -> Result<State> {
         let file = read(path, device)?;
         let scalar = |k: &str| -> Result<usize> {
-            let t = file.get(k).ok_or_else(|| Error::Io {
-                path: path.display().to_string(),
-                message: format!("not a training state: no {k}"),
-                source: None,
-            })?;
+            let t = file
+                .get(k)
+                .ok_or_else(|| Error::file(path, format!("not a training state: no {k}")))?;
             Ok(t.to_scalar::<i64>()? as usize)
         };
         let saved = match file.get("meta.fingerprint") {
@@ -354,16 +352,15 @@ impl Trainer<'_> {
             None => String::new(),
         };
         if saved != self.fingerprint {
-            return Err(Error::Io {
-                path: path.display().to_string(),
-                message: format!(
+            return Err(Error::file(
+                path,
+                format!(
                     "the interrupted training here belongs to a different configuration (fingerprint {}, this one {}): \
                      rerun with --force to start this one over, or restore the experiment it came from",
                     if saved.is_empty() { "none" } else { &saved },
                     self.fingerprint
                 ),
-                source: None,
-            });
+            ));
         }
         let group = |prefix: &str| -> HashMap<String, Tensor> {
             names
@@ -377,11 +374,9 @@ impl Trainer<'_> {
             names
                 .iter()
                 .map(|n| {
-                    g.get(n).cloned().ok_or_else(|| Error::Io {
-                        path: path.display().to_string(),
-                        message: format!("training state has no {prefix}.{n}"),
-                        source: None,
-                    })
+                    g.get(n)
+                        .cloned()
+                        .ok_or_else(|| Error::file(path, format!("training state has no {prefix}.{n}")))
                 })
                 .collect()
         };

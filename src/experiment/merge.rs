@@ -24,7 +24,7 @@ use crate::store::points::{point_status, PointStatus};
 
 use super::config::ExperimentConfig;
 use super::plan::Plan;
-use super::runner::{finalize, reference_id};
+use super::runner::{finalize, saved_ids};
 
 /// What `merge` did.
 #[derive(Debug, Clone)]
@@ -76,19 +76,14 @@ impl Inputs {
             Err(e) => return Err(Error::io(&floor_path, e)),
         };
         let hash = &manifests[0].config_hash;
-        let ids = plan
-            .points
-            .iter()
-            .map(|p| p.id.clone())
-            .chain(plan.references.iter().map(|r| reference_id(&r.tau)));
         let mut saved: Vec<(String, PathBuf)> = Vec::new();
-        for id in ids {
+        for id in saved_ids(&plan) {
+            // The first shard that saved it is copied; every shard's record is checked.
+            let mut from = None;
             for dir in shards {
                 match point_status(dir, &id, hash)? {
-                    PointStatus::Done(_) if !saved.iter().any(|(s, _)| s == &id) => {
-                        saved.push((id.clone(), dir.clone()))
-                    }
-                    PointStatus::Done(_) | PointStatus::Missing => {}
+                    PointStatus::Done(_) => from = from.or(Some(dir)),
+                    PointStatus::Missing => {}
                     PointStatus::Corrupt(why) => return Err(refused(dir, &id, &why)),
                     PointStatus::Stale { hash: theirs } => {
                         return Err(refused(
@@ -98,6 +93,9 @@ impl Inputs {
                         ))
                     }
                 }
+            }
+            if let Some(dir) = from {
+                saved.push((id, dir.clone()));
             }
         }
         Ok(Self {

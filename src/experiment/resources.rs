@@ -101,13 +101,11 @@ pub fn check_checkpoint(cfg: &ExperimentConfig) -> Result<()> {
         return Ok(());
     };
     if !file.is_file() {
-        return Err(Error::Io {
-            path: file.display().to_string(),
-            message: "model.checkpoint: no such file (a checkpoint written by `ddimlab train`, \
-                      `<results>/model.safetensors`)"
-                .into(),
-            source: None,
-        });
+        return Err(Error::file(
+            file,
+            "model.checkpoint: no such file (a checkpoint written by `ddimlab train`, \
+                      `<results>/model.safetensors`)",
+        ));
     }
     let net = crate::model::Network::new(&arch, cfg.seed, &candle_core::Device::Cpu)?;
     crate::model::checkpoint::check_header(&net.varmap, file)

@@ -303,11 +303,10 @@ impl<'a> Sweep<'a> {
         rows.retain(|r| ids.contains(&r.point_id.as_str()));
         missing.retain(|id| ids.contains(&id.as_str()));
         if !missing.is_empty() {
-            return Err(Error::Io {
-                path: self.opts.out.join("points").display().to_string(),
-                message: format!("points not saved after the sweep ran: {}", missing.join(", ")),
-                source: None,
-            });
+            return Err(Error::file(
+                &self.opts.out.join("points"),
+                format!("points not saved after the sweep ran: {}", missing.join(", ")),
+            ));
         }
         finalize(&self.opts.out, self.cfg, &rows, shape)?;
         Ok(rows)
@@ -421,8 +420,17 @@ fn noise_floor(stats: Option<&SampleStats>, compared_with: &str, samples: usize)
 }
 
 /// The id under which the standalone consistency reference of a τ kind is saved.
-pub(super) fn reference_id(tau: &Tau) -> String {
+fn reference_id(tau: &Tau) -> String {
     format!("reference_{}_S{}", tau.kind(), tau.steps())
+}
+
+/// Every id a run of `plan` may save under `points/`: the sweep's points and the
+/// standalone consistency references.
+pub(super) fn saved_ids(plan: &Plan) -> impl Iterator<Item = String> + '_ {
+    plan.points
+        .iter()
+        .map(|p| p.id.clone())
+        .chain(plan.references.iter().map(|r| reference_id(&r.tau)))
 }
 
 /// Writes the tables of `rows`, `samples.h5` (with each point's exports) and
@@ -458,12 +466,7 @@ fn prepare_folder(out: &Path, plan: &Plan, hash: &str, force: bool) -> Result<()
             std::fs::remove_dir_all(&points).map_err(|e| Error::io(&points, e))?;
         }
     } else {
-        let ids = plan
-            .points
-            .iter()
-            .map(|p| p.id.clone())
-            .chain(plan.references.iter().map(|r| reference_id(&r.tau)));
-        for id in ids {
+        for id in saved_ids(plan) {
             if let PointStatus::Stale { hash: theirs } = point_status(out, &id, hash)? {
                 return Err(Error::Config {
                     message: format!(

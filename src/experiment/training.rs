@@ -98,13 +98,11 @@ fn finished_card(paths: &TrainPaths, want: &str) -> Result<Option<ModelCard>> {
     let text = std::fs::read_to_string(&paths.card).map_err(|e| Error::io(&paths.card, e))?;
     let card: ModelCard = serde_json::from_str(&text).map_err(|e| Error::file(&paths.card, e))?;
     if card.fingerprint != want {
-        return Err(Error::Io {
-            path: paths.card.display().to_string(),
-            message: "a checkpoint trained with a different configuration (seed, data, model or schedule) is here; \
-                      rerun with --force to retrain, or give the experiment another name"
-                .into(),
-            source: None,
-        });
+        return Err(Error::file(
+            &paths.card,
+            "a checkpoint trained with a different configuration (seed, data, model or schedule) is here; \
+                      rerun with --force to retrain, or give the experiment another name",
+        ));
     }
     Ok(Some(card))
 }
@@ -239,13 +237,10 @@ pub fn load_model(cfg: &ExperimentConfig, out_dir: &Path, device: &Device) -> Re
             let paths = TrainPaths::new(out_dir);
             let train = cfg.model.train.as_ref().expect("validated: train or checkpoint");
             if finished_card(&paths, &training_fingerprint(cfg, &arch, train))?.is_none() {
-                return Err(Error::Io {
-                    path: paths.model.display().to_string(),
-                    message:
-                        "no finished checkpoint for this configuration: run `ddimlab train` on the experiment first"
-                            .into(),
-                    source: None,
-                });
+                return Err(Error::file(
+                    &paths.model,
+                    "no finished checkpoint for this configuration: run `ddimlab train` on the experiment first",
+                ));
             }
             paths.model
         }

@@ -125,22 +125,15 @@ pub fn save_atomic(tensors: &BTreeMap<String, Tensor>, path: &Path) -> Result<()
 
 /// Reads a safetensors file onto `device`.
 pub fn read(path: &Path, device: &Device) -> Result<HashMap<String, Tensor>> {
-    candle_core::safetensors::load(path, device).map_err(|e| Error::Io {
-        path: path.display().to_string(),
-        message: format!("not a readable safetensors file: {e}"),
-        source: None,
-    })
+    candle_core::safetensors::load(path, device)
+        .map_err(|e| Error::file(path, format!("not a readable safetensors file: {e}")))
 }
 
 /// The tensor names and shapes of a safetensors file, from its header alone (the first
 /// 8 + N bytes: N little-endian, then N bytes of JSON), without reading the tensors.
 pub fn header_shapes(path: &Path) -> Result<BTreeMap<String, Vec<usize>>> {
     use std::io::Read;
-    let bad = |message: String| Error::Io {
-        path: path.display().to_string(),
-        message,
-        source: None,
-    };
+    let bad = |message: String| Error::file(path, message);
     let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let file_len = f.metadata().map_err(|e| Error::io(path, e))?.len();
     let mut len = [0u8; 8];

@@ -37,11 +37,7 @@ pub fn download_hint(dir: &Path) -> String {
 /// The configuration and weights files of the diffusers model folder `dir`, or an
 /// [`Error::Io`] naming what is missing and what to download ([`download_hint`]).
 pub fn check_folder(dir: &Path) -> Result<(PathBuf, PathBuf)> {
-    let missing = |path: &Path, what: &str| Error::Io {
-        path: path.display().to_string(),
-        message: format!("{what} not found; {}", download_hint(dir)),
-        source: None,
-    };
+    let missing = |path: &Path, what: &str| Error::file(path, format!("{what} not found; {}", download_hint(dir)));
     if !dir.is_dir() {
         return Err(missing(dir, "diffusers model folder"));
     }

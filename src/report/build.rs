@@ -105,11 +105,10 @@ impl Input {
         let (all_rows, missing) = plan.saved_rows(dir, &hash)?;
         let rows = eta_question_rows(&cfg, &all_rows)?;
         if rows.is_empty() {
-            return Err(Error::Io {
-                path: dir.join("points").display().to_string(),
-                message: "no saved sweep point to report on: run `ddimlab sweep` first".into(),
-                source: None,
-            });
+            return Err(Error::file(
+                &dir.join("points"),
+                "no saved sweep point to report on: run `ddimlab sweep` first",
+            ));
         }
         Ok(Self {
             floor: NoiseFloor::load(dir)?,

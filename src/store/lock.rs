@@ -40,14 +40,13 @@ impl FolderLock {
             Err(TryLockError::WouldBlock) => {
                 let mut holder = String::new();
                 let _ = file.read_to_string(&mut holder);
-                return Err(Error::Io {
-                    path: dir.display().to_string(),
-                    message: format!(
+                return Err(Error::file(
+                    dir,
+                    format!(
                         "in use by another ddimlab process ({}); wait for it to finish, or use another --out",
                         holder.trim()
                     ),
-                    source: None,
-                });
+                ));
             }
             Err(TryLockError::Error(e)) => return Err(Error::io(&path, e)),
         }

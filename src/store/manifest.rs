@@ -183,11 +183,7 @@ impl NoiseFloor {
     pub fn load(out: &Path) -> Result<Self> {
         let path = out.join(NOISE_FLOOR_FILE);
         match std::fs::read_to_string(&path) {
-            Ok(text) => serde_json::from_str(&text).map_err(|e| Error::Io {
-                path: path.display().to_string(),
-                message: e.to_string(),
-                source: None,
-            }),
+            Ok(text) => serde_json::from_str(&text).map_err(|e| Error::file(&path, e.to_string())),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
             Err(e) => Err(Error::io(&path, e)),
         }
