@@ -7,6 +7,7 @@
 //! CUDA kernels. The tests compare every kernel with [`reference`] (values and gradients).
 
 mod conv;
+pub(crate) mod exp;
 pub(crate) mod gemm;
 mod lincomb;
 mod linear;

@@ -11,6 +11,7 @@
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
+use super::exp::exp32;
 use super::{contiguous_f32, threads};
 
 /// The normalisation's settings.
@@ -56,32 +57,8 @@ impl Dims {
     }
 }
 
-/// e^x for f32 without a libm call, so that the loops around it vectorise: e^x = 2^n · e^r
-/// with n = round(x log₂e) and r = x − n ln 2 (Cody–Waite: ln 2 split in two parts so that
-/// r is exact to f32), e^r by its degree-6 Taylor polynomial on |r| ≤ ½ ln 2 (relative
-/// error < 2e-7), 2^n through the exponent bits; x clamped to [−87, 88].
-#[inline(always)]
-pub(crate) fn exp(x: f32) -> f32 {
-    const LN2_HI: f32 = 0.693_145_75;
-    const LN2_LO: f32 = 1.428_606_8e-6;
-    let x = x.clamp(-87.0, 88.0);
-    // Round to nearest by the 1.5 · 2²³ shift (exact for |x log₂e| < 2²²; `floor` would be a
-    // libm call on baseline x86-64).
-    const SHIFT: f32 = 12_582_912.0;
-    let n = (x * std::f32::consts::LOG2_E + SHIFT) - SHIFT;
-    let r = (x - n * LN2_HI) - n * LN2_LO;
-    let p = 1.0 / 720.0;
-    let p = p * r + 1.0 / 120.0;
-    let p = p * r + 1.0 / 24.0;
-    let p = p * r + 1.0 / 6.0;
-    let p = p * r + 0.5;
-    let p = p * r + 1.0;
-    let p = p * r + 1.0;
-    p * f32::from_bits(((n as i32 + 127) as u32) << 23)
-}
-
 pub(crate) fn sigmoid(z: f32) -> f32 {
-    1.0 / (1.0 + exp(-z))
+    1.0 / (1.0 + exp32(-z))
 }
 
 /// μ and 1/√(σ² + ε) of one group: two passes (mean, then Σ (x − μ)²), each summed in
@@ -265,19 +242,5 @@ impl CustomOp3 for GroupNormGrad {
         }
         out.extend(sums.iter().map(|&v| v as f32));
         Ok((CpuStorage::F32(out), Shape::from(x.len() + 2 * d.c)))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn exp_matches_libm_to_5e7_relative() {
-        let mut worst = 0f64;
-        for i in -8700..=8800 {
-            let x = i as f32 * 0.01;
-            let (got, want) = (super::exp(x) as f64, (x as f64).exp());
-            worst = worst.max(((got - want) / want).abs());
-        }
-        assert!(worst < 5e-7, "worst relative error {worst:e}");
     }
 }

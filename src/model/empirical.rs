@@ -17,7 +17,6 @@
 //! memorises (DDIM lands on training points); h > 0 smooths it.
 
 use candle_core::Tensor;
-use nalgebra::DMatrix;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
@@ -25,19 +24,22 @@ use rayon::prelude::*;
 
 use super::EpsModel;
 use crate::error::{Error, Result};
+use crate::kernels::exp::softmax_weights;
+use crate::kernels::gemm::{matmul, View};
 use crate::mixture::GaussianMixture;
 use crate::schedule::Schedule;
 
-/// Rows of x_t handled by one task of a batched evaluation.
+/// Rows of x_t handled by one task of a batched evaluation (its logits, 64 × N values,
+/// stay in the core's cache).
 const CHUNK: usize = 64;
 
 /// The training set smoothed by N(0, h² I): (1/N) Σ_i N(x_i, h² I).
 #[derive(Debug, Clone)]
 pub struct EmpiricalMixture {
-    /// The training points, N × d.
-    points: DMatrix<f64>,
-    /// Xᵀ, d × N (kept so that the logits' product does not transpose per call).
-    points_t: DMatrix<f64>,
+    /// The training points, N × d, row-major.
+    points: Vec<f64>,
+    /// Dimension d.
+    d: usize,
     /// ‖x_i‖².
     sq_norms: Vec<f64>,
     /// The kernel width h ≥ 0.
@@ -59,25 +61,19 @@ impl EmpiricalMixture {
         if points.iter().any(|v| !v.is_finite()) {
             return Err(Error::Mixture("the training points must be finite".into()));
         }
-        let n = points.len() / d;
-        let points = DMatrix::from_row_slice(n, d, &points.iter().map(|&v| v as f64).collect::<Vec<_>>());
-        let sq_norms = points.row_iter().map(|r| r.norm_squared()).collect();
-        Ok(Self {
-            points_t: points.transpose(),
-            points,
-            sq_norms,
-            h,
-        })
+        let points: Vec<f64> = points.iter().map(|&v| v as f64).collect();
+        let sq_norms = points.chunks(d).map(|r| r.iter().map(|v| v * v).sum()).collect();
+        Ok(Self { points, d, sq_norms, h })
     }
 
     /// Number of components N (training points).
     pub fn components(&self) -> usize {
-        self.points.nrows()
+        self.sq_norms.len()
     }
 
     /// Dimension d.
     pub fn dim(&self) -> usize {
-        self.points.ncols()
+        self.d
     }
 
     /// The kernel width h.
@@ -97,9 +93,9 @@ impl EmpiricalMixture {
         for _ in 0..n {
             let i = rng.random_range(0..self.components());
             picked.push(i);
-            for j in 0..self.dim() {
+            for &p in self.point(i) {
                 let z: f64 = StandardNormal.sample(rng);
-                out.push((self.points[(i, j)] + self.h * z) as f32);
+                out.push((p + self.h * z) as f32);
             }
         }
         (out, picked)
@@ -108,8 +104,13 @@ impl EmpiricalMixture {
     /// The same mixture as a [`GaussianMixture`] (equal weights; h > 0), for checks.
     pub fn to_gaussian_mixture(&self) -> Result<GaussianMixture> {
         let n = self.components();
-        let means = self.points.row_iter().map(|r| r.iter().copied().collect()).collect();
+        let means = self.points.chunks(self.d).map(<[f64]>::to_vec).collect();
         GaussianMixture::isotropic(vec![1.0 / n as f64; n], means, vec![self.h; n])
+    }
+
+    /// Training point x_i.
+    fn point(&self, i: usize) -> &[f64] {
+        &self.points[i * self.d..(i + 1) * self.d]
     }
 
     /// v = ᾱ h² + 1 − ᾱ, the per-dimension variance of x_t given a component.
@@ -117,29 +118,66 @@ impl EmpiricalMixture {
         alpha_bar * self.h * self.h + 1.0 - alpha_bar
     }
 
-    /// The posterior r_i(x_t) over training points of every row of `x` (n × d): n × N,
-    /// rows summing to 1.
-    pub fn responsibilities(&self, x: &DMatrix<f64>, alpha_bar: f64) -> DMatrix<f64> {
-        let (sa, v) = (alpha_bar.sqrt(), self.variance(alpha_bar));
-        let mut r = x * &self.points_t; // ⟨x_t, x_i⟩
-        for mut row in r.row_iter_mut() {
-            for (l, sq) in row.iter_mut().zip(&self.sq_norms) {
-                *l = (sa * *l - 0.5 * alpha_bar * sq) / v;
-            }
-            let max = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-            row.iter_mut().for_each(|l| *l = (*l - max).exp());
-            let z = row.sum();
-            row /= z;
+    /// The posterior r_i(x_t) over training points of every row of `x` (row-major n × d):
+    /// row-major n × N, rows summing to 1.
+    pub fn responsibilities(&self, x: &[f64], alpha_bar: f64) -> Vec<f64> {
+        let mut w = Vec::new();
+        let sums = self.weights(x, alpha_bar, &mut w);
+        for (row, z) in w.chunks_mut(self.components()).zip(sums) {
+            row.iter_mut().for_each(|r| *r /= z);
         }
-        r
+        w
     }
 
-    /// E[x_0 | x_t] for every row of `x` (n × d) at noise level ᾱ (Tweedie's formula).
-    pub fn posterior_mean(&self, x: &DMatrix<f64>, alpha_bar: f64) -> DMatrix<f64> {
+    /// E[x_0 | x_t] for every row of `x` (row-major n × d) at noise level ᾱ (Tweedie's
+    /// formula), row-major n × d.
+    pub fn posterior_mean(&self, x: &[f64], alpha_bar: f64) -> Vec<f64> {
+        let mut mean = vec![0.0; x.len()];
+        self.posterior_mean_into(x, alpha_bar, &mut Vec::new(), &mut mean);
+        mean
+    }
+
+    /// [`EmpiricalMixture::posterior_mean`] into `mean`, with `w` as room for the n × N
+    /// weights: E[x_0 | x_t] = (1 − ᾱh²/v) Σ_i r_i x_i + (√ᾱ h²/v) x_t.
+    fn posterior_mean_into(&self, x: &[f64], alpha_bar: f64, w: &mut Vec<f64>, mean: &mut [f64]) {
+        let (n, d, big_n) = (x.len() / self.d, self.d, self.components());
+        let sums = self.weights(x, alpha_bar, w);
+        // Σ_i w_i x_i (unnormalised), the second matrix product.
+        matmul(
+            mean,
+            false,
+            View::rows(w, n, big_n),
+            View::rows(&self.points, big_n, d),
+            1,
+        );
         let v = self.variance(alpha_bar);
-        let shrink = alpha_bar * self.h * self.h / v;
-        let weighted = self.responsibilities(x, alpha_bar) * &self.points;
-        weighted * (1.0 - shrink) + x * (alpha_bar.sqrt() * self.h * self.h / v)
+        let (keep, pull) = (
+            1.0 - alpha_bar * self.h * self.h / v,
+            alpha_bar.sqrt() * self.h * self.h / v,
+        );
+        for ((m, xt), z) in mean.chunks_mut(d).zip(x.chunks(d)).zip(sums) {
+            let scale = keep / z;
+            m.iter_mut().zip(xt).for_each(|(m, x)| *m = scale * *m + pull * x);
+        }
+    }
+
+    /// The posterior weights of every row of `x` (row-major n × d) before normalisation,
+    /// w_i = exp(ℓ_i − max_j ℓ_j) with the logits ℓ_i = (√ᾱ ⟨x_t, x_i⟩ − ᾱ ‖x_i‖²/2)/v
+    /// (the first matrix product), into `w` (n × N); returns each row's Σ_i w_i (≥ 1).
+    fn weights(&self, x: &[f64], alpha_bar: f64, w: &mut Vec<f64>) -> Vec<f64> {
+        let (n, d, big_n) = (x.len() / self.d, self.d, self.components());
+        w.resize(n * big_n, 0.0);
+        matmul(w, false, View::rows(x, n, d), View::rows(&self.points, big_n, d).t(), 1);
+        let v = self.variance(alpha_bar);
+        let (a, b) = (alpha_bar.sqrt() / v, 0.5 * alpha_bar / v);
+        w.chunks_mut(big_n)
+            .map(|row| {
+                row.iter_mut()
+                    .zip(&self.sq_norms)
+                    .for_each(|(l, sq)| *l = a * *l - b * sq);
+                softmax_weights(row)
+            })
+            .collect()
     }
 }
 
@@ -168,33 +206,25 @@ impl EpsModel for EmpiricalOracle {
         let d = self.mixture.dim();
         let xs = super::host_rows(x, t, d, self.schedule.timesteps(), "empirical oracle")?;
         let n = t.len();
-        let mut eps = vec![0.0; xs.len()];
         // Rows in chunks that share one t (a sampler batch shares it throughout).
         let starts: Vec<usize> = (0..n).filter(|&i| i % CHUNK == 0 || t[i] != t[i - 1]).collect();
-        let chunks: Vec<(usize, usize)> = starts
-            .iter()
-            .enumerate()
-            .map(|(k, &s)| (s, starts.get(k + 1).copied().unwrap_or(n)))
-            .collect();
-        let parts: Vec<Vec<f64>> = chunks
-            .par_iter()
-            .map(|&(s, e)| {
-                let a = self.schedule.alpha_bar(Some(t[s]));
-                let xt = DMatrix::from_row_slice(e - s, d, &xs[s * d..e * d]);
-                let mean = self.mixture.posterior_mean(&xt, a);
-                let (sa, s1a) = (a.sqrt(), (1.0 - a).sqrt());
-                let e_mat = (xt - mean * sa) / s1a;
-                // row-major out of the column-major matrix
-                let mut out = Vec::with_capacity((e - s) * d);
-                for row in e_mat.row_iter() {
-                    out.extend(row.iter());
-                }
-                out
-            })
-            .collect();
-        for (&(s, e), part) in chunks.iter().zip(parts) {
-            eps[s * d..e * d].copy_from_slice(&part);
+        let mut eps = vec![0.0; xs.len()];
+        let mut parts = Vec::with_capacity(starts.len());
+        let mut rest = eps.as_mut_slice();
+        for (k, &s) in starts.iter().enumerate() {
+            let e = starts.get(k + 1).copied().unwrap_or(n);
+            let (part, tail) = std::mem::take(&mut rest).split_at_mut((e - s) * d);
+            parts.push((s, e, part));
+            rest = tail;
         }
+        parts.into_par_iter().for_each_init(Vec::new, |w, (s, e, out)| {
+            // ε* = (x_t − √ᾱ E[x_0 | x_t]) / √(1 − ᾱ)
+            let a = self.schedule.alpha_bar(Some(t[s]));
+            let xt = &xs[s * d..e * d];
+            self.mixture.posterior_mean_into(xt, a, w, out);
+            let (sa, s1a) = (a.sqrt(), (1.0 - a).sqrt());
+            out.iter_mut().zip(xt).for_each(|(o, x)| *o = (x - sa * *o) / s1a);
+        });
         Ok(Tensor::from_vec(eps, x.shape(), x.device())?.to_dtype(x.dtype())?)
     }
 }

@@ -6,7 +6,6 @@ use ddimlab::model::{EmpiricalMixture, EmpiricalOracle, EpsModel, MixtureOracle}
 use ddimlab::rng::{stream, Purpose};
 use ddimlab::sampler::{PerSampleNoise, Sampler};
 use ddimlab::schedule::{BetaSchedule, Schedule, Tau, TauKind};
-use nalgebra::DMatrix;
 
 fn schedule() -> Schedule {
     Schedule::new(BetaSchedule::Linear, 1000, 1e-4, 0.02).unwrap()
@@ -66,12 +65,45 @@ fn equals_the_gaussian_mixture_oracle_with_those_means() {
 }
 
 #[test]
+fn a_batch_of_many_rows_and_mixed_timesteps_equals_the_mixture_oracle_row_by_row() {
+    // 150 rows (more than two tasks of 64) whose timesteps change in runs of uneven length,
+    // over 37 training points in 5-D: every row is evaluated at its own t.
+    let (d, h) = (5, 0.15);
+    let p: Vec<f32> = (0..37 * d).map(|i| ((i * 53 % 41) as f32 / 20.0) - 1.0).collect();
+    let s = schedule();
+    let emp = EmpiricalMixture::new(&p, d, h).unwrap();
+    let gm = MixtureOracle::new(emp.to_gaussian_mixture().unwrap(), s.clone());
+    let oracle = EmpiricalOracle::new(emp, s);
+    let n = 150;
+    let x: Vec<f64> = (0..n * d).map(|i| ((i * 29 % 31) as f64 / 10.0) - 1.5).collect();
+    let t: Vec<usize> = (0..n).map(|i| [0, 7, 480, 999][(i / 23 + i / 61) % 4]).collect();
+    let xt = Tensor::from_slice(&x, (n, d), &Device::Cpu).unwrap();
+    let got = oracle
+        .eps(&xt, &t)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f64>()
+        .unwrap();
+    for (i, row) in got.chunks(d).enumerate() {
+        let want = eps(&gm, &x[i * d..(i + 1) * d], d, t[i]);
+        for (u, v) in row.iter().zip(&want) {
+            assert!(
+                (u - v).abs() < 1e-9 * v.abs().max(1.0),
+                "row {i}, t {}: {u} vs {v}",
+                t[i]
+            );
+        }
+    }
+}
+
+#[test]
 fn posterior_weights_are_a_softmax_over_training_points() {
     let (p, h) = (points(), 0.2);
     let emp = EmpiricalMixture::new(&p, 3, h).unwrap();
     let x = [0.1, 0.2, -0.3];
     let a = 0.6;
-    let r = emp.responsibilities(&DMatrix::from_row_slice(1, 3, &x), a);
+    let r = emp.responsibilities(&x, a);
     let v = a * h * h + 1.0 - a;
     let logits: Vec<f64> = p
         .chunks(3)
@@ -85,12 +117,7 @@ fn posterior_weights_are_a_softmax_over_training_points() {
         .collect();
     let z: f64 = logits.iter().map(|l| l.exp()).sum();
     for (i, l) in logits.iter().enumerate() {
-        assert!(
-            (r[(0, i)] - l.exp() / z).abs() < 1e-12,
-            "{} vs {}",
-            r[(0, i)],
-            l.exp() / z
-        );
+        assert!((r[i] - l.exp() / z).abs() < 1e-12, "{} vs {}", r[i], l.exp() / z);
     }
 }
 
