@@ -18,7 +18,9 @@ use ddimlab::experiment::ExperimentConfig;
 
 use candle_core::{DType, Device};
 use ddimlab::data::{DataKind, DataSpec};
-use ddimlab::model::{Architecture, EpsModel, MixtureOracle, MlpConfig, Network, UnetConfig, UnetSpec};
+use ddimlab::model::{
+    Architecture, EmpiricalMixture, EmpiricalOracle, EpsModel, MixtureOracle, MlpConfig, Network, UnetConfig, UnetSpec,
+};
 use ddimlab::progress::Progress;
 use ddimlab::sampler::SeededNoise;
 use ddimlab::schedule::Schedule;
@@ -202,7 +204,7 @@ fn table_head(out: &mut String, title: &str) {
 }
 
 fn nfe(out: &mut String, torch: &Torch) {
-    table_head(out, "One model evaluation (NFE), batch 500, digits 8×8");
+    table_head(out, "One model evaluation (NFE), batch 500 unless stated, digits 8×8");
     let mlp = Network::new(&mlp_digits(), 0, &Device::Cpu).unwrap();
     let unet = Network::new(&unet_digits(), 0, &Device::Cpu).unwrap();
     let s = eval_seconds(&mlp, &[500, 1, 8, 8], 200);
@@ -228,6 +230,15 @@ fn nfe(out: &mut String, torch: &Torch) {
     let oracle = MixtureOracle::new(mixture, Schedule::ddpm_linear());
     let s = eval_seconds(&oracle, &[500, 2], 200);
     row(out, "exact oracle, 2-D mixture (K = 2)", Unit::Ms, s * 1e3, None);
+    // The points torch_bench.py's empirical_oracle lays out: N = 1,297, d = 64, h = 0.2.
+    let points: Vec<f32> = (0..1297 * 64)
+        .map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0)
+        .collect();
+    let mixture = EmpiricalMixture::new(&points, 64, 0.2).unwrap();
+    let oracle = EmpiricalOracle::new(mixture, Schedule::ddpm_linear());
+    let s = eval_seconds(&oracle, &[2000, 64], 30);
+    let name = "empirical oracle, N = 1,297 points in 64-d, batch 2,000 (f64)";
+    row(out, name, Unit::Ms, s * 1e3, torch.get("oracle_digits_nfe_ms"));
 }
 
 fn training(out: &mut String, torch: &Torch) {
@@ -491,6 +502,7 @@ fn run_in_temp(cfg: &ExperimentConfig, tag: &str) -> ddimlab::store::manifest::M
 type Section = fn(&mut String, &Torch);
 
 fn main() {
+    ddimlab::kernels::keep_freed_memory();
     ddimlab::kernels::pin_threads();
     let only: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
     let torch = Torch::load();

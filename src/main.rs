@@ -289,6 +289,7 @@ fn write_report(dir: &Path) -> anyhow::Result<()> {
 }
 
 fn main() -> ExitCode {
+    ddimlab::kernels::keep_freed_memory();
     ddimlab::kernels::pin_threads();
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,

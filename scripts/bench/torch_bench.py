@@ -50,6 +50,7 @@ ROWS = (
     "mlp_nfe_ms",
     "mlp_train_samples_per_s",
     "unet_digits_nfe_ms",
+    "oracle_digits_nfe_ms",
     "unet_digits_train_samples_per_s",
     "cifar_nfe_ms_b1",
     "cifar_nfe_ms_b8",
@@ -345,6 +346,31 @@ def main(args):
             log(f"gemm {name} m={m} n={n} k={k}: {sec * 1e3:.3f} ms, {flop / sec / 1e9:.1f} GFLOP/s {fmt(d)}")
         out["gemm"] = rows
 
+    def empirical_oracle():
+        # ddimlab's empirical oracle (src/model/empirical.rs) in float64: the training set
+        # smoothed by N(0, h²I), here N = 1,297 points in d = 64 laid out as the Rust side's
+        # (p_i = ((i · 7919) mod 1000) / 500 − 1), h = 0.2, 2,000 rows of x_t at t = 500.
+        n_pts, d, h, rows, t = 1297, 64, 0.2, 2000, 500
+        idx = torch.arange(n_pts * d, dtype=torch.float64)
+        pts = ((idx * 7919) % 1000 / 500 - 1).reshape(n_pts, d)
+        sq = (pts * pts).sum(1)
+        betas = torch.linspace(1e-4, 0.02, 1000, dtype=torch.float64)
+        a = float(torch.cumprod(1.0 - betas, 0)[t])
+        v = a * h * h + 1 - a
+        seed_all(args.seed + 4)
+        x = torch.randn(rows, d, dtype=torch.float64)
+
+        def eps():
+            r = torch.softmax((a ** 0.5 * (x @ pts.T) - 0.5 * a * sq) / v, dim=1)
+            mean = (1 - a * h * h / v) * (r @ pts) + (a ** 0.5 * h * h / v) * x
+            return (x - a ** 0.5 * mean) / (1 - a) ** 0.5
+
+        with torch.inference_mode():
+            sec, d_ = timer.run(eps, warmup=3, reps=15, block_s=0.2)
+        out["oracle_digits_nfe_ms"] = sec * 1e3
+        details["oracle_digits_nfe_ms"] = dict(batch=rows, points=n_pts, dim=d, t=t, **d_)
+        log(f"oracle_digits_nfe_ms: {sec * 1e3:.3f} ms (batch {rows}) {fmt(d_)}")
+
     mlp_make = make_mlp
     unet_make = lambda: make_unet(DIGITS_UNET, UNET_DIGITS_PARAMS)  # noqa: E731
     cifar_make = lambda: make_unet(CIFAR_UNET, CIFAR_PARAMS)  # noqa: E731
@@ -358,6 +384,8 @@ def main(args):
             params["mlp"] = MLP_PARAMS
         elif row == "unet_digits_nfe_ms":
             params["unet_digits"] = nparams(nfe(row, unet_make, (500, 1, 8, 8), warmup=2, reps=9, block_s=0.3))
+        elif row == "oracle_digits_nfe_ms":
+            empirical_oracle()
         elif row == "unet_digits_train_samples_per_s":
             train(row, unet_make, (1, 8, 8), 64, warmup=3, reps=7, block_s=0.5)
             params["unet_digits"] = UNET_DIGITS_PARAMS

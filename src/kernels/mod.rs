@@ -41,6 +41,23 @@ pub fn pin_threads() {
     }
 }
 
+/// mimalloc's option `purge_delay` (`mi_option_purge_delay` of mimalloc.h v3, the version
+/// libmimalloc-sys builds: how long freed memory stays committed before it goes back to the
+/// kernel, in ms; −1 = never; default 1,000).
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+/// Makes mimalloc keep freed memory committed instead of returning it to the kernel 10 ms
+/// after it is freed. Sampling frees and allocates tensors of several MB at every layer of
+/// every step; pages returned to the kernel fault again on reuse, and with transparent huge pages each
+/// fault clears 2 MB: on the digits U-Net at batch 500 (15 NFEs), 7,300–7,900 page faults and
+/// 0.4–1.6 s of system time (`clear_page_erms` 9 % of the profile) against 450 faults and
+/// 0.2 s with it. Resident memory stays at the process's peak. For binaries whose global
+/// allocator is mimalloc; call it first thing in `main`, before any other thread starts.
+pub fn keep_freed_memory() {
+    // SAFETY: sets one option by its index; the call is not thread-safe, hence "first thing".
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) }
+}
+
 /// The contiguous f32 data of a custom op's argument.
 fn contiguous_f32<'a>(s: &'a CpuStorage, l: &Layout) -> candle_core::Result<&'a [f32]> {
     match (s, l.contiguous_offsets()) {
@@ -189,5 +206,25 @@ pub mod reference {
             return x.contiguous()?.matmul(&w.t()?)?.add(b);
         }
         candle_nn::Linear::new(w.clone(), Some(b.clone())).forward(&x.contiguous()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The option index is mimalloc's `purge_delay`: before it is set, the option reads
+    /// mimalloc's documented default of 1,000 ms (or the environment's MIMALLOC_PURGE_DELAY),
+    /// which neither neighbouring option has (the deprecated eager_commit_delay 1).
+    #[test]
+    fn the_purge_delay_option_is_the_one_set() {
+        use libmimalloc_sys::{mi_option_get, mi_option_t};
+        let get = |o: mi_option_t| unsafe { mi_option_get(o) };
+        let want = std::env::var("MIMALLOC_PURGE_DELAY")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1000);
+        assert_eq!(get(super::MI_OPTION_PURGE_DELAY), want);
+        assert_eq!(get(super::MI_OPTION_PURGE_DELAY - 1), 1);
+        super::keep_freed_memory();
+        assert_eq!(get(super::MI_OPTION_PURGE_DELAY), -1);
     }
 }

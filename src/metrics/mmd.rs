@@ -18,6 +18,7 @@ use super::bootstrap::{Linear, Replicated, Resamples};
 use super::linalg::F32_BUFFERS;
 use super::rows;
 use crate::error::{Error, Result};
+use crate::kernels::exp::exp32;
 use crate::kernels::gemm::{matmul, View};
 
 /// At most this many rows of each sample share one block: up to it the estimate is the
@@ -79,7 +80,7 @@ impl Kernel {
                 let (na, nb) = (norms(a), norms(b));
                 g.data.par_chunks_mut(q).zip(&na).for_each(|(row, ni)| {
                     for (k, nj) in row.iter_mut().zip(&nb) {
-                        *k = (-gamma * (ni + nj - 2.0 * *k).max(0.0)).exp();
+                        *k = exp32(-gamma * (ni + nj - 2.0 * *k).max(0.0));
                     }
                 });
             }
