@@ -32,8 +32,8 @@ pub(crate) fn exp32(x: f32) -> f32 {
 /// normal range; e^−708 ≈ 3e-308), x clamped to 709 above.
 #[inline(always)]
 pub(crate) fn exp64(x: f64) -> f64 {
-    const LN2_HI: f64 = 6.931_471_803_691_238_164_90e-1;
-    const LN2_LO: f64 = 1.908_214_929_270_587_700_02e-10;
+    const LN2_HI: f64 = 6.931_471_803_691_238e-1;
+    const LN2_LO: f64 = 1.908_214_929_270_587_7e-10;
     const SHIFT: f64 = 6_755_399_441_055_744.0; // 1.5 · 2⁵²
     const INV_FACT: [f64; 14] = [
         1.0,
