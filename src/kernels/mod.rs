@@ -5,6 +5,8 @@
 //! update ([`lincomb`]). They serve f32 tensors on the CPU; on any other device or dtype each
 //! function runs candle's own ops ([`reference`]), so `--features cuda` keeps candle's
 //! CUDA kernels. The tests compare every kernel with [`reference`] (values and gradients).
+//! Beside them, plain functions that the empirical oracle and the statistics share: the
+//! checked GEMM view (`gemm`, f32 and f64) and the vectorised `exp` (`exp`).
 
 mod conv;
 pub(crate) mod exp;
