@@ -111,6 +111,13 @@ fn conv2d_matches_candle_values_and_gradients() {
         (17, 5, 9, 9, 6, 3, 1, pad(1, 1), false),
         (1, 8, 6, 6, 8, 1, 1, pad(0, 0), true),
         (2, 3, 5, 5, 2, 5, 1, pad(2, 2), false),
+        // Same-size convolutions at the widths whose runs im2col copies at a fixed size
+        // (4, 8, 16, 32), one with asymmetric padding.
+        (3, 4, 8, 8, 5, 3, 1, pad(1, 1), false),
+        (2, 3, 4, 4, 3, 3, 1, pad(1, 1), true),
+        (1, 2, 16, 16, 3, 3, 1, pad(1, 1), false),
+        (1, 2, 32, 32, 2, 3, 1, pad(1, 1), false),
+        (2, 3, 8, 8, 4, 2, 1, pad(0, 1), true),
     ];
     for (i, &(n, cin, h, w, cout, k, stride, padding, nc)) in cases.iter().enumerate() {
         let seed = 10 * i as u64;
