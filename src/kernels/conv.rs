@@ -147,6 +147,12 @@ impl Geometry {
         self.p.stride == 1 && self.ho == self.h && self.wo == self.w
     }
 
+    /// Rows and columns of the zero-padded plane of a channel: (h + pb + pe, w + pb + pe).
+    fn padded_size(&self) -> (usize, usize) {
+        let pad = self.p.padding.begin + self.p.padding.end;
+        (self.h + pad, self.w + pad)
+    }
+
     /// [`Self::im2col`] for same-size convolutions. The image is first copied into a
     /// zero-padded plane per channel, (h + pb + pe) × (w + pb + pe); row (c, ky, kx) of col
     /// is then h runs of w values of that plane, starting at (ky, kx): no zero fills and no
@@ -154,8 +160,7 @@ impl Geometry {
     /// previous per-row fills were 13 % of the digits U-Net's evaluation).
     fn im2col_shifted(&self, x: &[f32], col: &mut [f32], ld: usize) {
         let (h, w, b) = (self.h, self.w, self.p.padding.begin);
-        let pad = self.p.padding.begin + self.p.padding.end;
-        let (ph, pw) = (h + pad, w + pad);
+        let (ph, pw) = self.padded_size();
         PADDED.with(|p| {
             let mut p = p.borrow_mut();
             p.clear();
@@ -176,10 +181,10 @@ impl Geometry {
 
     /// The adjoint of [`Self::im2col`]: dx_b = col2im(dcol), rows `ld` apart in `col`.
     fn col2im(&self, col: &[f32], ld: usize, dx: &mut [f32]) {
-        dx.fill(0.0);
         if self.same_size() {
-            return self.col2im_shifted(col, ld, dx);
+            return self.col2im_shifted(col, ld, dx); // writes every value of dx
         }
+        dx.fill(0.0);
         let (ohw, s, b) = (self.out_hw(), self.p.stride, self.p.padding.begin);
         for c in 0..self.cin {
             let plane = &mut dx[c * self.h * self.w..(c + 1) * self.h * self.w];
@@ -205,8 +210,7 @@ impl Geometry {
     /// and the plane's inside is the channel of dx.
     fn col2im_shifted(&self, col: &[f32], ld: usize, dx: &mut [f32]) {
         let (h, w, b) = (self.h, self.w, self.p.padding.begin);
-        let pad = self.p.padding.begin + self.p.padding.end;
-        let (ph, pw) = (h + pad, w + pad);
+        let (ph, pw) = self.padded_size();
         PADDED.with(|p| {
             let mut p = p.borrow_mut();
             p.resize(ph * pw, 0.0);

@@ -130,15 +130,8 @@ impl EmpiricalMixture {
     }
 
     /// E[x_0 | x_t] for every row of `x` (row-major n × d) at noise level ᾱ (Tweedie's
-    /// formula), row-major n × d.
-    pub fn posterior_mean(&self, x: &[f64], alpha_bar: f64) -> Vec<f64> {
-        let mut mean = vec![0.0; x.len()];
-        self.posterior_mean_into(x, alpha_bar, &mut Vec::new(), &mut mean);
-        mean
-    }
-
-    /// [`EmpiricalMixture::posterior_mean`] into `mean`, with `w` as room for the n × N
-    /// weights: E[x_0 | x_t] = (1 − ᾱh²/v) Σ_i r_i x_i + (√ᾱ h²/v) x_t.
+    /// formula) into `mean` (n × d), with `w` as room for the n × N weights:
+    /// E[x_0 | x_t] = (1 − ᾱh²/v) Σ_i r_i x_i + (√ᾱ h²/v) x_t.
     fn posterior_mean_into(&self, x: &[f64], alpha_bar: f64, w: &mut Vec<f64>, mean: &mut [f64]) {
         let (n, d, big_n) = (x.len() / self.d, self.d, self.components());
         let sums = self.weights(x, alpha_bar, w);
