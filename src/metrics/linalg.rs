@@ -1,8 +1,6 @@
 //! The dense f64 linear algebra the batched statistics share: products through the
 //! `gemm` crate's f64 kernel (what makes a bootstrap replicate a matrix product rather
-//! than a loop over rows) and symmetric eigenvalues through nalgebra.
-
-use nalgebra::DMatrix;
+//! than a loop over rows), and buffers kept between calls.
 
 use crate::kernels::gemm::{matmul, View};
 
@@ -30,14 +28,6 @@ pub(crate) fn product(a: View<f64>, b: View<f64>, serial: bool) -> Dense {
         cols: b.cols,
         data,
     }
-}
-
-/// The eigenvalues of the symmetric `d × d` row-major matrix `m` (symmetrised as
-/// (M + Mᵀ)/2 first), without eigenvectors.
-pub(crate) fn symmetric_eigenvalues(m: &[f64], d: usize) -> Vec<f64> {
-    let m = DMatrix::from_row_slice(d, d, m);
-    let sym = (&m + m.transpose()) * 0.5;
-    sym.symmetric_eigenvalues().iter().copied().collect()
 }
 
 /// Buffers kept between calls for the large matrices of the statistics (distances,
@@ -118,13 +108,5 @@ mod tests {
         }
         assert_eq!(pool.0.lock().unwrap().len(), POOL_KEEPS);
         drop(a);
-    }
-
-    #[test]
-    fn eigenvalues_of_a_known_matrix() {
-        // [[2, 1], [1, 2]] has eigenvalues 1 and 3.
-        let mut e = symmetric_eigenvalues(&[2.0, 1.0, 1.0, 2.0], 2);
-        e.sort_by(f64::total_cmp);
-        assert!((e[0] - 1.0).abs() < 1e-12 && (e[1] - 3.0).abs() < 1e-12, "{e:?}");
     }
 }

@@ -17,6 +17,7 @@
 //! - [`labels`]: class histograms and their total variation to uniform.
 
 pub mod bootstrap;
+pub(crate) mod eigen;
 pub mod frechet;
 pub mod labels;
 pub(crate) mod linalg;
