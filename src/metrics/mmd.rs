@@ -366,14 +366,11 @@ fn half_row_means(k: &Dense32, skip_diagonal: bool) -> [Vec<f64>; 2] {
         .par_chunks(k.cols.max(1))
         .enumerate()
         .map(|(i, r)| {
-            let mut sums = [0.0f64; 2];
-            let mut counts = [0usize; 2];
-            for (j, &v) in r.iter().enumerate() {
-                if skip_diagonal && i == j {
-                    continue;
-                }
-                sums[j % 2] += v as f64;
-                counts[j % 2] += 1;
+            let mut sums = even_odd_sums(r);
+            let mut counts = [r.len().div_ceil(2), r.len() / 2];
+            if skip_diagonal && i < r.len() {
+                sums[i % 2] -= r[i] as f64;
+                counts[i % 2] -= 1;
             }
             (sums[0] / counts[0].max(1) as f64, sums[1] / counts[1].max(1) as f64)
         })
@@ -382,6 +379,24 @@ fn half_row_means(k: &Dense32, skip_diagonal: bool) -> [Vec<f64>; 2] {
         halves.iter().map(|h| h.0).collect(),
         halves.iter().map(|h| h.1).collect(),
     ]
+}
+
+/// The sums (in f64) of the values at even and at odd positions of `r`, in eight lanes so
+/// that the loop vectorises.
+fn even_odd_sums(r: &[f32]) -> [f64; 2] {
+    let mut lanes = [0.0f64; 8];
+    let chunks = r.chunks_exact(8);
+    let tail = chunks.remainder();
+    for c in chunks {
+        lanes.iter_mut().zip(c).for_each(|(s, &v)| *s += v as f64);
+    }
+    let mut sums = [
+        lanes[0] + lanes[2] + lanes[4] + lanes[6],
+        lanes[1] + lanes[3] + lanes[5] + lanes[7],
+    ];
+    // the tail starts at an even position (a multiple of 8)
+    tail.iter().enumerate().for_each(|(j, &v)| sums[j % 2] += v as f64);
+    sums
 }
 
 /// The mean of every column of `k` over the even and over the odd rows.
@@ -410,7 +425,7 @@ fn total(k: &Dense32) -> f64 {
     let rows: Vec<f64> = k
         .data
         .par_chunks(k.cols.max(1))
-        .map(|r| r.iter().map(|&v| v as f64).sum::<f64>())
+        .map(|r| even_odd_sums(r).iter().sum::<f64>())
         .collect();
     rows.iter().sum()
 }
@@ -537,6 +552,34 @@ fn median_bandwidth(x: &[Vec<f64>], y: &[Vec<f64>]) -> Result<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn half_row_means_equal_a_direct_count() {
+        for (rows, cols, skip) in [
+            (3, 5, false),
+            (10, 10, true),
+            (17, 17, true),
+            (4, 19, false),
+            (1, 1, false),
+        ] {
+            let data: Vec<f32> = (0..rows * cols).map(|i| ((i * 37 % 23) as f32) * 0.25 - 1.0).collect();
+            let k = Dense32 { rows, cols, data };
+            let got = half_row_means(&k, skip);
+            for (h, means) in got.iter().enumerate() {
+                for (i, mean) in means.iter().enumerate() {
+                    let kept: Vec<f64> = (0..cols)
+                        .filter(|&j| j % 2 == h && !(skip && i == j))
+                        .map(|j| k.data[i * cols + j] as f64)
+                        .collect();
+                    let want = kept.iter().sum::<f64>() / kept.len().max(1) as f64;
+                    assert!((mean - want).abs() < 1e-12, "{rows}×{cols} row {i} half {h}");
+                }
+                assert_eq!(means.len(), rows);
+            }
+            let all: f64 = k.data.iter().map(|&v| v as f64).sum();
+            assert!((total(&k) - all).abs() < 1e-9);
+        }
+    }
 
     #[test]
     fn blocks_are_disjoint_and_cover_both_samples() {
