@@ -45,12 +45,20 @@ impl<T: Copy + Default> Pool<T> {
         Self(std::sync::Mutex::new(Vec::new()))
     }
 
-    /// A buffer of `len` values (their contents unspecified: the caller overwrites them).
+    /// A buffer of `len` values (their contents unspecified: the caller overwrites them):
+    /// the kept buffer with the least capacity that holds `len`, else the largest one (so
+    /// that a small request does not take the buffer a large one needs).
     pub fn take(&self, len: usize) -> Vec<T> {
         let mut v = self
             .0
             .lock()
-            .map(|mut p| p.pop().unwrap_or_default())
+            .map(|mut p| {
+                let fits = (0..p.len())
+                    .filter(|&i| p[i].capacity() >= len)
+                    .min_by_key(|&i| p[i].capacity());
+                let pick = fits.or_else(|| (0..p.len()).max_by_key(|&i| p[i].capacity()));
+                pick.map(|i| p.swap_remove(i)).unwrap_or_default()
+            })
             .unwrap_or_default();
         v.resize(len, T::default());
         v
@@ -103,6 +111,19 @@ mod tests {
         pool.give(b);
         let c = pool.take(4);
         assert_eq!((c.as_ptr(), c.len()), (kept, 4), "the same allocation, resized");
+        // best fit: the smallest buffer that holds the request, else the largest
+        let pool: Pool<f64> = Pool::new();
+        let (small, large) = (vec![0.0; 10], vec![0.0; 100]);
+        let (small_at, large_at) = (small.as_ptr(), large.as_ptr());
+        pool.give(large);
+        pool.give(small);
+        let got = pool.take(50);
+        assert_eq!(got.as_ptr(), large_at, "a request of 50 takes the buffer of 100");
+        let got_small = pool.take(5);
+        assert_eq!(got_small.as_ptr(), small_at, "and one of 5 the buffer of 10");
+        pool.give(got_small);
+        assert_eq!(pool.take(500).len(), 500, "none fits: the largest kept, grown");
+        assert!(pool.0.lock().unwrap().is_empty());
         for _ in 0..10 {
             pool.give(vec![1.0]);
         }

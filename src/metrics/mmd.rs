@@ -462,17 +462,68 @@ fn self_pairs(k: &Dense32, counts: &[f32], stride: usize, range: Range<usize>) -
     let p = range.len();
     let diag: Vec<f64> = (0..p).map(|i| k.data[i * p + i] as f64).collect();
     let ones = total(k) - diag.iter().sum::<f64>();
-    let ck = counted(k, counts, stride, &range);
-    let values = (0..counts.len() / stride)
-        .into_par_iter()
-        .map(|b| {
+    let forms = symmetric_forms(k, counts, stride, &range);
+    let values = forms
+        .into_iter()
+        .enumerate()
+        .map(|(b, form)| {
             let cb = &counts[b * stride + range.start..b * stride + range.end];
-            let row = &ck[b * p..(b + 1) * p];
-            row.iter().zip(cb).map(|(a, c)| *a as f64 * *c as f64).sum::<f64>()
-                - cb.iter().zip(&diag).map(|(c, k)| *c as f64 * k).sum::<f64>()
+            form - cb.iter().zip(&diag).map(|(c, k)| *c as f64 * k).sum::<f64>()
         })
         .collect();
     (ones, values)
+}
+
+/// Columns of the symmetric kernel matrix per product in [`symmetric_forms`].
+const FORM_BLOCK: usize = 256;
+
+/// cᵀKc for every count row c (rows `range` of the B × `stride` count matrix) and the
+/// symmetric `k`, from the blocks on and below the diagonal only (about half the work of
+/// C·K): with column block J, Z_J = 2 C_{>J} K_{>J,J} + C_J K_{J,J} (the rows of the
+/// blocks below J, then J's own), and cᵀKc = Σ_J Σ_{j∈J} c_j (Z_J)_j.
+fn symmetric_forms(k: &Dense32, counts: &[f32], stride: usize, range: &Range<usize>) -> Vec<f64> {
+    let (reps, p) = (counts.len() / stride, range.len());
+    let mut forms = vec![0.0f64; reps];
+    if reps == 0 {
+        return forms; // a sweep without intervals
+    }
+    let c = |rows: Range<usize>| View {
+        data: &counts[range.start + rows.start..],
+        rows: reps,
+        cols: rows.len(),
+        rs: stride,
+        cs: 1,
+    };
+    let kv = |rows: Range<usize>, cols: Range<usize>| View {
+        data: &k.data[rows.start * p + cols.start..],
+        rows: rows.len(),
+        cols: cols.len(),
+        rs: p,
+        cs: 1,
+    };
+    let threads = rayon::current_num_threads();
+    let mut z = F32_BUFFERS.take(reps * FORM_BLOCK.min(p));
+    for j0 in (0..p).step_by(FORM_BLOCK) {
+        let j = j0..(j0 + FORM_BLOCK).min(p);
+        let z = &mut z[..reps * j.len()];
+        if j.end < p {
+            matmul(z, false, c(j.end..p), kv(j.end..p, j.clone()), threads);
+            z.iter_mut().for_each(|v| *v *= 2.0);
+        } else {
+            z.fill(0.0);
+        }
+        matmul(z, true, c(j.clone()), kv(j.clone(), j.clone()), threads);
+        forms.par_iter_mut().enumerate().for_each(|(b, form)| {
+            let cb = &counts[b * stride + range.start + j.start..b * stride + range.start + j.end];
+            *form += z[b * j.len()..(b + 1) * j.len()]
+                .iter()
+                .zip(cb)
+                .map(|(a, c)| *a as f64 * *c as f64)
+                .sum::<f64>();
+        });
+    }
+    F32_BUFFERS.give(z);
+    forms
 }
 
 /// Σ_{i,j} k(x_i, y_j) over the draws of rows `x.2` of x and `y.2` of y, for the samples
@@ -552,6 +603,32 @@ fn median_bandwidth(x: &[Vec<f64>], y: &[Vec<f64>]) -> Result<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn symmetric_forms_equal_the_full_quadratic_forms() {
+        // p = 300 spans two column blocks; the count rows are a window of wider rows.
+        let (p, stride, offset, reps) = (300, 310, 7, 5);
+        let mut data = vec![0.0f32; p * p];
+        for i in 0..p {
+            for j in 0..=i {
+                let v = ((i * 31 + j * 17) % 13) as f32 * 0.125 - 0.5;
+                data[i * p + j] = v;
+                data[j * p + i] = v;
+            }
+        }
+        let k = Dense32 { rows: p, cols: p, data };
+        let counts: Vec<f32> = (0..reps * stride).map(|i| ((i * 7) % 4) as f32).collect();
+        let got = symmetric_forms(&k, &counts, stride, &(offset..offset + p));
+        for (b, g) in got.iter().enumerate() {
+            let c = &counts[b * stride + offset..b * stride + offset + p];
+            let want: f64 = (0..p)
+                .flat_map(|i| (0..p).map(move |j| (i, j)))
+                .map(|(i, j)| c[i] as f64 * k.data[i * p + j] as f64 * c[j] as f64)
+                .sum();
+            assert!((g - want).abs() < 1e-6 * want.abs().max(1.0), "{b}: {g} vs {want}");
+        }
+        assert!(symmetric_forms(&k, &[], stride, &(0..p)).is_empty());
+    }
 
     #[test]
     fn half_row_means_equal_a_direct_count() {

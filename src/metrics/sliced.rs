@@ -270,19 +270,20 @@ mod tests {
 
     #[test]
     fn batched_replicates_equal_the_merge_of_counted_steps() {
-        let (d, n, m) = (3, 57, 40);
+        let (d, n) = (3, 57);
         let x: Vec<f32> = (0..n * d).map(|i| ((i * 7919 % 101) as f32) / 50.0 - 1.0).collect();
-        let y: Vec<f32> = (0..m * d).map(|i| ((i * 104_729 % 97) as f32) / 40.0 - 1.2).collect();
-        let (px, py) = (
-            SortedProjections::new(&x, d, 9, 3).unwrap(),
-            SortedProjections::new(&y, d, 9, 3).unwrap(),
-        );
-        let boot = Bootstrap::new(6, 2).unwrap();
-        let (rx, ry) = (boot.samples(n), boot.reference(m));
-        let fast = sliced_wasserstein_replicates(&px, &rx, &py, &ry);
-        for (b, f) in fast.iter().enumerate() {
-            let slow = sliced_wasserstein_counted(&px, rx.counts(b), &py, ry.counts(b));
-            assert!((f - slow).abs() < 1e-12, "{b}: {f} vs {slow}");
+        let px = SortedProjections::new(&x, d, 9, 3).unwrap();
+        // unequal grids (merged) and equal ones (n = m: cell by cell)
+        for m in [40, 57] {
+            let y: Vec<f32> = (0..m * d).map(|i| ((i * 104_729 % 97) as f32) / 40.0 - 1.2).collect();
+            let py = SortedProjections::new(&y, d, 9, 3).unwrap();
+            let boot = Bootstrap::new(6, 2).unwrap();
+            let (rx, ry) = (boot.samples(n), boot.reference(m));
+            let fast = sliced_wasserstein_replicates(&px, &rx, &py, &ry);
+            for (b, f) in fast.iter().enumerate() {
+                let slow = sliced_wasserstein_counted(&px, rx.counts(b), &py, ry.counts(b));
+                assert!((f - slow).abs() < 1e-12, "m = {m}, {b}: {f} vs {slow}");
+            }
         }
         // A count above the fixed-width run still expands exactly.
         let mut heavy = vec![0u32; n];
