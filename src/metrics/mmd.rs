@@ -502,7 +502,7 @@ fn symmetric_forms(k: &Dense32, counts: &[f32], stride: usize, range: &Range<usi
         cs: 1,
     };
     let threads = rayon::current_num_threads();
-    let mut z = F32_BUFFERS.take(reps * FORM_BLOCK.min(p));
+    let mut z = vec![0.0f32; reps * FORM_BLOCK.min(p)]; // small: not from the pool, whose buffers the kernel matrices need
     for j0 in (0..p).step_by(FORM_BLOCK) {
         let j = j0..(j0 + FORM_BLOCK).min(p);
         let z = &mut z[..reps * j.len()];
@@ -522,7 +522,6 @@ fn symmetric_forms(k: &Dense32, counts: &[f32], stride: usize, range: &Range<usi
                 .sum::<f64>();
         });
     }
-    F32_BUFFERS.give(z);
     forms
 }
 
