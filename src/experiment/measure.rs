@@ -178,6 +178,8 @@ pub struct SampleStats {
     features: Option<FeatureSpace>,
     /// Nearest-training-point distances of the floor set.
     floor_nearest: Option<Vec<f64>>,
+    /// The sample resamples per row count, drawn once (the same streams at every point).
+    sample_resamples: std::sync::Mutex<BTreeMap<usize, std::sync::Arc<Resamples>>>,
 }
 
 impl SampleStats {
@@ -233,7 +235,17 @@ impl SampleStats {
             mixture,
             features,
             floor_nearest,
+            sample_resamples: std::sync::Mutex::new(BTreeMap::new()),
         })
+    }
+
+    /// The resamples of a set of `n` generated (or floor) rows: the same at every point, so
+    /// drawn once per row count and kept.
+    fn sample_resamples(&self, n: usize) -> std::sync::Arc<Resamples> {
+        let mut kept = self.sample_resamples.lock().expect("resamples lock");
+        kept.entry(n)
+            .or_insert_with(|| std::sync::Arc::new(resamples_of(self.bootstrap.as_ref(), n, Bootstrap::samples)))
+            .clone()
     }
 
     /// The real sets compared with, as measured.
@@ -250,7 +262,7 @@ impl SampleStats {
     /// its replicates. The families are independent, so they run concurrently.
     pub fn measure(&self, samples: &Evaluated) -> Result<Measured> {
         let n = crate::metrics::rows_checked(samples, self.d, "samples")?;
-        let rx = resamples_of(self.bootstrap.as_ref(), n, Bootstrap::samples);
+        let rx = self.sample_resamples(n);
         let ry = self.frechet.resamples();
         let ((data, manifold), (swd, (mix, (features, nearest)))) = rayon::join(
             || {
@@ -361,7 +373,7 @@ impl SampleStats {
         };
         let near = nearest_distances(samples, &self.sets.train, self.d)?;
         let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
-        let rf = resamples_of(self.bootstrap.as_ref(), floor.len(), Bootstrap::samples);
+        let rf = self.sample_resamples(floor.len());
         let replicates = rx
             .means(&near)
             .iter()

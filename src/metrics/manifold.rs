@@ -143,8 +143,9 @@ impl Manifold {
         let n = rows(x, d, what, kmax + 1)?;
         let set = Rows::new(x, d);
         let mut per_row: Vec<Vec<f64>> = Vec::with_capacity(n);
-        let mut g = F64_BUFFERS.take(0);
-        for range in blocks(n, block_rows(n, block_entries)) {
+        let size = block_rows(n, block_entries);
+        let mut g = F64_BUFFERS.take(size.min(n) * n); // the largest block
+        for range in blocks(n, size) {
             let start = range.start;
             squared_distances(&set, range, &set, &mut g);
             let radii: Vec<Vec<f64>> = g
@@ -344,8 +345,9 @@ impl Reference {
         let mut density = vec![0.0; m];
         let mut nearest = vec![f64::INFINITY; n];
         let mut recalled = vec![false; n];
-        let mut g = F64_BUFFERS.take(0);
-        for range in blocks(m, block_rows(n, block_entries)) {
+        let size = block_rows(n, block_entries);
+        let mut g = F64_BUFFERS.take(size.min(m) * n); // the largest block
+        for range in blocks(m, size) {
             squared_distances(&generated.rows, range.clone(), &self.manifold.rows, &mut g);
             // Row-wise: the real balls holding each generated row.
             g.par_chunks(n)

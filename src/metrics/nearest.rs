@@ -20,8 +20,9 @@ fn nearest_blocked(x: &[f32], train: &[f32], d: usize, block_entries: usize) -> 
     let t = rows(train, d, "train", 1)?;
     let (x, train) = (Rows::new(x, d), Rows::new(train, d));
     let mut nearest = Vec::with_capacity(n);
-    let mut g = F64_BUFFERS.take(0);
-    for range in blocks(n, block_rows(t, block_entries)) {
+    let size = block_rows(t, block_entries);
+    let mut g = F64_BUFFERS.take(size.min(n) * t); // the largest block
+    for range in blocks(n, size) {
         squared_distances(&x, range, &train, &mut g);
         let block: Vec<f64> = g
             .par_chunks(t)
