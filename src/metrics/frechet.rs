@@ -457,6 +457,27 @@ mod tests {
     }
 
     #[test]
+    fn moments_fit_equals_the_counted_fit_over_several_block_rows() {
+        // d = 70: the symmetric correction in block-rows of 32, 32 and 6.
+        let (d, n) = (70, 120);
+        let x: Vec<f32> = (0..n * d).map(|i| ((i * 7919 % 211) as f32) / 100.0 - 1.0).collect();
+        let counts: Vec<u32> = (0..n).map(|i| ((i * 37 + 5) % 5) as u32).collect();
+        let (a, b) = (
+            Moments::new(&x, d).unwrap().fit(&counts),
+            Gaussian::fit_counted(&x, d, &counts),
+        );
+        for (u, v) in a.mean.iter().chain(&a.cov).zip(b.mean.iter().chain(&b.cov)) {
+            assert!((u - v).abs() < 1e-6 * v.abs().max(1.0), "{u} vs {v}");
+        }
+        for i in 0..d {
+            for j in 0..d {
+                let (u, v) = (a.cov[i * d + j], a.cov[j * d + i]);
+                assert!((u - v).abs() < 1e-12 * u.abs().max(1.0), "symmetric at ({i}, {j})");
+            }
+        }
+    }
+
+    #[test]
     fn fitted_distance_equals_the_checked_one() {
         let d = 2;
         let x: Vec<f32> = (0..40).map(|i| ((i * 13 % 7) as f32) * 0.2).collect();
