@@ -97,6 +97,25 @@ pub(super) fn blocks(n: usize, size: usize) -> impl Iterator<Item = Range<usize>
     (0..n).step_by(size).map(move |s| s..(s + size).min(n))
 }
 
+/// The `count` smallest values of `row` in ascending order, duplicates counted: entry k is
+/// what `select_nth_unstable(k)` would find. One pass that keeps them sorted; after the
+/// first few values almost every value is larger than the largest kept and costs one
+/// comparison (the selection per row was 5 % of the 2-D statistics' profile).
+fn smallest(row: &[f64], count: usize) -> Vec<f64> {
+    let mut kept: Vec<f64> = Vec::with_capacity(count + 1);
+    for &v in row {
+        if kept.len() == count {
+            if v >= kept[count - 1] {
+                continue;
+            }
+            kept.pop();
+        }
+        let at = kept.partition_point(|&b| b <= v);
+        kept.insert(at, v);
+    }
+    kept
+}
+
 /// Squared Euclidean distances from the rows `range` of `a` to every row of `b`
 /// (range.len() × b.n, row-major) into `g` (resized, its allocation reused): ‖u‖² + ‖v‖²
 /// − 2 u·v with the inner products as one product, negative round-off taken as 0.
@@ -153,9 +172,8 @@ impl Manifold {
                 .enumerate()
                 .map(|(r, row)| {
                     row[start + r] = 0.0; // the distance to itself, exactly
-                    ks.iter()
-                        .map(|&k| *row.select_nth_unstable_by(k, f64::total_cmp).1)
-                        .collect()
+                    let nearest = smallest(row, kmax + 1);
+                    ks.iter().map(|&k| nearest[k]).collect()
                 })
                 .collect();
             per_row.extend(radii);
@@ -400,6 +418,24 @@ mod tests {
     use rand_chacha::ChaCha8Rng;
 
     use super::*;
+
+    #[test]
+    fn the_smallest_values_are_those_of_a_sort() {
+        for (len, count) in [(1, 1), (6, 6), (40, 4), (300, 6), (300, 1)] {
+            // values with many duplicates and a descending run, so that kept values are displaced
+            let row: Vec<f64> = (0..len)
+                .map(|i| ((i * 7919 + 13) % 17) as f64 - (i % 3) as f64 * 0.5)
+                .collect();
+            let mut sorted = row.clone();
+            sorted.sort_by(f64::total_cmp);
+            assert_eq!(smallest(&row, count), sorted[..count].to_vec(), "{len}, {count}");
+            let descending: Vec<f64> = (0..len).rev().map(|i| i as f64).collect();
+            assert_eq!(
+                smallest(&descending, count),
+                (0..count).map(|i| i as f64).collect::<Vec<_>>()
+            );
+        }
+    }
     use crate::metrics::bootstrap::{gather, Bootstrap};
 
     /// The hand-computed example (1-D, k_pr = 1, k_dc = 2).
