@@ -136,6 +136,22 @@ const EXPAND_RUN: usize = 4;
 /// overwrites the surplus, so the loop does not branch on the counts (a count above
 /// [`EXPAND_RUN`], about one row in 270, takes the slow path).
 fn expand(values: &[f64], rows: &[u32], counts: &[u32], out: &mut [f64]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has the feature the function is compiled for.
+        return unsafe { expand_avx2(values, rows, counts, out) };
+    }
+    expand_portable(values, rows, counts, out)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn expand_avx2(values: &[f64], rows: &[u32], counts: &[u32], out: &mut [f64]) {
+    expand_portable(values, rows, counts, out)
+}
+
+#[inline(always)]
+fn expand_portable(values: &[f64], rows: &[u32], counts: &[u32], out: &mut [f64]) {
     let mut pos = 0;
     for (&v, &r) in values.iter().zip(rows) {
         let c = counts[r as usize] as usize;
