@@ -87,14 +87,17 @@ impl Rows {
     }
 }
 
-/// The rows of a block of `block_entries` values against `other` rows (at least 1).
-pub(super) fn block_rows(other: usize, block_entries: usize) -> usize {
-    (block_entries / other.max(1)).max(1)
-}
-
-/// The blocks of `n` rows, each `size` rows (the last one shorter).
-pub(super) fn blocks(n: usize, size: usize) -> impl Iterator<Item = Range<usize>> {
-    (0..n).step_by(size).map(move |s| s..(s + size).min(n))
+/// The blocks of `n` rows against `other` rows, each of at most `block_entries` distances
+/// (at least one row; the last block shorter), and a buffer of [`F64_BUFFERS`] that holds
+/// the largest of them, so that no block grows it (give it back when done).
+pub(super) fn distance_blocks(
+    n: usize,
+    other: usize,
+    block_entries: usize,
+) -> (impl Iterator<Item = Range<usize>>, Vec<f64>) {
+    let size = (block_entries / other.max(1)).max(1);
+    let buffer = F64_BUFFERS.take(size.min(n) * other);
+    ((0..n).step_by(size).map(move |s| s..(s + size).min(n)), buffer)
 }
 
 /// The `count` smallest values of `row` in ascending order, duplicates counted: entry k is
@@ -162,9 +165,8 @@ impl Manifold {
         let n = rows(x, d, what, kmax + 1)?;
         let set = Rows::new(x, d);
         let mut per_row: Vec<Vec<f64>> = Vec::with_capacity(n);
-        let size = block_rows(n, block_entries);
-        let mut g = F64_BUFFERS.take(size.min(n) * n); // the largest block
-        for range in blocks(n, size) {
+        let (blocks, mut g) = distance_blocks(n, n, block_entries);
+        for range in blocks {
             let start = range.start;
             squared_distances(&set, range, &set, &mut g);
             let radii: Vec<Vec<f64>> = g
@@ -363,9 +365,8 @@ impl Reference {
         let mut density = vec![0.0; m];
         let mut nearest = vec![f64::INFINITY; n];
         let mut recalled = vec![false; n];
-        let size = block_rows(n, block_entries);
-        let mut g = F64_BUFFERS.take(size.min(m) * n); // the largest block
-        for range in blocks(m, size) {
+        let (blocks, mut g) = distance_blocks(m, n, block_entries);
+        for range in blocks {
             squared_distances(&generated.rows, range.clone(), &self.manifold.rows, &mut g);
             // Row-wise: the real balls holding each generated row.
             g.par_chunks(n)
@@ -418,6 +419,7 @@ mod tests {
     use rand_chacha::ChaCha8Rng;
 
     use super::*;
+    use crate::metrics::bootstrap::{gather, Bootstrap};
 
     #[test]
     fn the_smallest_values_are_those_of_a_sort() {
@@ -436,7 +438,6 @@ mod tests {
             );
         }
     }
-    use crate::metrics::bootstrap::{gather, Bootstrap};
 
     /// The hand-computed example (1-D, k_pr = 1, k_dc = 2).
     ///

@@ -3,7 +3,7 @@
 use rayon::prelude::*;
 
 use super::linalg::F64_BUFFERS;
-use super::manifold::{block_rows, blocks, squared_distances, Rows, BLOCK_ENTRIES};
+use super::manifold::{distance_blocks, squared_distances, Rows, BLOCK_ENTRIES};
 use super::rows;
 use crate::error::Result;
 
@@ -20,9 +20,8 @@ fn nearest_blocked(x: &[f32], train: &[f32], d: usize, block_entries: usize) -> 
     let t = rows(train, d, "train", 1)?;
     let (x, train) = (Rows::new(x, d), Rows::new(train, d));
     let mut nearest = Vec::with_capacity(n);
-    let size = block_rows(t, block_entries);
-    let mut g = F64_BUFFERS.take(size.min(n) * t); // the largest block
-    for range in blocks(n, size) {
+    let (blocks, mut g) = distance_blocks(n, t, block_entries);
+    for range in blocks {
         squared_distances(&x, range, &train, &mut g);
         let block: Vec<f64> = g
             .par_chunks(t)
