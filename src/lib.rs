@@ -31,6 +31,7 @@ pub mod rng;
 pub mod sampler;
 pub mod schedule;
 pub mod shape;
+pub mod simd;
 pub mod store;
 pub mod train;
 

@@ -69,22 +69,11 @@ pub(crate) fn exp64(x: f64) -> f64 {
     }
 }
 
-/// The weights of a softmax before normalisation: each logit ℓ_i replaced by
-/// e^(ℓ_i − max_j ℓ_j) ([`exp64`]); returns their sum (≥ 1 for finite logits). Compiled
-/// for AVX2 + FMA where the CPU has them (checked at run time), for baseline x86-64 elsewhere.
-pub(crate) fn softmax_weights(logits: &mut [f64]) -> f64 {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-        // SAFETY: the CPU has the features the function is compiled for.
-        return unsafe { softmax_weights_avx2(logits) };
-    }
-    softmax_weights_portable(logits)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn softmax_weights_avx2(logits: &mut [f64]) -> f64 {
-    softmax_weights_portable(logits)
+crate::simd::avx2_dispatch! {
+    /// The weights of a softmax before normalisation: each logit ℓ_i replaced by
+    /// e^(ℓ_i − max_j ℓ_j) ([`exp64`]); returns their sum (≥ 1 for finite logits). Compiled
+    /// for AVX2 + FMA where the CPU has them (checked at run time), for baseline x86-64 elsewhere.
+    pub(crate) fn softmax_weights(logits: &mut [f64]) -> f64 => softmax_weights_portable
 }
 
 /// [`softmax_weights`] in plain Rust; max and sum in four lanes so that the loops vectorise.

@@ -8,7 +8,7 @@ use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape};
 use rayon::prelude::*;
 
 use super::gemm::{matmul, View};
-use super::norm::{sigmoid, stats};
+use super::norm::{normalize_group, silu_in_place};
 use super::{contiguous_f32, threads};
 
 /// y = x Wᵀ + b with W [d_out, d_in] row-major.
@@ -55,16 +55,13 @@ pub struct Norm {
 fn norm_rows(norm: Option<&Norm>, x: &[f32], out: &mut [f32], width: usize, silu: bool) {
     for (o, r) in out.chunks_mut(width).zip(x.chunks(width)) {
         match norm {
-            Some(n) => {
-                let (mean, rstd) = stats(r, 1e-5);
-                for ((o, &v), (g, b)) in o.iter_mut().zip(r).zip(n.gamma.iter().zip(&n.beta)) {
-                    *o = g * ((v - mean) * rstd) + b;
+            Some(n) => normalize_group(o, r, &n.gamma, &n.beta, 1e-5, silu),
+            None => {
+                o.copy_from_slice(r);
+                if silu {
+                    silu_in_place(o);
                 }
             }
-            None => o.copy_from_slice(r),
-        }
-        if silu {
-            o.iter_mut().for_each(|z| *z *= sigmoid(*z));
         }
     }
 }
@@ -105,7 +102,7 @@ impl MlpForward {
         for b in &self.blocks {
             norm_rows(b.norm.as_ref(), hid, a, h, false);
             b.fc1.apply(a, rows, r, false);
-            r.iter_mut().for_each(|z| *z *= sigmoid(*z));
+            silu_in_place(r);
             b.fc2.apply(r, rows, hid, true);
         }
         norm_rows(self.out_norm.as_ref(), hid, a, h, true);

@@ -46,22 +46,11 @@ pub(crate) fn symmetric_eigenvalues(m: &[f64], d: usize) -> Vec<f64> {
     diag
 }
 
-/// Householder tridiagonalisation of the symmetric `d × d` row-major `a` (overwritten):
-/// the diagonal of T in `diag`, its off-diagonal in `off` (`off[k]` couples k and k + 1;
-/// `off[d − 1]` = 0).
-fn tridiagonalise(a: &mut [f64], d: usize, diag: &mut [f64], off: &mut [f64]) {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-        // SAFETY: the CPU has the features the function is compiled for.
-        return unsafe { tridiagonalise_avx2(a, d, diag, off) };
-    }
-    tridiagonalise_portable(a, d, diag, off)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn tridiagonalise_avx2(a: &mut [f64], d: usize, diag: &mut [f64], off: &mut [f64]) {
-    tridiagonalise_portable(a, d, diag, off)
+crate::simd::avx2_dispatch! {
+    /// Householder tridiagonalisation of the symmetric `d × d` row-major `a` (overwritten):
+    /// the diagonal of T in `diag`, its off-diagonal in `off` (`off[k]` couples k and k + 1;
+    /// `off[d − 1]` = 0).
+    fn tridiagonalise(a: &mut [f64], d: usize, diag: &mut [f64], off: &mut [f64]) => tridiagonalise_portable
 }
 
 /// Step k reflects row (= column) k's part right of the diagonal, x = A[k, k+1..], onto

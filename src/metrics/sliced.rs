@@ -130,24 +130,13 @@ pub fn sliced_wasserstein_replicates(
 /// Counts up to this many are expanded by one fixed-width write.
 const EXPAND_RUN: usize = 4;
 
-/// The order statistics of a resample: sorted value i repeated `counts[rows[i]]` times,
-/// into `out` (its first Σ counts entries; `out` holds [`EXPAND_RUN`] spare entries).
-/// Each value is written [`EXPAND_RUN`] times at its position and the next value
-/// overwrites the surplus, so the loop does not branch on the counts (a count above
-/// [`EXPAND_RUN`], about one row in 270, takes the slow path).
-fn expand(values: &[f64], rows: &[u32], counts: &[u32], out: &mut [f64]) {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU has the feature the function is compiled for.
-        return unsafe { expand_avx2(values, rows, counts, out) };
-    }
-    expand_portable(values, rows, counts, out)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn expand_avx2(values: &[f64], rows: &[u32], counts: &[u32], out: &mut [f64]) {
-    expand_portable(values, rows, counts, out)
+crate::simd::avx2_dispatch! {
+    /// The order statistics of a resample: sorted value i repeated `counts[rows[i]]` times,
+    /// into `out` (its first Σ counts entries; `out` holds [`EXPAND_RUN`] spare entries).
+    /// Each value is written [`EXPAND_RUN`] times at its position and the next value
+    /// overwrites the surplus, so the loop does not branch on the counts (a count above
+    /// [`EXPAND_RUN`], about one row in 270, takes the slow path).
+    fn expand(values: &[f64], rows: &[u32], counts: &[u32], out: &mut [f64]) => expand_portable
 }
 
 #[inline(always)]
