@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::Split;
 use crate::error::{Error, Result};
+use crate::kernels::{self, AdamParams};
 use crate::model::checkpoint::{load_into, read, save_atomic, sorted_vars};
 use crate::model::Network;
 use crate::progress::Progress;
@@ -176,18 +177,20 @@ impl AdamW {
         })
     }
 
-    /// One update of `vars` with gradients `grads` (already clipped) at learning rate `lr`.
+    /// One update of `vars` with gradients `grads` (already clipped) at learning rate `lr`
+    /// ([`kernels::adamw_update`], in place).
     pub fn step(&mut self, vars: &[Var], grads: &[Tensor], lr: f64) -> Result<()> {
         self.t += 1;
-        let (c1, c2) = (1.0 - BETA1.powi(self.t as i32), 1.0 - BETA2.powi(self.t as i32));
-        for (i, (var, g)) in vars.iter().zip(grads).enumerate() {
-            // detach(): the moments must not keep a graph back to every earlier step.
-            self.m[i] = ((&self.m[i] * BETA1)? + (g * (1.0 - BETA1))?)?.detach();
-            self.v[i] = ((&self.v[i] * BETA2)? + (g.sqr()? * (1.0 - BETA2))?)?.detach();
-            let denom = ((&self.v[i] / c2)?.sqrt()? + ADAM_EPS)?;
-            let update = ((&self.m[i] / c1)? / denom)?;
-            let theta = (var.as_tensor() * (1.0 - lr * self.weight_decay))?;
-            var.set(&(theta - (update * lr)?)?.detach())?;
+        let p = AdamParams {
+            beta1: BETA1,
+            beta2: BETA2,
+            eps: ADAM_EPS,
+            lr,
+            weight_decay: self.weight_decay,
+            t: self.t,
+        };
+        for (((var, g), m), v) in vars.iter().zip(grads).zip(&mut self.m).zip(&mut self.v) {
+            kernels::adamw_update(var, m, v, g, p)?;
         }
         Ok(())
     }
@@ -316,7 +319,7 @@ impl Trainer<'_> {
         state.adam.step(vars, &grads, self.spec.lr_at(k))?;
         let d = self.spec.ema_at(k);
         for (ema, var) in state.ema.iter_mut().zip(vars) {
-            *ema = ((&*ema * d)? + (var.as_tensor() * (1.0 - d))?)?.detach();
+            kernels::ema_update(ema, var.as_tensor(), d)?;
         }
         state.step += 1;
         Ok(loss_value)

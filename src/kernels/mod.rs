@@ -15,10 +15,11 @@ mod lincomb;
 mod linear;
 pub mod mlp;
 mod norm;
+mod optim;
 
 use std::sync::OnceLock;
 
-use candle_core::{CpuStorage, DType, Layout, Tensor};
+use candle_core::{CpuStorage, DType, Layout, Tensor, Var};
 
 pub use conv::{ConvParams, Padding};
 
@@ -138,10 +139,78 @@ pub fn lincomb(x: (&Tensor, f64), y: (&Tensor, f64), z: Option<(&Tensor, f64)>) 
     }
 }
 
+/// AdamW's settings for one update (torch's `AdamW`): β₁, β₂, ε, the learning rate, the
+/// decoupled weight decay λ and the update's number t ≥ 1 (for the bias corrections).
+#[derive(Debug, Clone, Copy)]
+pub struct AdamParams {
+    pub beta1: f64,
+    pub beta2: f64,
+    pub eps: f64,
+    pub lr: f64,
+    pub weight_decay: f64,
+    pub t: usize,
+}
+
+/// Whether the in-place optimiser kernels serve these tensors: CPU f32 and contiguous.
+fn fast_in_place(ts: &[&Tensor]) -> bool {
+    fast(ts) && ts.iter().all(|t| t.is_contiguous())
+}
+
+/// One AdamW update of θ with its gradient g, in place, moments m and v updated:
+/// m ← β₁m + (1 − β₁)g, v ← β₂v + (1 − β₂)g², θ ← θ(1 − lr·λ) − lr · (m / c₁) / (√(v / c₂) + ε)
+/// with c_i = 1 − β_iᵗ. Bit-identical to [`reference::adamw_update`] (the same f32
+/// operations in the same order), which runs where the kernels do not apply.
+pub fn adamw_update(theta: &Var, m: &mut Tensor, v: &mut Tensor, g: &Tensor, p: AdamParams) -> candle_core::Result<()> {
+    if !fast_in_place(&[theta.as_tensor(), m, v, g]) {
+        return reference::adamw_update(theta, m, v, g, p);
+    }
+    let (c1, c2) = (1.0 - p.beta1.powi(p.t as i32), 1.0 - p.beta2.powi(p.t as i32));
+    m.inplace_op2(
+        g,
+        &optim::Blend {
+            keep: p.beta1,
+            take: 1.0 - p.beta1,
+            square: false,
+        },
+    )?;
+    v.inplace_op2(
+        g,
+        &optim::Blend {
+            keep: p.beta2,
+            take: 1.0 - p.beta2,
+            square: true,
+        },
+    )?;
+    let step = optim::AdamStep {
+        lr: p.lr,
+        weight_decay: p.weight_decay,
+        c1,
+        c2,
+        eps: p.eps,
+    };
+    theta.as_tensor().inplace_op3(m, v, &step)
+}
+
+/// The exponential moving average of a parameter, in place: ā ← d·ā + (1 − d)·θ.
+/// Bit-identical to [`reference::ema_update`].
+pub fn ema_update(average: &mut Tensor, theta: &Tensor, d: f64) -> candle_core::Result<()> {
+    if !fast_in_place(&[average, theta]) {
+        return reference::ema_update(average, theta, d);
+    }
+    average.inplace_op2(
+        theta,
+        &optim::Blend {
+            keep: d,
+            take: 1.0 - d,
+            square: false,
+        },
+    )
+}
+
 /// The same functions written with candle's own (differentiable) ops: the path for
 /// other devices and dtypes, and the reference the kernels are tested against.
 pub mod reference {
-    use candle_core::{Module, Tensor};
+    use candle_core::{Module, Tensor, Var};
 
     use super::ConvParams;
 
@@ -199,6 +268,30 @@ pub mod reference {
             Some((z, c)) => s + (z * c)?,
             None => Ok(s),
         }
+    }
+
+    /// [`super::adamw_update`] by candle's ops (new tensors for m, v; θ set).
+    pub fn adamw_update(
+        theta: &Var,
+        m: &mut Tensor,
+        v: &mut Tensor,
+        g: &Tensor,
+        p: super::AdamParams,
+    ) -> candle_core::Result<()> {
+        let (c1, c2) = (1.0 - p.beta1.powi(p.t as i32), 1.0 - p.beta2.powi(p.t as i32));
+        // detach(): the moments must not keep a graph back to every earlier step.
+        *m = ((&*m * p.beta1)? + (g * (1.0 - p.beta1))?)?.detach();
+        *v = ((&*v * p.beta2)? + (g.sqr()? * (1.0 - p.beta2))?)?.detach();
+        let denom = ((&*v / c2)?.sqrt()? + p.eps)?;
+        let update = ((&*m / c1)? / denom)?;
+        let decayed = (theta.as_tensor() * (1.0 - p.lr * p.weight_decay))?;
+        theta.set(&(decayed - (update * p.lr)?)?.detach())
+    }
+
+    /// [`super::ema_update`] by candle's ops (a new tensor).
+    pub fn ema_update(average: &mut Tensor, theta: &Tensor, d: f64) -> candle_core::Result<()> {
+        *average = ((&*average * d)? + (theta * (1.0 - d))?)?.detach();
+        Ok(())
     }
 
     /// [`super::linear`] by candle-nn's `Linear` (on a contiguous x: candle 0.11's batched

@@ -241,3 +241,57 @@ fn lincomb_is_bit_identical_to_candles_ops() {
         assert_eq!(values(&got), values(&want));
     }
 }
+
+fn bits(t: &Tensor) -> Vec<u32> {
+    t.flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap()
+        .iter()
+        .map(|v| v.to_bits())
+        .collect()
+}
+
+/// The in-place AdamW and EMA updates give the values of candle's formulation bit for bit,
+/// over several steps (growing t, weight decay on, values that reach zero gradients and
+/// negative zeros); a variable is updated where it lives, so a clone of it sees the step.
+#[test]
+fn in_place_adamw_and_ema_match_the_candle_formulation_bit_for_bit() {
+    let shape = [7, 33];
+    let run = |fast: bool| -> (Vec<u32>, Vec<u32>, Vec<u32>, Vec<u32>) {
+        let theta = Var::from_tensor(&random(&shape, 1)).unwrap();
+        let shared = theta.as_tensor().clone();
+        let (mut m, mut v) = (theta.zeros_like().unwrap(), theta.zeros_like().unwrap());
+        let mut ema = theta.as_tensor().copy().unwrap();
+        for t in 1..=5 {
+            // The gradient of step t; a band of exact zeros and a negative zero.
+            let g = (random(&shape, 10 + t as u64) * (0.5 * t as f64)).unwrap();
+            let g = g
+                .slice_assign(&[0..1, 0..5], &Tensor::zeros((1, 5), DType::F32, g.device()).unwrap())
+                .unwrap();
+            let p = kernels::AdamParams {
+                beta1: 0.9,
+                beta2: 0.999,
+                eps: 1e-8,
+                lr: 2e-3 * t as f64,
+                weight_decay: 0.01,
+                t,
+            };
+            if fast {
+                kernels::adamw_update(&theta, &mut m, &mut v, &g, p).unwrap();
+                kernels::ema_update(&mut ema, theta.as_tensor(), 0.9).unwrap();
+            } else {
+                reference::adamw_update(&theta, &mut m, &mut v, &g, p).unwrap();
+                reference::ema_update(&mut ema, theta.as_tensor(), 0.9).unwrap();
+            }
+        }
+        assert_eq!(bits(&shared), bits(theta.as_tensor()), "a clone of θ sees the update");
+        (bits(theta.as_tensor()), bits(&m), bits(&v), bits(&ema))
+    };
+    let (fast, slow) = (run(true), run(false));
+    assert_eq!(fast.0, slow.0, "θ");
+    assert_eq!(fast.1, slow.1, "m");
+    assert_eq!(fast.2, slow.2, "v");
+    assert_eq!(fast.3, slow.3, "EMA");
+    assert_ne!(fast.0, bits(&random(&shape, 1)), "θ moved");
+}
