@@ -291,10 +291,19 @@ fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
     })
 }
 
-/// Images that share one GEMM: enough columns (≥ 256) for the GEMM to run at speed on
-/// small images, but no more than one thread's share of the batch.
+/// Columns of one GEMM at least (several small images share it).
+///
+/// Measured on the digits U-Net at batch 500 (8×8 and 4×4, 32–128 channels), one thread,
+/// alternating runs: 64 columns took 348–367 ms per evaluation against 381–436 ms for 256.
+/// The im2col matrix of 64 columns (k × 64, 73–295 KB) stays in the core's L2 cache between
+/// its writing and the GEMM's reading; at 8×8, one image is one GEMM, written straight into
+/// the output without the gather and scatter of several images.
+const GEMM_COLUMNS: usize = 64;
+
+/// Images that share one GEMM: at least [`GEMM_COLUMNS`] columns, but no more than one
+/// thread's share of the batch.
 fn images_per_gemm(n: usize, out_hw: usize) -> usize {
-    256usize.div_ceil(out_hw.max(1)).min(n.div_ceil(threads())).max(1)
+    GEMM_COLUMNS.div_ceil(out_hw.max(1)).min(n.div_ceil(threads())).max(1)
 }
 
 /// Runs `f(first image, its inputs, its outputs, GEMM threads)` for chunks of `nb` images:
