@@ -260,22 +260,36 @@ fn samples_grad_portable(
     {
         let (mean, rstd) = stats(xg, eps);
         let c0 = (gi % groups) * cg;
-        // dz, and the group means of γ dz and γ dz x̂.
-        let (mut m1, mut m2) = (0f64, 0f64);
-        for j in 0..cg {
-            let (g, b) = (gamma[c0 + j], beta[c0 + j]);
-            let channel = j * inner..(j + 1) * inner;
-            let (xc, dyc, dzc) = (&xg[channel.clone()], &dyg[channel.clone()], &mut dz[channel]);
-            // dz first, in a loop of its own that vectorises; then the f64 sums in order.
-            if silu {
-                for ((dz, &v), &dy) in dzc.iter_mut().zip(xc).zip(dyc) {
-                    let z = g * ((v - mean) * rstd) + b;
-                    let s = sigmoid(z);
-                    *dz = dy * s * (1.0 + z * (1.0 - s));
+        let (gam, bet) = (&gamma[c0..c0 + cg], &beta[c0..c0 + cg]);
+        // 1. dz, in loops of their own that vectorise (over the whole group when a channel
+        //    is one value, as in LayerNorm).
+        let dsilu = |v: f32, dy: f32, g: f32, b: f32| {
+            let z = g * ((v - mean) * rstd) + b;
+            let s = sigmoid(z);
+            dy * s * (1.0 + z * (1.0 - s))
+        };
+        match (silu, inner) {
+            (false, _) => dz.copy_from_slice(dyg),
+            (true, 1) => {
+                for ((dz, (&v, &dy)), (&g, &b)) in dz.iter_mut().zip(xg.iter().zip(dyg)).zip(gam.iter().zip(bet)) {
+                    *dz = dsilu(v, dy, g, b);
                 }
-            } else {
-                dzc.copy_from_slice(dyc);
             }
+            (true, _) => {
+                for (j, (dzc, (xc, dyc))) in dz
+                    .chunks_mut(inner)
+                    .zip(xg.chunks(inner).zip(dyg.chunks(inner)))
+                    .enumerate()
+                {
+                    for (dz, (&v, &dy)) in dzc.iter_mut().zip(xc.iter().zip(dyc)) {
+                        *dz = dsilu(v, dy, gam[j], bet[j]);
+                    }
+                }
+            }
+        }
+        // 2. The f64 sums channel by channel, in order, and the group means of γ dz and γ dz x̂.
+        let (mut m1, mut m2) = (0f64, 0f64);
+        for (j, (dzc, xc)) in dz.chunks(inner).zip(xg.chunks(inner)).enumerate() {
             let (mut sg, mut sb) = (0f64, 0f64);
             for (&dz, &v) in dzc.iter().zip(xc) {
                 sg += (dz * ((v - mean) * rstd)) as f64;
@@ -283,16 +297,26 @@ fn samples_grad_portable(
             }
             acc[c0 + j] += sg;
             acc[d.c + c0 + j] += sb;
-            m1 += g as f64 * sb;
-            m2 += g as f64 * sg;
+            m1 += gam[j] as f64 * sb;
+            m2 += gam[j] as f64 * sg;
         }
         let len = d.span() as f64;
         let (m1, m2) = ((m1 / len) as f32, (m2 / len) as f32);
-        for j in 0..cg {
-            let g = gamma[c0 + j];
-            for k in j * inner..(j + 1) * inner {
-                let xh = (xg[k] - mean) * rstd;
-                dxg[k] = rstd * (g * dz[k] - m1 - xh * m2);
+        // 3. ∂x.
+        let dx = |v: f32, dz: f32, g: f32| rstd * (g * dz - m1 - ((v - mean) * rstd) * m2);
+        if inner == 1 {
+            for ((o, (&v, &dz)), &g) in dxg.iter_mut().zip(xg.iter().zip(dz.iter())).zip(gam) {
+                *o = dx(v, dz, g);
+            }
+        } else {
+            for (j, (oc, (xc, dzc))) in dxg
+                .chunks_mut(inner)
+                .zip(xg.chunks(inner).zip(dz.chunks(inner)))
+                .enumerate()
+            {
+                for (o, (&v, &dz)) in oc.iter_mut().zip(xc.iter().zip(dzc)) {
+                    *o = dx(v, dz, gam[j]);
+                }
             }
         }
     }
