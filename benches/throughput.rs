@@ -504,6 +504,11 @@ type Section = fn(&mut String, &Torch);
 fn main() {
     ddimlab::kernels::keep_freed_memory();
     ddimlab::kernels::pin_threads();
+    // On a thread of rayon's pool, as the `ddimlab` binary runs.
+    ddimlab::kernels::on_pool_thread(bench);
+}
+
+fn bench() {
     let only: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
     let torch = Torch::load();
     let mut out = String::new();

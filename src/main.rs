@@ -291,7 +291,7 @@ fn write_report(dir: &Path) -> anyhow::Result<()> {
 fn main() -> ExitCode {
     ddimlab::kernels::keep_freed_memory();
     ddimlab::kernels::pin_threads();
-    match run(Cli::parse()) {
+    match ddimlab::kernels::on_pool_thread(|| run(Cli::parse())) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
