@@ -167,6 +167,16 @@ pub struct AdamParams {
     pub t: usize,
 }
 
+impl AdamParams {
+    /// The bias corrections c₁ = 1 − β₁ᵗ and c₂ = 1 − β₂ᵗ.
+    fn bias_corrections(&self) -> (f64, f64) {
+        (
+            1.0 - self.beta1.powi(self.t as i32),
+            1.0 - self.beta2.powi(self.t as i32),
+        )
+    }
+}
+
 /// Whether the in-place optimiser kernels serve these tensors: CPU f32 and contiguous.
 fn fast_in_place(ts: &[&Tensor]) -> bool {
     fast(ts) && ts.iter().all(|t| t.is_contiguous())
@@ -180,7 +190,7 @@ pub fn adamw_update(theta: &Var, m: &mut Tensor, v: &mut Tensor, g: &Tensor, p: 
     if !fast_in_place(&[theta.as_tensor(), m, v, g]) {
         return reference::adamw_update(theta, m, v, g, p);
     }
-    let (c1, c2) = (1.0 - p.beta1.powi(p.t as i32), 1.0 - p.beta2.powi(p.t as i32));
+    let (c1, c2) = p.bias_corrections();
     m.inplace_op2(
         g,
         &optim::Blend {
@@ -294,7 +304,7 @@ pub mod reference {
         g: &Tensor,
         p: super::AdamParams,
     ) -> candle_core::Result<()> {
-        let (c1, c2) = (1.0 - p.beta1.powi(p.t as i32), 1.0 - p.beta2.powi(p.t as i32));
+        let (c1, c2) = p.bias_corrections();
         // detach(): the moments must not keep a graph back to every earlier step.
         *m = ((&*m * p.beta1)? + (g * (1.0 - p.beta1))?)?.detach();
         *v = ((&*v * p.beta2)? + (g.sqr()? * (1.0 - p.beta2))?)?.detach();

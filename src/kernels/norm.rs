@@ -82,22 +82,35 @@ crate::simd::avx2_dispatch! {
 #[inline(always)]
 fn normalize_group_portable(y: &mut [f32], x: &[f32], gamma: &[f32], beta: &[f32], eps: f64, silu: bool) {
     let (mean, rstd) = stats(x, eps);
-    let inner = x.len() / gamma.len().max(1);
-    let affine = |y: &mut [f32], x: &[f32], g: f32, b: f32| {
-        y.iter_mut().zip(x).for_each(|(o, &v)| *o = g * ((v - mean) * rstd) + b);
-    };
-    if inner == 1 {
-        // One value per channel (LayerNorm): one loop over the row, so that it vectorises.
-        for ((o, &v), (&g, &b)) in y.iter_mut().zip(x).zip(gamma.iter().zip(beta)) {
-            *o = g * ((v - mean) * rstd) + b;
-        }
-    } else {
-        for ((yc, xc), (&g, &b)) in y.chunks_mut(inner).zip(x.chunks(inner)).zip(gamma.iter().zip(beta)) {
-            affine(yc, xc, g, b);
-        }
-    }
+    per_channel(y, (x, x), (gamma, beta), |v, _, g, b| g * ((v - mean) * rstd) + b);
     if silu {
         silu_in_place_portable(y);
+    }
+}
+
+/// out_k = f(a_k, b_k, γ_c, β_c) over a group whose `gamma.len()` channels (as many as
+/// `beta`) lie one after another in `out`, `a` and `b`, with c the channel of value k. One
+/// loop over the group when a channel is one value (LayerNorm), so that it vectorises;
+/// otherwise one per channel.
+#[inline(always)]
+fn per_channel(
+    out: &mut [f32],
+    (a, b): (&[f32], &[f32]),
+    (gamma, beta): (&[f32], &[f32]),
+    f: impl Fn(f32, f32, f32, f32) -> f32,
+) {
+    let inner = out.len() / gamma.len().max(1);
+    if inner == 1 {
+        for ((o, (&a, &b)), (&g, &c)) in out.iter_mut().zip(a.iter().zip(b)).zip(gamma.iter().zip(beta)) {
+            *o = f(a, b, g, c);
+        }
+    } else {
+        let channels = out.chunks_mut(inner).zip(a.chunks(inner).zip(b.chunks(inner)));
+        for ((oc, (ac, bc)), (&g, &c)) in channels.zip(gamma.iter().zip(beta)) {
+            for (o, (&a, &b)) in oc.iter_mut().zip(ac.iter().zip(bc)) {
+                *o = f(a, b, g, c);
+            }
+        }
     }
 }
 
@@ -261,31 +274,15 @@ fn samples_grad_portable(
         let (mean, rstd) = stats(xg, eps);
         let c0 = (gi % groups) * cg;
         let (gam, bet) = (&gamma[c0..c0 + cg], &beta[c0..c0 + cg]);
-        // 1. dz, in loops of their own that vectorise (over the whole group when a channel
-        //    is one value, as in LayerNorm).
-        let dsilu = |v: f32, dy: f32, g: f32, b: f32| {
-            let z = g * ((v - mean) * rstd) + b;
-            let s = sigmoid(z);
-            dy * s * (1.0 + z * (1.0 - s))
-        };
-        match (silu, inner) {
-            (false, _) => dz.copy_from_slice(dyg),
-            (true, 1) => {
-                for ((dz, (&v, &dy)), (&g, &b)) in dz.iter_mut().zip(xg.iter().zip(dyg)).zip(gam.iter().zip(bet)) {
-                    *dz = dsilu(v, dy, g, b);
-                }
-            }
-            (true, _) => {
-                for (j, (dzc, (xc, dyc))) in dz
-                    .chunks_mut(inner)
-                    .zip(xg.chunks(inner).zip(dyg.chunks(inner)))
-                    .enumerate()
-                {
-                    for (dz, (&v, &dy)) in dzc.iter_mut().zip(xc.iter().zip(dyc)) {
-                        *dz = dsilu(v, dy, gam[j], bet[j]);
-                    }
-                }
-            }
+        // 1. dz, in loops of their own that vectorise.
+        if silu {
+            per_channel(&mut dz, (xg, dyg), (gam, bet), |v, dy, g, b| {
+                let z = g * ((v - mean) * rstd) + b;
+                let s = sigmoid(z);
+                dy * s * (1.0 + z * (1.0 - s))
+            });
+        } else {
+            dz.copy_from_slice(dyg);
         }
         // 2. The f64 sums channel by channel, in order, and the group means of γ dz and γ dz x̂.
         let (mut m1, mut m2) = (0f64, 0f64);
@@ -302,23 +299,10 @@ fn samples_grad_portable(
         }
         let len = d.span() as f64;
         let (m1, m2) = ((m1 / len) as f32, (m2 / len) as f32);
-        // 3. ∂x.
-        let dx = |v: f32, dz: f32, g: f32| rstd * (g * dz - m1 - ((v - mean) * rstd) * m2);
-        if inner == 1 {
-            for ((o, (&v, &dz)), &g) in dxg.iter_mut().zip(xg.iter().zip(dz.iter())).zip(gam) {
-                *o = dx(v, dz, g);
-            }
-        } else {
-            for (j, (oc, (xc, dzc))) in dxg
-                .chunks_mut(inner)
-                .zip(xg.chunks(inner).zip(dz.chunks(inner)))
-                .enumerate()
-            {
-                for (o, (&v, &dz)) in oc.iter_mut().zip(xc.iter().zip(dzc)) {
-                    *o = dx(v, dz, gam[j]);
-                }
-            }
-        }
+        // 3. ∂x (β unused).
+        per_channel(dxg, (xg, &dz), (gam, gam), |v, dz, g, _| {
+            rstd * (g * dz - m1 - ((v - mean) * rstd) * m2)
+        });
     }
     acc
 }
@@ -326,6 +310,10 @@ fn samples_grad_portable(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn bits<T: Copy + Into<f64>>(v: &[T]) -> Vec<u64> {
+        v.iter().map(|&x| x.into().to_bits()).collect()
+    }
 
     /// Irregular values in about [−3, 3].
     fn values(len: usize, seed: f32) -> Vec<f32> {
@@ -346,10 +334,7 @@ mod tests {
                 let (mut fast, mut slow) = (vec![0f32; x.len()], vec![0f32; x.len()]);
                 normalize_group(&mut fast, &x, &gamma, &beta, 1e-5, silu);
                 normalize_group_portable(&mut slow, &x, &gamma, &beta, 1e-5, silu);
-                assert_eq!(
-                    fast.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
-                    slow.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
-                );
+                assert_eq!(bits(&fast), bits(&slow));
                 // Two samples of two groups.
                 let norm = GroupNorm {
                     groups: 2,
@@ -362,14 +347,8 @@ mod tests {
                 let (mut dx_fast, mut dx_slow) = (vec![0f32; xs.len()], vec![0f32; xs.len()]);
                 let acc_fast = samples_grad(&mut dx_fast, &xs, &dys, (&g2, &b2), d, norm);
                 let acc_slow = samples_grad_portable(&mut dx_slow, &xs, &dys, (&g2, &b2), d, norm);
-                assert_eq!(
-                    dx_fast.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
-                    dx_slow.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
-                );
-                assert_eq!(
-                    acc_fast.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
-                    acc_slow.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
-                );
+                assert_eq!(bits(&dx_fast), bits(&dx_slow));
+                assert_eq!(bits(&acc_fast), bits(&acc_slow));
             }
         }
     }

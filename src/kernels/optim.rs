@@ -6,7 +6,7 @@
 //! Every pass performs, value by value, the f32 operations of the candle formulation it
 //! replaces and in the same order (candle's `t * s` is `t · s + 0`, `t / s` is
 //! `t · (1/s) + 0`, `t + s` is `t · 1 + s`, all in f32), so the results are bit-identical;
-//! `train`'s tests check that against the candle formulation.
+//! `tests/it/kernels.rs` checks that against the candle formulation (`kernels::reference`).
 
 use candle_core::{CpuStorage, InplaceOp2, InplaceOp3, Layout, Result};
 
