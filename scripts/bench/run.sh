@@ -36,4 +36,4 @@ else
 fi
 [ -n "${DDIMLAB_TORCH_NOTE:-}" ] && echo "bench: $DDIMLAB_TORCH_NOTE" >&2
 echo "bench: ddimlab side ($threads threads) ..." >&2
-CANDLE_NUM_THREADS=$threads RAYON_NUM_THREADS=$threads "$cargo" bench --bench throughput
+RAYON_NUM_THREADS=$threads "$cargo" bench --bench throughput

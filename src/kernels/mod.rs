@@ -32,14 +32,20 @@ pub fn threads() -> usize {
 
 /// Fixes the thread count for the process: candle's `get_num_threads` reads
 /// `RAYON_NUM_THREADS` and, without it, re-reads `/proc/cpuinfo` on every matmul (8–15 %
-/// of a profile). Sets `RAYON_NUM_THREADS` and `CANDLE_NUM_THREADS` to candle's count
-/// (the physical cores) where they are unset, so rayon's pool and candle agree. Call it
-/// first thing in `main`, before any other thread starts (it sets environment variables).
+/// of a profile). Sets `RAYON_NUM_THREADS` to candle's count (the physical cores) where it
+/// is unset, so rayon's pool and candle agree, and `CANDLE_NUM_THREADS` (where unset) to 1:
+/// candle's element-wise ops then run on the calling thread instead of being split with
+/// the threads of candle's own barrier pool. Those threads spin for a while after every op
+/// (perf on the digits U-Net's training: 26 % of the samples in that spin), taking a core
+/// from the kernels' rayon threads; without them a training step took 86–88 instead of
+/// 107–118 ms, the evaluations as before, and the values are the same (the ops are
+/// element by element). Call it first thing in `main`, before any other thread starts (it
+/// sets environment variables).
 pub fn pin_threads() {
     let n = threads().to_string();
-    for var in ["RAYON_NUM_THREADS", "CANDLE_NUM_THREADS"] {
+    for (var, value) in [("RAYON_NUM_THREADS", n.as_str()), ("CANDLE_NUM_THREADS", "1")] {
         if std::env::var_os(var).is_none() {
-            std::env::set_var(var, &n);
+            std::env::set_var(var, value);
         }
     }
     // The pool's threads get the main thread's stack size, for [`on_pool_thread`] (candle's
