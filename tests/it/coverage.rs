@@ -10,7 +10,7 @@
 //!
 //! The default tests are small (d = 2 and d = 64, a few hundred rows); the full tables
 //! of the README (d = 2, 64, 128 at the digits sizes) come from the ignored test
-//! `coverage_tables` (`cargo test --release --test coverage -- --ignored --nocapture`).
+//! `coverage_tables` (`cargo test --release --test it coverage_tables -- --ignored --nocapture`).
 
 use std::collections::BTreeMap;
 
@@ -372,7 +372,7 @@ fn intervals_cover_in_64_dimensions() {
 }
 
 #[test]
-#[ignore = "the README's full coverage tables: minutes (run with --ignored --nocapture)"]
+#[ignore = "the README's full coverage tables: about half an hour (run with --ignored --nocapture)"]
 fn coverage_tables() {
     for (title, data, d, sizes, repeats) in [
         ("d = 2 Gaussian, n = m = 2000", Data::Gaussian, 2, (2000, 2000), 300),
@@ -381,14 +381,14 @@ fn coverage_tables() {
             Data::Digits,
             64,
             (500, 1297),
-            300,
+            1000,
         ),
         (
             "d = 128 features, n = 500, m = 1297",
             Data::Features,
             128,
             (500, 1297),
-            200,
+            1000,
         ),
     ] {
         let results = simulate(data, d, sizes, repeats);
