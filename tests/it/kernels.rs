@@ -118,6 +118,12 @@ fn conv2d_matches_candle_values_and_gradients() {
         (1, 2, 16, 16, 3, 3, 1, pad(1, 1), false),
         (1, 2, 32, 32, 2, 3, 1, pad(1, 1), false),
         (2, 3, 8, 8, 4, 2, 1, pad(0, 1), true),
+        // Winograd's F(2×2, 3×3) forward (3×3, stride 1, padding 1, ≥ 16 columns, ≥ 8
+        // input channels): images in parallel; one image with the threads inside (and a
+        // non-contiguous x); a row of 17 tiles (more than one block of 16).
+        (3, 8, 16, 16, 5, 3, 1, pad(1, 1), false),
+        (1, 9, 16, 20, 4, 3, 1, pad(1, 1), true),
+        (2, 8, 6, 34, 3, 3, 1, pad(1, 1), false),
     ];
     for (i, &(n, cin, h, w, cout, k, stride, padding, nc)) in cases.iter().enumerate() {
         let seed = 10 * i as u64;
