@@ -178,20 +178,12 @@ fn unet_gradients_match_finite_differences() {
     assert_eq!(checked, 18);
 }
 
-/// The U-Net in f32 on the CPU runs the fast kernels (at 16 × 16 with 16 channels its
+/// The U-Net in f32 on the CPU runs the fast kernels (at 16 × 16 with 8 channels its
 /// 3 × 3 convolutions take Winograd's F(2×2, 3×3)); in f64 it runs candle's own ops. The
 /// same weights give the same ε to f32 round-off.
 #[test]
 fn unet_f32_kernels_match_the_f64_reference_at_16x16() {
-    let spec = UnetSpec {
-        base_channels: 16,
-        channel_mult: vec![1, 2],
-        layers_per_block: 1,
-        attention_resolutions: vec![8],
-        norm_groups: 4,
-        attention_head_dim: None,
-    };
-    let config = UnetConfig::from_spec(&spec, image(3, 16)).unwrap();
+    let config = tiny_unet(image(3, 16));
     let build = |dtype: DType| {
         let varmap = VarMap::new();
         let init = SeededInit::new(varmap.clone(), ddimlab::rng::stream(3, ddimlab::rng::Purpose::Init));
@@ -204,12 +196,17 @@ fn unet_f32_kernels_match_the_f64_reference_at_16x16() {
     for (name, var) in vars.data().lock().unwrap().iter() {
         var.set(&wanted[name].to_dtype(DType::F32).unwrap()).unwrap();
     }
-    let x = SeededNoise::new(8).standard_normal(&[3, 3, 16, 16], &Device::Cpu, DType::F64).unwrap();
+    let x = SeededNoise::new(8)
+        .standard_normal(&[3, 3, 16, 16], &Device::Cpu, DType::F64)
+        .unwrap();
     let want = values(&reference.forward(&x, &[10, 500, 990]).unwrap());
     let got = values(&unet.forward(&x.to_dtype(DType::F32).unwrap(), &[10, 500, 990]).unwrap());
     let scale = want.iter().fold(0f64, |m, v| m.max(v.abs()));
     let err = got.iter().zip(&want).fold(0f64, |m, (a, b)| m.max((a - b).abs()));
-    assert!(scale > 0.1 && err <= 1e-5 * scale, "max error {err:e} against {scale:e}");
+    assert!(
+        scale > 0.1 && err <= 1e-5 * scale,
+        "max error {err:e} against {scale:e}"
+    );
 }
 
 #[test]
