@@ -8,7 +8,7 @@
 //! Statistics are accumulated in f64. The gradient, with dz = dy (or dy·SiLU′(z)):
 //!   ∂β_c = Σ dz,  ∂γ_c = Σ dz·x̂,  ∂x = (γ_c dz − mean_g(γ dz) − x̂ · mean_g(γ dz · x̂)) / √(σ² + ε).
 
-use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 use super::exp::exp32;
@@ -70,6 +70,61 @@ crate::simd::avx2_dispatch! {
 #[inline(always)]
 fn silu_in_place_portable(z: &mut [f32]) {
     z.iter_mut().for_each(|z| *z *= sigmoid(*z));
+}
+
+/// SiLU(x) = x·sigmoid(x) on its own (where no norm precedes it), on the calling thread:
+/// the activations it serves (the MLP's, [256, 128] in training) are too small to share
+/// between threads. The gradient is [`SiluGrad`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Silu;
+
+impl CustomOp1 for Silu {
+    fn name(&self) -> &'static str {
+        "ddimlab-silu"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let mut y = contiguous_f32(s, l)?.to_vec();
+        silu_in_place(&mut y);
+        Ok((CpuStorage::F32(y), l.shape().clone()))
+    }
+
+    fn bwd(&self, x: &Tensor, _y: &Tensor, dy: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(dy.contiguous()?.apply_op2_no_bwd(x, &SiluGrad)?))
+    }
+}
+
+/// ∂x = ∂y · s (1 + x (1 − s)) with s = sigmoid(x). Arguments ∂y, x.
+#[derive(Debug, Clone, Copy)]
+struct SiluGrad;
+
+impl CustomOp2 for SiluGrad {
+    fn name(&self) -> &'static str {
+        "ddimlab-silu-grad"
+    }
+
+    fn cpu_fwd(&self, ds: &CpuStorage, dl: &Layout, xs: &CpuStorage, xl: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (dy, x) = (contiguous_f32(ds, dl)?, contiguous_f32(xs, xl)?);
+        if dy.len() != x.len() {
+            candle_core::bail!("silu grad: ∂y {:?} does not fit x {:?}", dl.dims(), xl.dims())
+        }
+        let mut dx = vec![0f32; x.len()];
+        silu_grad(&mut dx, x, dy);
+        Ok((CpuStorage::F32(dx), xl.shape().clone()))
+    }
+}
+
+crate::simd::avx2_dispatch! {
+    /// ∂x of SiLU (see [`SiluGrad`]).
+    fn silu_grad(dx: &mut [f32], x: &[f32], dy: &[f32]) => silu_grad_portable
+}
+
+#[inline(always)]
+fn silu_grad_portable(dx: &mut [f32], x: &[f32], dy: &[f32]) {
+    for ((d, &v), &g) in dx.iter_mut().zip(x).zip(dy) {
+        let s = sigmoid(v);
+        *d = g * s * (1.0 + v * (1.0 - s));
+    }
 }
 
 crate::simd::avx2_dispatch! {

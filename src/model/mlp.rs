@@ -64,7 +64,7 @@ fn maybe_norm(on: bool, size: usize, vb: VarBuilder) -> Result<Option<LayerNorm>
 fn apply(norm: &Option<LayerNorm>, x: &Tensor, silu: bool) -> Result<Tensor> {
     match (norm, silu) {
         (Some(n), _) => n.forward(x, silu),
-        (None, true) => Ok(x.silu()?),
+        (None, true) => Ok(kernels::silu(x)?),
         (None, false) => Ok(x.clone()),
     }
 }
@@ -121,7 +121,8 @@ impl Mlp {
     fn time_embedding(&self, t: &[usize], x: &Tensor) -> Result<Tensor> {
         let t = embedded_timesteps(t);
         let temb = timestep_embedding(t, self.config.time_dim, false, 1.0, x.device(), x.dtype())?;
-        Ok(self.time2.forward(&self.time1.forward(&temb)?.silu()?)?.silu()?)
+        let h = kernels::silu(&self.time1.forward(&temb)?)?;
+        Ok(kernels::silu(&self.time2.forward(&h)?)?)
     }
 
     /// The forward pass: `x` is `[n, …shape]`, `t` one timestep per row.
@@ -135,7 +136,7 @@ impl Mlp {
             let r = b
                 .fc1
                 .forward_shifted(&apply(&b.norm, &h, false)?, &b.time.forward(&temb)?)?;
-            let r = r.silu()?;
+            let r = kernels::silu(&r)?;
             h = (h + b.fc2.forward(&r)?)?;
         }
         let out = self.output.forward(&apply(&self.out_norm, &h, true)?)?;

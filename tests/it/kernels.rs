@@ -198,6 +198,24 @@ fn layer_norm_matches_candle_values_and_gradients() {
 }
 
 #[test]
+fn silu_matches_candle_values_and_gradients() {
+    for (i, &(rows, d, nc)) in [(1, 5, false), (256, 128, false), (33, 9, true)].iter().enumerate() {
+        let seed = 250 + 10 * i as u64;
+        let x = if nc {
+            strided(&[rows, d], seed)
+        } else {
+            (random(&[rows, d], seed) * 4.0).unwrap()
+        };
+        check(
+            &format!("silu case {i}"),
+            &[x],
+            |a| kernels::silu(&a[0]).unwrap(),
+            |a| reference::silu(&a[0]).unwrap(),
+        );
+    }
+}
+
+#[test]
 fn linear_matches_candle_values_and_gradients() {
     let cases: [(&[usize], usize, bool); 4] = [
         (&[1, 5], 3, false),
