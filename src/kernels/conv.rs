@@ -312,8 +312,9 @@ fn run<const W: usize>(dst: &mut [f32], src: &[f32], w: usize, op: impl Fn(&mut 
     }
 }
 
-/// Runs `f` with this thread's scratch buffer of at least `len` elements.
-fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+/// Runs `f` with this thread's scratch buffer of at least `len` elements (shared with
+/// [`winograd`]'s transformed tiles).
+pub(super) fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
     SCRATCH.with(|s| {
         let mut s = s.borrow_mut();
         if s.len() < len {

@@ -128,8 +128,8 @@ pub fn group_norm(
 }
 
 /// SiLU(x) = x·sigmoid(x), element by element, with the vectorised `exp` (candle's `silu`
-/// draws libm's `expf` per value: with its gradient's element-wise ops, about 10 % of the
-/// digits MLP's training profile).
+/// calls libm's `expf` per value: 6.7 % of the digits MLP's training profile, under
+/// candle's `silu` and its gradient).
 pub fn silu(x: &Tensor) -> candle_core::Result<Tensor> {
     if !fast(&[x]) {
         return reference::silu(x);

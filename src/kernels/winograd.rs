@@ -24,6 +24,7 @@ use std::cell::RefCell;
 
 use rayon::prelude::*;
 
+use super::conv::with_scratch;
 use super::gemm::{matmul, View};
 
 /// Entries of a 4 × 4 transform.
@@ -101,8 +102,9 @@ fn g_row<'a>(r: usize, x: impl Fn(usize) -> &'a [f32; KERNEL_BLOCK]) -> [f32; KE
 /// The sizes of one chunk of images.
 #[derive(Clone, Copy)]
 pub(super) struct Tiles {
-    /// Input (= output) channels.
+    /// Input channels.
     pub cin: usize,
+    /// Output channels.
     pub cout: usize,
     /// Image rows and columns (both even).
     pub h: usize,
@@ -122,11 +124,6 @@ impl Tiles {
     }
 }
 
-thread_local! {
-    /// V and M of the chunk a thread works on, kept between calls.
-    static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
-}
-
 /// y = conv(x, W) + b for a chunk of images (`x`: [nb, cin, h, w], `y`: [nb, cout, h, w]),
 /// with `u` from [`transform_kernels`], `bias(image of the chunk, channel)`, and `threads`
 /// for the GEMMs and transforms (1 when the chunks themselves run in parallel).
@@ -141,12 +138,8 @@ pub(super) fn forward_chunk(
     let nb = x.len() / (s.cin * s.h * s.w);
     let tiles = nb * s.per_image();
     let (v_len, m_len) = s.scratch(nb);
-    SCRATCH.with_borrow_mut(|buf| {
-        if buf.len() < v_len + m_len {
-            buf.resize(v_len + m_len, 0.0);
-        }
-        let (v, rest) = buf.split_at_mut(v_len);
-        let m = &mut rest[..m_len];
+    with_scratch(v_len + m_len, |buf| {
+        let (v, m) = buf.split_at_mut(v_len);
         // 1. V = Bᵀ d B for every channel and tile, channel by channel.
         let input = |(c, vc): (usize, &mut [f32])| {
             for i in 0..nb {
@@ -271,17 +264,11 @@ fn transform_output(s: Tiles, m: &[f32], c: usize, first: usize, tiles: usize, b
     }
 }
 
-/// The runs `vc[p · tiles + t0 ..][.. len]` of the 16 entries p, as separate slices.
+/// The runs `vc[p · tiles + t0 ..][.. len]` of the 16 entries p (`vc`: 16 × `tiles`),
+/// as separate slices.
 fn split_entries(vc: &mut [f32], tiles: usize, t0: usize, len: usize) -> [&mut [f32]; P] {
-    let mut rest = vc;
-    let mut runs: [&mut [f32]; P] = Default::default();
-    for run in runs.iter_mut() {
-        let all = std::mem::take(&mut rest);
-        let (entry, tail) = all.split_at_mut(tiles.min(all.len()));
-        *run = &mut entry[t0..t0 + len];
-        rest = tail;
-    }
-    runs
+    let mut entries = vc.chunks_exact_mut(tiles);
+    std::array::from_fn(|_| &mut entries.next().expect("16 entries")[t0..t0 + len])
 }
 
 #[cfg(test)]

@@ -5,6 +5,8 @@
 
 use candle_core::{DType, Tensor, Var};
 use ddimlab::kernels::{self, reference, ConvParams, Padding};
+
+use crate::common::{assert_close, values};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -27,24 +29,6 @@ fn strided(shape: &[usize], seed: u64) -> Tensor {
     let t = random(&swapped, seed).transpose(r - 2, r - 1).unwrap();
     assert!(!t.is_contiguous());
     t
-}
-
-fn values(t: &Tensor) -> Vec<f64> {
-    t.to_dtype(DType::F64)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1()
-        .unwrap()
-}
-
-/// max |a − b| / max |b| ≤ tol.
-fn assert_close(what: &str, got: &Tensor, want: &Tensor, tol: f64) {
-    assert_eq!(got.dims(), want.dims(), "{what}: shapes");
-    let (g, w) = (values(got), values(want));
-    let scale = w.iter().fold(0f64, |m, v| m.max(v.abs())).max(1e-12);
-    let err = g.iter().zip(&w).fold(0f64, |m, (a, b)| m.max((a - b).abs()));
-    assert!(err / scale <= tol, "{what}: max error {err:e} vs scale {scale:e}");
 }
 
 /// Runs `f` on f32 inputs (the kernel) and `reference` on f64 copies; compares the

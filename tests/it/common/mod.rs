@@ -42,6 +42,15 @@ pub fn values(x: &Tensor) -> Vec<f64> {
         .unwrap()
 }
 
+/// max |got − want| / max |want| ≤ `tol`, after checking that the shapes agree.
+pub fn assert_close(what: &str, got: &Tensor, want: &Tensor, tol: f64) {
+    assert_eq!(got.dims(), want.dims(), "{what}: shapes");
+    let (g, w) = (values(got), values(want));
+    let scale = w.iter().fold(0f64, |m, v| m.max(v.abs())).max(1e-12);
+    let err = g.iter().zip(&w).fold(0f64, |m, (a, b)| m.max((a - b).abs()));
+    assert!(err / scale <= tol, "{what}: max error {err:e} vs scale {scale:e}");
+}
+
 /// Wraps a model and counts its calls and the distinct timesteps it saw.
 pub struct Counting<'a> {
     pub inner: &'a dyn EpsModel,
