@@ -184,7 +184,9 @@ impl Replicated {
 /// projection's variance without the noise of the row means (the plug-in Σ φ_i² would
 /// add it). A degenerate U-statistic (an MMD² near 0) has V_lin ≈ 0 and all of its
 /// variance in the quadratic part. Two points' projections subtract row by row (the rows
-/// share their index: the same x_T, the same reference row).
+/// share their index: the same x_T, the same reference row). MMD² and KID's come from
+/// kernel-matrix row means ([`super::mmd`]); the Fréchet distances' from the gradient of
+/// FD at the fits of each half ([`super::influence`]).
 #[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Linear {
     /// φ_i, one per generated row, from each half of the other rows.
@@ -231,8 +233,11 @@ impl Linear {
 /// V = V_L + V_Q. The projection's variance V_lin estimates V_L only; the bootstrap's
 /// counts the quadratic part about three times (V_L + 3 V_Q: each resample is a sample
 /// of the empirical distribution, whose own projection carries the quadratic part's
-/// noise), so (2 V_lin + V_boot)/3 counts each once. Measured coverage: README
-/// "Intervals" and `tests/it/coverage.rs`.
+/// noise), so (2 V_lin + V_boot)/3 counts each once. A smooth function of sample moments
+/// such as the Fréchet distance has the same structure to second order: with m̄ the
+/// moments, θ̂ − θ ≈ ∇ᵀe + ½ eᵀHe (e = m̄ − m), and the bootstrap's linear part, taken at
+/// ∇(m̄) = ∇ + He, adds the quadratic part's variance twice more. Measured coverage:
+/// README "Intervals" and `tests/it/coverage.rs`.
 pub fn spread(replicates: &[f64], linear: Option<&Linear>) -> Option<f64> {
     let boot = standard_deviation(replicates)?;
     Some(match linear {

@@ -7,7 +7,10 @@
 //!    and the rank-2 update B ← B − v wᵀ − w vᵀ of each step run along contiguous rows
 //!    (compiled for AVX2 + FMA where the CPU has them, checked at run time).
 //! 2. The implicit QL iteration with Wilkinson's shift on T (Press et al., *Numerical
-//!    Recipes*, `tqli`, eigenvalues only).
+//!    Recipes*, `tqli`, eigenvalues only). Its rotations are a chain of dependent square
+//!    roots and divisions (perf: 20 % of the digits statistics, more than stage 1), so
+//!    [`eigenvalues_of_many`] runs the iterations of several matrices side by side, one
+//!    rotation of each in turn, for the processor to overlap.
 //!
 //! The matrix is scaled by its largest magnitude first, so that the rotations' √(f² + g²)
 //! cannot overflow; the eigenvalues are scaled back. Should the QL iteration not converge
@@ -18,33 +21,74 @@ use nalgebra::DMatrix;
 /// The most QL iterations spent on one eigenvalue before the fallback.
 const MAX_ITERATIONS: usize = 60;
 
-/// The eigenvalues of the symmetric `d × d` row-major matrix `m` (symmetrised as
-/// (M + Mᵀ)/2 first), in no particular order.
-pub(crate) fn symmetric_eigenvalues(m: &[f64], d: usize) -> Vec<f64> {
-    assert_eq!(m.len(), d * d, "a {d} × {d} matrix");
-    let scale = m.iter().fold(0.0f64, |s, v| s.max(v.abs()));
-    if d == 0 || scale == 0.0 || !scale.is_finite() {
-        return match scale.is_finite() {
-            true => vec![0.0; d],
-            false => vec![f64::NAN; d],
-        };
-    }
-    let mut a: Vec<f64> = (0..d * d)
-        .map(|ij| {
-            let (i, j) = (ij / d, ij % d);
-            0.5 * (m[i * d + j] + m[j * d + i]) / scale
-        })
-        .collect();
-    let (mut diag, mut off) = (vec![0.0; d], vec![0.0; d]);
-    tridiagonalise(&mut a, d, &mut diag, &mut off);
-    if !tridiagonal_eigenvalues(&mut diag, &mut off) {
-        let sym = DMatrix::from_row_slice(d, d, m);
-        let sym = (&sym + sym.transpose()) * 0.5;
-        return sym.symmetric_eigenvalues().iter().copied().collect();
-    }
-    diag.iter_mut().for_each(|l| *l *= scale);
-    diag
+/// A symmetric matrix reduced to tridiagonal form (stage 1), its scale divided out.
+pub(crate) struct Tridiagonal {
+    /// The diagonal (d).
+    diag: Vec<f64>,
+    /// The off-diagonal (`off[k]` couples k and k + 1; the last is 0).
+    off: Vec<f64>,
+    /// The largest magnitude of the input (0: a zero matrix; not finite: bad input).
+    scale: f64,
+    /// The input, kept for the fallback.
+    input: Vec<f64>,
 }
+
+impl Tridiagonal {
+    /// Stage 1 on the `d × d` row-major `m`, symmetrised as (M + Mᵀ)/2 first.
+    pub fn new(m: Vec<f64>, d: usize) -> Self {
+        assert_eq!(m.len(), d * d, "a {d} × {d} matrix");
+        let scale = m.iter().fold(0.0f64, |s, v| s.max(v.abs()));
+        let (mut diag, mut off) = (vec![0.0; d], vec![0.0; d]);
+        if d > 0 && scale > 0.0 && scale.is_finite() {
+            let mut a: Vec<f64> = (0..d * d)
+                .map(|ij| {
+                    let (i, j) = (ij / d, ij % d);
+                    0.5 * (m[i * d + j] + m[j * d + i]) / scale
+                })
+                .collect();
+            tridiagonalise(&mut a, d, &mut diag, &mut off);
+        }
+        Self {
+            diag,
+            off,
+            scale,
+            input: m,
+        }
+    }
+
+    /// The eigenvalues, once stage 2 has run on `self.diag` (`converged`), else from the
+    /// fallback.
+    fn finish(mut self, converged: bool) -> Vec<f64> {
+        let d = self.diag.len();
+        if d == 0 || self.scale == 0.0 || !self.scale.is_finite() {
+            return vec![if self.scale.is_finite() { 0.0 } else { f64::NAN }; d];
+        }
+        if !converged {
+            let sym = DMatrix::from_row_slice(d, d, &self.input);
+            let sym = (&sym + sym.transpose()) * 0.5;
+            return sym.symmetric_eigenvalues().iter().copied().collect();
+        }
+        let scale = self.scale;
+        self.diag.iter_mut().for_each(|l| *l *= scale);
+        self.diag
+    }
+}
+
+/// The eigenvalues of several symmetric matrices at once: stage 2 (the QL iteration) runs
+/// on all of them interleaved, one rotation of each in turn, so that their chains of
+/// dependent square roots and divisions overlap ([`tridiagonal_eigenvalues_interleaved`]).
+pub(crate) fn eigenvalues_of_many(mut matrices: Vec<Tridiagonal>) -> Vec<Vec<f64>> {
+    let mut converged = Vec::with_capacity(matrices.len());
+    for group in matrices.chunks_mut(LANES) {
+        let mut lanes: Vec<(&mut [f64], &mut [f64])> =
+            group.iter_mut().map(|t| (&mut t.diag[..], &mut t.off[..])).collect();
+        converged.extend(tridiagonal_eigenvalues_interleaved(&mut lanes));
+    }
+    matrices.into_iter().zip(converged).map(|(t, c)| t.finish(c)).collect()
+}
+
+/// How many QL iterations [`eigenvalues_of_many`] interleaves.
+const LANES: usize = 4;
 
 crate::simd::avx2_dispatch! {
     /// Householder tridiagonalisation of the symmetric `d × d` row-major `a` (overwritten):
@@ -57,6 +101,8 @@ crate::simd::avx2_dispatch! {
 /// α e_1 with H = I − β v vᵀ (v = x − α e_1, α = −sign(x_1) ‖x‖, β = 2 / vᵀv), and applies
 /// H to the trailing block B = A[k+1.., k+1..] from both sides:
 /// p = β B v, K = β vᵀp / 2, w = p − K v, H B H = B − v wᵀ − w vᵀ.
+/// (Updating the upper triangle only, with p from one pass over it, measured 25 % slower
+/// at d = 128: the matrix is in L2 either way, and the short, shifted rows vectorise worse.)
 #[inline(always)]
 fn tridiagonalise_portable(a: &mut [f64], d: usize, diag: &mut [f64], off: &mut [f64]) {
     let (mut v, mut p) = (vec![0.0; d], vec![0.0; d]);
@@ -111,72 +157,173 @@ fn dot(x: &[f64], y: &[f64]) -> f64 {
     lanes.iter().sum::<f64>() + tail
 }
 
-/// The eigenvalues of the symmetric tridiagonal matrix with diagonal `diag` and
-/// off-diagonal `off` (`off[i]` couples i and i + 1; the last is ignored) by the implicit
-/// QL iteration with Wilkinson's shift (`tqli`); they replace `diag`, `off` is destroyed.
-/// `false` if an eigenvalue took more than [`MAX_ITERATIONS`] iterations.
-fn tridiagonal_eigenvalues(diag: &mut [f64], off: &mut [f64]) -> bool {
-    let n = diag.len();
-    if n == 0 {
-        return true;
-    }
-    off[n - 1] = 0.0;
-    for l in 0..n {
-        let mut iterations = 0;
-        loop {
-            // The first negligible off-diagonal at or after l splits the matrix there.
+/// One matrix's place in [`tridiagonal_eigenvalues_interleaved`]: the eigenvalue `l` being
+/// found, the current sweep m − 1 … l and the rotation's running values.
+#[derive(Clone, Copy, Default)]
+struct Sweep {
+    l: usize,
+    m: usize,
+    iterations: usize,
+    /// No more sweeps: every eigenvalue found, or [`MAX_ITERATIONS`] spent (`failed`).
+    done: bool,
+    failed: bool,
+    /// The sweep stopped early: an off-diagonal underflowed, the matrix split.
+    deflated: bool,
+    s: f64,
+    c: f64,
+    p: f64,
+    g: f64,
+}
+
+impl Sweep {
+    /// Finds the next sweep of the matrix (`diag`, `off`) from eigenvalue `l` on: m, the
+    /// first negligible off-diagonal at or after l, where the matrix splits, and Wilkinson's
+    /// shift from the leading 2 × 2 block. Marks the matrix done when there is none.
+    fn start(&mut self, diag: &[f64], off: &[f64]) {
+        let n = diag.len();
+        self.deflated = false;
+        while self.l < n {
+            let l = self.l;
             let mut m = l;
             while m + 1 < n && off[m].abs() > f64::EPSILON * (diag[m].abs() + diag[m + 1].abs()) {
                 m += 1;
             }
             if m == l {
-                break;
-            }
-            iterations += 1;
-            if iterations > MAX_ITERATIONS {
-                return false;
-            }
-            // Wilkinson's shift from the leading 2 × 2 block, then one QL sweep m−1 … l.
-            let mut g = (diag[l + 1] - diag[l]) / (2.0 * off[l]);
-            let mut r = (g * g + 1.0).sqrt();
-            g = diag[m] - diag[l] + off[l] / (g + r.copysign(g));
-            let (mut s, mut c, mut p) = (1.0, 1.0, 0.0);
-            let mut deflated = false;
-            for i in (l..m).rev() {
-                let f = s * off[i];
-                let b = c * off[i];
-                r = (f * f + g * g).sqrt();
-                off[i + 1] = r;
-                if r == 0.0 {
-                    // underflow: the matrix splits at i + 1; start the sweep again
-                    diag[i + 1] -= p;
-                    off[m] = 0.0;
-                    deflated = true;
-                    break;
-                }
-                let inverse = 1.0 / r;
-                s = f * inverse;
-                c = g * inverse;
-                g = diag[i + 1] - p;
-                r = (diag[i] - g) * s + 2.0 * c * b;
-                p = s * r;
-                diag[i + 1] = g + p;
-                g = c * r - b;
-            }
-            if deflated {
+                self.l += 1;
+                self.iterations = 0;
                 continue;
             }
-            diag[l] -= p;
-            off[l] = g;
-            off[m] = 0.0;
+            self.iterations += 1;
+            if self.iterations > MAX_ITERATIONS {
+                break;
+            }
+            let mut g = (diag[l + 1] - diag[l]) / (2.0 * off[l]);
+            let r = (g * g + 1.0).sqrt();
+            g = diag[m] - diag[l] + off[l] / (g + r.copysign(g));
+            (self.m, self.s, self.c, self.p, self.g) = (m, 1.0, 1.0, 0.0, g);
+            return;
+        }
+        self.failed = self.l < n;
+        self.done = true;
+    }
+
+    /// The rotation at row i of the sweep (`tqli`'s, i = m − 1 … l).
+    #[inline(always)]
+    fn rotate(&mut self, diag: &mut [f64], off: &mut [f64], i: usize) {
+        let f = self.s * off[i];
+        let b = self.c * off[i];
+        let r = (f * f + self.g * self.g).sqrt();
+        off[i + 1] = r;
+        if r == 0.0 {
+            diag[i + 1] -= self.p;
+            off[self.m] = 0.0;
+            self.deflated = true;
+            return;
+        }
+        let inverse = 1.0 / r;
+        self.s = f * inverse;
+        self.c = self.g * inverse;
+        let g = diag[i + 1] - self.p;
+        let r = (diag[i] - g) * self.s + 2.0 * self.c * b;
+        self.p = self.s * r;
+        diag[i + 1] = g + self.p;
+        self.g = self.c * r - b;
+    }
+
+    /// The end of a sweep that ran to row l.
+    fn finish(&mut self, diag: &mut [f64], off: &mut [f64]) {
+        if !self.deflated {
+            diag[self.l] -= self.p;
+            off[self.l] = self.g;
+            off[self.m] = 0.0;
         }
     }
-    true
+}
+
+/// The eigenvalues of up to [`LANES`] symmetric tridiagonal matrices (diagonal `diag`,
+/// off-diagonal `off`: `off[i]` couples i and i + 1, the last is ignored) by the implicit
+/// QL iteration with Wilkinson's shift (`tqli`); they replace `diag`, `off` is destroyed.
+/// The matrices' sweeps run side by side, one rotation of each in turn (a matrix's own
+/// arithmetic is as if it ran alone). Per matrix, `false` where an eigenvalue took more
+/// than [`MAX_ITERATIONS`] iterations.
+fn tridiagonal_eigenvalues_interleaved(lanes: &mut [(&mut [f64], &mut [f64])]) -> Vec<bool> {
+    assert!(lanes.len() <= LANES, "at most {LANES} matrices");
+    let mut sweeps = [Sweep::default(); LANES];
+    for ((diag, off), sweep) in lanes.iter_mut().zip(&mut sweeps) {
+        if let Some(last) = off.last_mut() {
+            *last = 0.0;
+        }
+        sweep.done = diag.is_empty();
+    }
+    let k = lanes.len();
+    loop {
+        for ((diag, off), sweep) in lanes.iter().zip(&mut sweeps[..k]) {
+            if !sweep.done {
+                sweep.start(diag, off);
+            }
+        }
+        let longest = sweeps[..k].iter().filter(|s| !s.done).map(|s| s.m - s.l).max();
+        let Some(longest) = longest else { break };
+        for step in 0..longest {
+            for ((diag, off), sweep) in lanes.iter_mut().zip(&mut sweeps[..k]) {
+                if !sweep.done && !sweep.deflated && step < sweep.m - sweep.l {
+                    sweep.rotate(diag, off, sweep.m - 1 - step);
+                }
+            }
+        }
+        for ((diag, off), sweep) in lanes.iter_mut().zip(&mut sweeps[..k]) {
+            if !sweep.done {
+                sweep.finish(diag, off);
+            }
+        }
+    }
+    sweeps[..k].iter().map(|s| !s.failed).collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The eigenvalues of one matrix, in no particular order.
+    fn symmetric_eigenvalues(m: &[f64], d: usize) -> Vec<f64> {
+        let mut all = eigenvalues_of_many(vec![Tridiagonal::new(m.to_vec(), d)]);
+        all.pop().expect("one matrix")
+    }
+
+    #[test]
+    fn interleaved_matrices_get_what_each_gets_alone() {
+        // Six matrices of different sizes and spectra in groups of up to LANES (one group
+        // mixes sizes 1, 40, 7 and 64, so the sweeps have different lengths), a zero
+        // matrix among them: the same numbers, bit for bit, as one at a time.
+        let sizes = [
+            (40, 40, true),
+            (1, 1, true),
+            (7, 3, true),
+            (64, 64, false),
+            (16, 0, true),
+            (33, 200, true),
+        ];
+        let inputs: Vec<(Vec<f64>, usize)> = sizes
+            .iter()
+            .enumerate()
+            .map(|(k, &(d, rank, psd))| (matrix(d, rank, psd, 7 + k as u64), d))
+            .collect();
+        let together = eigenvalues_of_many(inputs.iter().map(|(m, d)| Tridiagonal::new(m.clone(), *d)).collect());
+        for ((m, d), got) in inputs.iter().zip(&together) {
+            assert_eq!(got, &symmetric_eigenvalues(m, *d), "d = {d}");
+            let want = sorted(
+                DMatrix::from_row_slice(*d, *d, m)
+                    .symmetric_eigenvalues()
+                    .iter()
+                    .copied()
+                    .collect(),
+            );
+            let scale = want.iter().fold(1e-300f64, |s, l| s.max(l.abs()));
+            for (g, w) in sorted(got.clone()).iter().zip(&want) {
+                assert!((g - w).abs() < 1e-12 * scale, "d = {d}: {g} vs {w}");
+            }
+        }
+    }
 
     fn sorted(mut v: Vec<f64>) -> Vec<f64> {
         v.sort_by(f64::total_cmp);

@@ -6,7 +6,7 @@
 //! - [`reconstruction`]: per-dimension MSE on the [0, 1] scale and PSNR, as in the DDIM
 //!   paper's Table 2 (reconstruction from x_T) and for the §5.3 consistency of trajectories.
 //! - [`frechet`]: Fréchet distance between fitted Gaussians (Heusel et al. 2017), plug-in
-//!   and bias-corrected.
+//!   and bias-corrected; [`influence`]: its first-order projection (the rows' influence).
 //! - [`mmd`]: unbiased MMD² (Gretton et al. 2012) with the RBF kernel, and KID (the cubic
 //!   polynomial kernel, Bińkowski et al. 2018).
 //! - [`sliced`]: sliced Wasserstein-2 (Bonneel et al. 2015).
@@ -19,6 +19,7 @@
 pub mod bootstrap;
 pub(crate) mod eigen;
 pub mod frechet;
+pub(crate) mod influence;
 pub mod labels;
 pub(crate) mod linalg;
 pub mod manifold;

@@ -55,9 +55,9 @@ pub(crate) fn rank(
 }
 
 /// The statistic the floor statements rest on: KID where the data have classifier features,
-/// else MMD² — the deciding statistics whose intervals near 0, where a point at its floor
-/// is, were measured calibrated (the Fréchet distances' are conservative there: README
-/// "Intervals") — else the first deciding statistic.
+/// else MMD² — unbiased, so a point at its floor has the true value 0 exactly, and with
+/// intervals measured calibrated near 0 (README "Intervals") — else the first deciding
+/// statistic.
 pub fn floor_metric(rows: &[MetricRow]) -> Option<MetricInfo> {
     let deciding = deciding(rows);
     [names::KID, names::MMD2]

@@ -327,22 +327,30 @@ fn assert_coverage(
     assert_eq!(checked, stats.len() * quantities.len(), "every pair was measured");
 }
 
+/// The Fréchet distances, MMD² and KID: the statistics with a first-order projection.
+const PROJECTED: [&str; 4] = [names::FD, names::FD_INF, names::MMD2, names::KID];
+
+/// 95 % ± three standard errors of a coverage measured over `repeats` repeats: what a
+/// calibrated interval stays within, seeded run or not (the README's 93–97 % comes from the
+/// 1,000-repeat tables of `coverage_tables`).
+fn band(repeats: usize) -> std::ops::RangeInclusive<f64> {
+    let se = (0.95f64 * 0.05 / repeats as f64).sqrt();
+    (0.95 - 3.0 * se)..=(0.95 + 3.0 * se)
+}
+
 /// The claims a report makes are paired differences of the deciding statistics. Between
-/// clearly different points their intervals cover 93–97 % (`calibrated`; the plug-in and
-/// bias-corrected Fréchet distances only where the difference is large against their
-/// sampling noise). Near 0 — a point against its floor, two near-identical points — they
-/// may err only on the safe side (≥ 95 %): the bootstrap counts a degenerate statistic's
-/// quadratic part about three times; MMD² and KID mix in their first-order projection and
-/// come close, the Fréchet distances stay conservative (README "Intervals").
-fn assert_calibrated(results: &BTreeMap<(String, String), (f64, f64)>, calibrated: &[&str]) {
-    let deciding = [names::FD_INF, names::MMD2, names::KID];
-    assert_coverage(results, calibrated, &["same − narrow"], 0.93..=0.97);
-    assert_coverage(results, &deciding, &["same − narrow"], 0.93..=1.0);
+/// clearly different points their intervals are calibrated (within [`band`]); near 0 — a
+/// point against its floor, two near-identical points, a point's own distance — they may
+/// also err on the safe side: a normal interval about a skewed near-0 estimate over-covers
+/// (at d = 2 every statistic does; README "Intervals").
+fn assert_calibrated(results: &BTreeMap<(String, String), (f64, f64)>, repeats: usize) {
+    let calibrated = band(repeats);
+    assert_coverage(results, &PROJECTED, &["same − narrow"], calibrated.clone());
     assert_coverage(
         results,
-        &deciding,
+        &PROJECTED,
         &["same − floor", "same − perturbed", "same (near 0)"],
-        0.95..=1.0,
+        *calibrated.start()..=1.0,
     );
 }
 
@@ -351,29 +359,26 @@ fn intervals_cover_in_two_dimensions() {
     let repeats = 400;
     let results = simulate(Data::Gaussian, 2, (400, 400), repeats);
     eprintln!("{}", table("d = 2 Gaussian, n = m = 400", &results, repeats));
-    assert_calibrated(&results, &[names::FD_INF, names::MMD2, names::KID]);
-    // The table's marginal intervals of the Fréchet distances, away from 0.
-    assert_coverage(&results, &[names::FD, names::FD_INF], &["narrow"], 0.93..=0.97);
+    assert_calibrated(&results, repeats);
+    // The tables' marginal intervals of the Fréchet distances, away from 0 (MMD² and KID's
+    // cover 91–92 % at these sizes, 95 % at n = 2,000: README "Intervals").
+    assert_coverage(&results, &[names::FD, names::FD_INF], &["narrow"], band(repeats));
 }
 
 #[test]
 fn intervals_cover_in_64_dimensions() {
     let repeats = 300;
-    let results = simulate(Data::Digits, 64, (300, 400), repeats);
-    eprintln!("{}", table("d = 64 digits-like, n = 300, m = 400", &results, repeats));
-    assert_calibrated(&results, &[names::MMD2, names::KID]);
-    // MMD² and KID's marginal intervals too, at the point away from 0 and near it.
-    assert_coverage(
-        &results,
-        &[names::MMD2, names::KID],
-        &["narrow", "same (near 0)"],
-        0.93..=0.98,
-    );
+    let results = simulate(Data::Digits, 64, (500, 1297), repeats);
+    eprintln!("{}", table("d = 64 digits-like, n = 500, m = 1297", &results, repeats));
+    assert_calibrated(&results, repeats);
+    // The marginal intervals too, at the point away from 0 and near it.
+    assert_coverage(&results, &PROJECTED, &["narrow", "same (near 0)"], band(repeats));
 }
 
 #[test]
 #[ignore = "the README's full coverage tables: about half an hour (run with --ignored --nocapture)"]
 fn coverage_tables() {
+    let mut all = Vec::new();
     for (title, data, d, sizes, repeats) in [
         ("d = 2 Gaussian, n = m = 2000", Data::Gaussian, 2, (2000, 2000), 300),
         (
@@ -393,5 +398,10 @@ fn coverage_tables() {
     ] {
         let results = simulate(data, d, sizes, repeats);
         println!("{}", table(title, &results, repeats));
+        all.push((results, repeats));
+    }
+    for (results, repeats) in &all {
+        assert_calibrated(results, *repeats);
+        assert_coverage(results, &PROJECTED, &["narrow"], band(*repeats));
     }
 }
