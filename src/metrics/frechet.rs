@@ -354,6 +354,10 @@ impl FrechetReference {
                 frechet_fitted_many(&pairs)
             })
             .collect();
+        if replicates.is_empty() {
+            // No intervals: the projection, which serves only them, is not made.
+            return Ok((Replicated::new(plug_in, replicates), Replicated::new(inf, Vec::new())));
+        }
         let (linear, [phi, psi]) = self.projection(x, &moments);
         // L*_b = Σ_i (c_i − 1) φ̂_i + Σ_j (c′_j − 1) ψ̂_j: the replicate's linear part.
         let total = |v: &[f64]| v.iter().sum::<f64>();
@@ -699,6 +703,26 @@ mod tests {
         let c = Rooted::fitted(&gx).unwrap();
         assert!(c.lower && !r.lower);
         assert!((r.frechet_fitted(&gy) - c.frechet_fitted(&gy)).abs() < 1e-14);
+    }
+
+    #[test]
+    fn replicates_and_projections_come_with_intervals_only() {
+        use crate::metrics::bootstrap::Bootstrap;
+        let (d, n, m) = (3, 40, 30);
+        let x: Vec<f32> = (0..n * d).map(|i| ((i * 7919 % 101) as f32) / 50.0 - 1.0).collect();
+        let y: Vec<f32> = (0..m * d).map(|i| ((i * 104_729 % 97) as f32) / 40.0 - 1.2).collect();
+        let boot = Bootstrap::new(5, 1).unwrap();
+        let with = FrechetReference::new(&y, d, &boot.reference(m)).unwrap();
+        let (fd, inf) = with.measure(&x, &boot.samples(n)).unwrap();
+        for r in [&fd, &inf] {
+            assert_eq!(r.replicates.len(), 5);
+            let l = r.linear.as_ref().expect("a projection");
+            assert_eq!((l.samples[0].len(), l.reference[1].len()), (n, m));
+        }
+        let without = FrechetReference::new(&y, d, &Resamples::none(m)).unwrap();
+        let (fd0, inf0) = without.measure(&x, &Resamples::none(n)).unwrap();
+        assert!(fd0.replicates.is_empty() && fd0.linear.is_none() && inf0.linear.is_none());
+        assert_eq!((fd0.value, inf0.value), (fd.value, inf.value));
     }
 
     #[test]
