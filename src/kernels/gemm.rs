@@ -44,6 +44,18 @@ impl<'a, T> View<'a, T> {
         }
     }
 
+    /// A row-major `rows × cols` matrix whose rows start `stride` apart (a block of a
+    /// larger row-major matrix, from its first element).
+    pub fn strided(data: &'a [T], rows: usize, cols: usize, stride: usize) -> Self {
+        Self {
+            data,
+            rows,
+            cols,
+            rs: stride,
+            cs: 1,
+        }
+    }
+
     /// The transpose (no copy).
     pub fn t(self) -> Self {
         Self {

@@ -539,41 +539,16 @@ fn triangular_conjugate(l: &[f64], s: &[f64], d: usize) -> Vec<f64> {
     let mut gt = vec![0.0; d * d];
     for j0 in (0..d).step_by(TRIANGLE_BLOCK) {
         let j1 = (j0 + TRIANGLE_BLOCK).min(d);
-        let lt = View {
-            data: &l[j0 * d + j0..],
-            rows: d - j0,
-            cols: j1 - j0,
-            rs: d,
-            cs: 1,
-        }
-        .t();
-        let sv = View {
-            data: &s[j0 * d..],
-            rows: d - j0,
-            cols: d,
-            rs: d,
-            cs: 1,
-        };
+        let lt = View::strided(&l[j0 * d + j0..], d - j0, j1 - j0, d).t();
+        let sv = View::strided(&s[j0 * d..], d - j0, d, d);
         matmul(&mut gt[j0 * d..j1 * d], false, lt, sv, 1);
     }
     let mut m = vec![0.0; d * d];
     let mut block = vec![0.0; TRIANGLE_BLOCK * d];
     for i0 in (0..d).step_by(TRIANGLE_BLOCK) {
         let (i1, w) = ((i0 + TRIANGLE_BLOCK).min(d), d - i0);
-        let g = View {
-            data: &gt[i0 * d + i0..],
-            rows: i1 - i0,
-            cols: w,
-            rs: d,
-            cs: 1,
-        };
-        let lv = View {
-            data: &l[i0 * d + i0..],
-            rows: w,
-            cols: w,
-            rs: d,
-            cs: 1,
-        };
+        let g = View::strided(&gt[i0 * d + i0..], i1 - i0, w, d);
+        let lv = View::strided(&l[i0 * d + i0..], w, w, d);
         matmul(&mut block, false, g, lv, 1);
         for (r, row) in block.chunks(w).take(i1 - i0).enumerate() {
             m[(i0 + r) * d + i0..(i0 + r + 1) * d].copy_from_slice(row);
