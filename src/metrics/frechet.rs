@@ -293,11 +293,12 @@ impl FrechetReference {
             let roots = Roots::new(&fit);
             (fit, roots)
         };
+        let fits = [half(0), half(1), half(2)];
         Ok(Self {
             d,
             y: y.to_vec(),
-            fits: [half(0), half(1), half(2)],
-            full: Rooted::fitted(&moments.fit(&vec![1; m]))?,
+            full: Rooted::fitted(&fits[2].0)?,
+            fits,
             moments,
             groups: Mutex::new(BTreeMap::new()),
             resamples: resamples.clone(),
@@ -331,7 +332,8 @@ impl FrechetReference {
     pub fn measure(&self, x: &[f32], rx: &Resamples) -> Result<(Replicated, Replicated)> {
         let n = rows(x, self.d, "samples", 4)?;
         let moments = Moments::new(x, self.d)?;
-        let plug_in = self.full.frechet_fitted(&moments.fit(&vec![1; n]));
+        let fit = moments.fit(&vec![1; n]);
+        let plug_in = self.full.frechet_fitted(&fit);
         let groups = jackknife_groups(n, self.resamples.rows());
         let reference = self.groups(groups)?;
         let dropped: Vec<f64> = (0..groups)
@@ -358,7 +360,7 @@ impl FrechetReference {
             // No intervals: the projection, which serves only them, is not made.
             return Ok((Replicated::new(plug_in, replicates), Replicated::new(inf, Vec::new())));
         }
-        let (linear, [phi, psi]) = self.projection(x, &moments);
+        let (linear, [phi, psi]) = self.projection(x, &moments, &fit);
         // L*_b = Σ_i (c_i − 1) φ̂_i + Σ_j (c′_j − 1) ψ̂_j: the replicate's linear part.
         let total = |v: &[f64]| v.iter().sum::<f64>();
         let (sx, sy) = (total(&phi), total(&psi));
@@ -388,19 +390,20 @@ impl FrechetReference {
 
     /// The first-order projection of FD̂ onto the rows of `x` and of the reference, once
     /// with the gradient at the fits of each half (even rows, odd rows) of both sides, and
-    /// the projection at the fits of all rows ([φ̂, ψ̂]).
-    fn projection(&self, x: &[f32], moments: &Moments) -> (Linear, [Vec<f64>; 2]) {
+    /// the projection at the fits of all rows ([φ̂, ψ̂]; `full`: x's fit of all rows).
+    fn projection(&self, x: &[f32], moments: &Moments, full: &Gaussian) -> (Linear, [Vec<f64>; 2]) {
         let n = x.len() / self.d;
-        let mut fits: Vec<[Vec<f64>; 2]> = (0..3)
+        let projections: Vec<[Vec<f64>; 2]> = (0..3)
             .into_par_iter()
             .map(|h| {
                 let (fit_y, roots) = &self.fits[h];
-                let fit_x = moments.fit(&half_rows(n, h));
-                let gradient = Gradient::new(&fit_x, fit_y, roots);
-                [gradient.samples(x, &fit_x), gradient.reference(&self.y, fit_y)]
+                let half = (h < 2).then(|| moments.fit(&half_rows(n, h)));
+                let fit_x = half.as_ref().unwrap_or(full);
+                let gradient = Gradient::new(fit_x, fit_y, roots);
+                [gradient.samples(x, fit_x), gradient.reference(&self.y, fit_y)]
             })
             .collect();
-        let [full, odd, even] = [fits.pop(), fits.pop(), fits.pop()].map(|f| f.expect("three fits"));
+        let [even, odd, full]: [[Vec<f64>; 2]; 3] = projections.try_into().expect("three fits");
         let [s0, r0] = even;
         let [s1, r1] = odd;
         let linear = Linear {
