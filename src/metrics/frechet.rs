@@ -10,7 +10,7 @@ use nalgebra::{DMatrix, SymmetricEigen};
 use rayon::prelude::*;
 
 use super::bootstrap::{Linear, Replicated, Resamples};
-use super::eigen::{eigenvalues_of_many, Tridiagonal, LANES};
+use super::eigen::{eigenvalues_of_many, LANES};
 use super::influence::{Gradient, Roots};
 use super::linalg::{product, Dense};
 use super::rows;
@@ -332,14 +332,17 @@ impl FrechetReference {
     pub fn measure(&self, x: &[f32], rx: &Resamples) -> Result<(Replicated, Replicated)> {
         let n = rows(x, self.d, "samples", 4)?;
         let moments = Moments::new(x, self.d)?;
-        let fit = moments.fit(&vec![1; n]);
-        let plug_in = self.full.frechet_fitted(&fit);
         let groups = jackknife_groups(n, self.resamples.rows());
-        let reference = self.groups(groups)?;
-        let dropped: Vec<f64> = (0..groups)
-            .into_par_iter()
-            .map(|k| reference[k].frechet_fitted(&moments.fit(&without_group(n, groups, k))))
+        // The fit of all rows, then those without each group, against the reference's
+        // counterparts: the plug-in FD and the jackknife's distances, in groups of LANES.
+        let counts: Vec<Vec<u32>> = std::iter::once(vec![1; n])
+            .chain((0..groups).map(|k| without_group(n, groups, k)))
             .collect();
+        let fits = moments.fit_many(&counts.iter().map(Vec::as_slice).collect::<Vec<_>>());
+        let reference = self.groups(groups)?;
+        let pairs: Vec<(&Rooted, &Gaussian)> = std::iter::once(&self.full).chain(reference.iter()).zip(&fits).collect();
+        let distances: Vec<f64> = pairs.par_chunks(LANES).flat_map_iter(frechet_fitted_many).collect();
+        let (plug_in, dropped, fit) = (distances[0], &distances[1..], &fits[0]);
         let g = groups as f64;
         let inf = g * plug_in - (g - 1.0) * dropped.iter().sum::<f64>() / g;
         let indices: Vec<usize> = (0..rx.replicates()).collect();
@@ -360,7 +363,7 @@ impl FrechetReference {
             // No intervals: the projection, which serves only them, is not made.
             return Ok((Replicated::new(plug_in, replicates), Replicated::new(inf, Vec::new())));
         }
-        let (linear, [phi, psi]) = self.projection(x, &moments, &fit);
+        let (linear, [phi, psi]) = self.projection(x, &moments, fit);
         // L*_b = Σ_i (c_i − 1) φ̂_i + Σ_j (c′_j − 1) ψ̂_j: the replicate's linear part.
         let total = |v: &[f64]| v.iter().sum::<f64>();
         let (sx, sy) = (total(&phi), total(&psi));
@@ -573,12 +576,11 @@ fn mirror_upper(m: &mut [f64], d: usize) {
 /// [`Rooted::frechet_fitted`] of each pair, their eigenvalue iterations interleaved
 /// ([`eigenvalues_of_many`]).
 pub fn frechet_fitted_many(pairs: &[(&Rooted, &Gaussian)]) -> Vec<f64> {
-    let d = |r: &Rooted| r.mean.len();
-    let reduced = pairs
-        .iter()
-        .map(|(a, b)| Tridiagonal::new(a.conjugated(b), d(a)))
-        .collect();
-    eigenvalues_of_many(reduced)
+    let Some((first, _)) = pairs.first() else {
+        return Vec::new();
+    };
+    let conjugated: Vec<Vec<f64>> = pairs.iter().map(|(a, b)| a.conjugated(b)).collect();
+    eigenvalues_of_many(&conjugated, first.mean.len())
         .iter()
         .zip(pairs)
         .map(|(l, (a, b))| a.distance(b, l))
