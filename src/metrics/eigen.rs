@@ -23,26 +23,30 @@ use pulp::Simd;
 const MAX_ITERATIONS: usize = 60;
 
 /// The eigenvalues of symmetric `d × d` row-major matrices (each exactly symmetric: stage 1
-/// reads its lower triangle), in groups of [`LANES`]: stage 1 runs on a group at once, one
-/// matrix per lane of its vectors ([`tridiagonalise`]), stage 2 on their tridiagonal forms
-/// interleaved, one rotation of each in turn, so that their chains of dependent square
-/// roots and divisions run in one vector ([`tridiagonal_eigenvalues_portable`]). A matrix's
-/// arithmetic is the same in any lane and any group.
+/// reads its lower triangle), [`GROUP`] at a time: stage 1 on each [`LANES`] of them at
+/// once, one matrix per lane of its vectors ([`tridiagonalise`]), stage 2 on all their
+/// tridiagonal forms at once, one matrix per lane again
+/// ([`tridiagonal_eigenvalues_portable`]). A matrix's arithmetic is the same in any lane
+/// and any group.
 pub(crate) fn eigenvalues_of_many(matrices: &[Vec<f64>], d: usize) -> Vec<Vec<f64>> {
     matrices
-        .chunks(LANES)
+        .chunks(GROUP)
         .flat_map(|group| eigenvalues_of_group(group, d))
         .collect()
 }
 
-/// How many matrices [`eigenvalues_of_many`] takes at once (8: one AVX-512 vector of f64,
-/// two AVX2 ones; in stage 2, 18 % faster than 4 at d = 128, measured).
+/// How many matrices stage 1 takes at once (8: one AVX-512 vector of f64, two AVX2 ones).
 pub(crate) const LANES: usize = 8;
 
-/// One value per matrix of a group.
+/// How many matrices [`eigenvalues_of_many`] takes at once: stage 2 runs two vectors of
+/// [`LANES`], two independent chains of square roots and divisions, so that one's latency
+/// hides the other's (stage 2 took 69 µs per matrix at d = 128 with one vector of 8).
+pub(crate) const GROUP: usize = 2 * LANES;
+
+/// One value per matrix of stage 1's group.
 type Lane = [f64; LANES];
 
-/// [`eigenvalues_of_many`] of up to [`LANES`] matrices. Each is divided by its largest
+/// [`eigenvalues_of_many`] of up to [`GROUP`] matrices. Each is divided by its largest
 /// magnitude first, so that the reflections' and rotations' √(f² + g²) cannot overflow, and
 /// its eigenvalues multiplied back; a zero matrix has zero eigenvalues and one with a
 /// non-finite entry NaN ones. Should the QL iteration not converge (it has not been seen
@@ -57,18 +61,24 @@ fn eigenvalues_of_group(group: &[Vec<f64>], d: usize) -> Vec<Vec<f64>> {
         })
         .collect();
     let usable = |s: f64| s > 0.0 && s.is_finite();
-    let mut packed = vec![[0.0; LANES]; d * (d + 1) / 2];
-    for (lane, (m, &scale)) in group.iter().zip(&scales).enumerate() {
-        if usable(scale) {
-            for i in 0..d {
-                for (a, v) in packed[row_start(i)..].iter_mut().zip(&m[i * d..=i * d + i]) {
-                    a[lane] = v / scale;
+    let (mut diag, mut off) = (vec![[0.0; GROUP]; d], vec![[0.0; GROUP]; d]);
+    for (half, (matrices, scales)) in group.chunks(LANES).zip(scales.chunks(LANES)).enumerate() {
+        let mut packed = vec![[0.0; LANES]; d * (d + 1) / 2];
+        for (lane, (m, &scale)) in matrices.iter().zip(scales).enumerate() {
+            if usable(scale) {
+                for i in 0..d {
+                    for (a, v) in packed[row_start(i)..].iter_mut().zip(&m[i * d..=i * d + i]) {
+                        a[lane] = v / scale;
+                    }
                 }
             }
         }
+        let (mut diag8, mut off8) = (vec![[0.0; LANES]; d], vec![[0.0; LANES]; d]);
+        tridiagonalise(&mut packed, d, &mut diag8, &mut off8);
+        for (to, from) in diag.iter_mut().zip(&diag8).chain(off.iter_mut().zip(&off8)) {
+            to[half * LANES..(half + 1) * LANES].copy_from_slice(from);
+        }
     }
-    let (mut diag, mut off) = (vec![[0.0; LANES]; d], vec![[0.0; LANES]; d]);
-    tridiagonalise(&mut packed, d, &mut diag, &mut off);
     let converged = tridiagonal_eigenvalues(&mut diag, &mut off, group.len());
     group
         .iter()
@@ -214,23 +224,23 @@ fn tridiagonalise_with<S: Simd>(simd: S, a: &mut [Lane], d: usize, diag: &mut [L
 
 /// Stage 2 of [`eigenvalues_of_group`] (see [`tridiagonal_eigenvalues_portable`]), with the
 /// CPU's widest vectors (pulp's run-time dispatch).
-fn tridiagonal_eigenvalues(diag: &mut [Lane], off: &mut [Lane], lanes: usize) -> [bool; LANES] {
+fn tridiagonal_eigenvalues<const L: usize>(diag: &mut [[f64; L]], off: &mut [[f64; L]], lanes: usize) -> [bool; L] {
     pulp::Arch::new().dispatch(Stage2 { diag, off, lanes })
 }
 
 /// [`tridiagonal_eigenvalues`]'s arguments, for pulp to compile the stage for each
 /// instruction set.
-struct Stage2<'a> {
-    diag: &'a mut [Lane],
-    off: &'a mut [Lane],
+struct Stage2<'a, const L: usize> {
+    diag: &'a mut [[f64; L]],
+    off: &'a mut [[f64; L]],
     lanes: usize,
 }
 
-impl pulp::WithSimd for Stage2<'_> {
-    type Output = [bool; LANES];
+impl<const L: usize> pulp::WithSimd for Stage2<'_, L> {
+    type Output = [bool; L];
 
     #[inline(always)]
-    fn with_simd<S: Simd>(self, _: S) -> [bool; LANES] {
+    fn with_simd<S: Simd>(self, _: S) -> [bool; L] {
         tridiagonal_eigenvalues_portable(self.diag, self.off, self.lanes)
     }
 }
@@ -288,40 +298,65 @@ struct Sweep {
 }
 
 impl Sweep {
-    /// Finds the next sweep of lane `q` of (`diag`, `off`) from eigenvalue `l` on: m, the
-    /// first negligible off-diagonal at or after l, where the matrix splits, and returns
-    /// Wilkinson's shift from the leading 2 × 2 block; marks the matrix done when there is
-    /// none.
-    fn start(&mut self, diag: &[Lane], off: &[Lane], q: usize) -> Option<f64> {
+    /// Moves lane `q` of (`diag`, `off`) past the eigenvalues found (a negligible
+    /// off-diagonal at l), and says whether it needs another sweep; marks the matrix done
+    /// when every eigenvalue is found or [`MAX_ITERATIONS`] are spent on one.
+    fn advance<const L: usize>(&mut self, diag: &[[f64; L]], off: &[[f64; L]], q: usize) -> bool {
         let n = diag.len();
-        let (d, e) = (|i: usize| diag[i][q], |i: usize| off[i][q]);
-        while self.l < n {
-            let l = self.l;
-            let mut m = l;
-            while m + 1 < n && e(m).abs() > f64::EPSILON * (d(m).abs() + d(m + 1).abs()) {
-                m += 1;
-            }
-            if m == l {
-                self.l += 1;
-                self.iterations = 0;
-                continue;
-            }
-            self.iterations += 1;
-            if self.iterations > MAX_ITERATIONS {
-                break;
-            }
-            let g = (d(l + 1) - d(l)) / (2.0 * e(l));
-            let r = (g * g + 1.0).sqrt();
-            (self.m, self.running) = (m, true);
-            return Some(d(m) - d(l) + e(l) / (g + r.copysign(g)));
+        while self.l + 1 < n && !coupled(diag, off, self.l, q) {
+            self.l += 1;
+            self.iterations = 0;
         }
-        self.failed = self.l < n;
-        self.done = true;
-        None
+        self.iterations += 1;
+        if self.l + 1 >= n || self.iterations > MAX_ITERATIONS {
+            self.failed = self.l + 1 < n;
+            self.done = true;
+            return false;
+        }
+        true
+    }
+
+    /// Starts the sweep m − 1 … l of lane `q` and returns Wilkinson's shift from the
+    /// leading 2 × 2 block.
+    fn start<const L: usize>(&mut self, diag: &[[f64; L]], off: &[[f64; L]], q: usize, m: usize) -> f64 {
+        let (d, e, l) = (|i: usize| diag[i][q], |i: usize| off[i][q], self.l);
+        let g = (d(l + 1) - d(l)) / (2.0 * e(l));
+        let r = (g * g + 1.0).sqrt();
+        (self.m, self.running) = (m, true);
+        d(m) - d(l) + e(l) / (g + r.copysign(g))
     }
 }
 
-/// The eigenvalues of up to [`LANES`] symmetric tridiagonal matrices, lane q of `diag` and
+/// Whether off-diagonal i of lane `q` is not negligible against its two diagonal neighbours.
+#[inline(always)]
+fn coupled<const L: usize>(diag: &[[f64; L]], off: &[[f64; L]], i: usize, q: usize) -> bool {
+    off[i][q].abs() > f64::EPSILON * (diag[i][q].abs() + diag[i + 1][q].abs())
+}
+
+/// Per lane, where its matrix splits below row l (`from[q]` = l + 1; `usize::MAX`: a lane not
+/// asked): the first negligible off-diagonal at or after l + 1, else n − 1. One pass over
+/// the rows for all lanes.
+#[inline(always)]
+fn splits<const L: usize>(diag: &[[f64; L]], off: &[[f64; L]], from: [usize; L]) -> [usize; L] {
+    let last = diag.len().saturating_sub(1);
+    let mut m = [last; L];
+    let mut open: [bool; L] = std::array::from_fn(|q| from[q] < last);
+    let low = from.iter().copied().min().unwrap_or(last);
+    for i in low..last {
+        let hit: [bool; L] = std::array::from_fn(|q| open[q] && i >= from[q] && !coupled(diag, off, i, q));
+        if hit.contains(&true) {
+            for q in (0..L).filter(|&q| hit[q]) {
+                (m[q], open[q]) = (i, false);
+            }
+            if !open.contains(&true) {
+                break;
+            }
+        }
+    }
+    m
+}
+
+/// The eigenvalues of up to L symmetric tridiagonal matrices, lane q of `diag` and
 /// `off` (`off[i]` couples i and i + 1, the last is ignored) for q < `lanes`, by the
 /// implicit QL iteration with Wilkinson's shift (Numerical Recipes' `tqli`); they replace
 /// `diag`, `off` is destroyed. Per matrix, `false` where an eigenvalue took more than
@@ -335,36 +370,40 @@ impl Sweep {
 /// feature-space Fréchet statistics, now 69 µs), and each
 /// matrix's arithmetic is what it would be alone.
 #[inline(always)]
-fn tridiagonal_eigenvalues_portable(diag: &mut [Lane], off: &mut [Lane], lanes: usize) -> [bool; LANES] {
+fn tridiagonal_eigenvalues_portable<const L: usize>(
+    diag: &mut [[f64; L]],
+    off: &mut [[f64; L]],
+    lanes: usize,
+) -> [bool; L] {
     let n = diag.len();
-    let mut sweeps = [Sweep::default(); LANES];
+    let mut sweeps = [Sweep::default(); L];
     for (q, sweep) in sweeps.iter_mut().enumerate() {
         sweep.done = n == 0 || q >= lanes;
     }
     if let Some(last) = off.last_mut() {
-        *last = [0.0; LANES];
+        *last = [0.0; L];
     }
     // The rotations' running values: sine, cosine, the shift's correction and g.
-    let (mut s, mut c, mut p, mut g) = ([1.0; LANES], [1.0; LANES], [0.0; LANES], [0.0; LANES]);
+    let (mut s, mut c, mut p, mut g) = ([1.0; L], [1.0; L], [0.0; L], [0.0; L]);
     loop {
+        let wanted: [bool; L] = std::array::from_fn(|q| !sweeps[q].done && sweeps[q].advance(diag, off, q));
+        let from = std::array::from_fn(|q| if wanted[q] { sweeps[q].l + 1 } else { usize::MAX });
+        let ends = splits(diag, off, from);
         let (mut low, mut high) = (n, 0);
-        for (q, sweep) in sweeps.iter_mut().enumerate().filter(|(_, s)| !s.done) {
-            if let Some(shift) = sweep.start(diag, off, q) {
-                (s[q], c[q], p[q], g[q]) = (1.0, 1.0, 0.0, shift);
-                (low, high) = (low.min(sweep.l), high.max(sweep.m));
-            }
+        for (q, sweep) in sweeps.iter_mut().enumerate().filter(|(q, _)| wanted[*q]) {
+            (s[q], c[q], p[q], g[q]) = (1.0, 1.0, 0.0, sweep.start(diag, off, q, ends[q]));
+            (low, high) = (low.min(sweep.l), high.max(sweep.m));
         }
         if high == 0 {
             break;
         }
         // Lane q's sweep covers rows first[q] ≤ i < end[q] (none where it is not running).
-        let mut first: [usize; LANES] =
-            std::array::from_fn(|q| if sweeps[q].running { sweeps[q].l } else { usize::MAX });
-        let mut end: [usize; LANES] = std::array::from_fn(|q| if sweeps[q].running { sweeps[q].m } else { 0 });
+        let mut first: [usize; L] = std::array::from_fn(|q| if sweeps[q].running { sweeps[q].l } else { usize::MAX });
+        let mut end: [usize; L] = std::array::from_fn(|q| if sweeps[q].running { sweeps[q].m } else { 0 });
         for i in (low..high).rev() {
-            let covered: [bool; LANES] = std::array::from_fn(|q| first[q] <= i && i < end[q]);
+            let covered: [bool; L] = std::array::from_fn(|q| first[q] <= i && i < end[q]);
             let (e, d, below) = (off[i], diag[i], diag[i + 1]);
-            let lanes = |f: &dyn Fn(usize) -> f64| -> Lane { std::array::from_fn(f) };
+            let lanes = |f: &dyn Fn(usize) -> f64| -> [f64; L] { std::array::from_fn(f) };
             let f = lanes(&|q| s[q] * e[q]);
             let b = lanes(&|q| c[q] * e[q]);
             let r = lanes(&|q| (f[q] * f[q] + g[q] * g[q]).sqrt());
@@ -373,9 +412,10 @@ fn tridiagonal_eigenvalues_portable(diag: &mut [Lane], off: &mut [Lane], lanes: 
             let shifted = lanes(&|q| below[q] - p[q]);
             let t = lanes(&|q| (d[q] - shifted[q]) * sn[q] + 2.0 * cn[q] * b[q]);
             let (pn, gn) = (lanes(&|q| sn[q] * t[q]), lanes(&|q| cn[q] * t[q] - b[q]));
-            let rotate: [bool; LANES] = std::array::from_fn(|q| covered[q] && r[q] != 0.0);
-            let split: [bool; LANES] = std::array::from_fn(|q| covered[q] && r[q] == 0.0);
-            let pick = |yes: &[bool; LANES], new: &Lane, old: &Lane| lanes(&|q| if yes[q] { new[q] } else { old[q] });
+            let rotate: [bool; L] = std::array::from_fn(|q| covered[q] && r[q] != 0.0);
+            let split: [bool; L] = std::array::from_fn(|q| covered[q] && r[q] == 0.0);
+            let pick =
+                |yes: &[bool; L], new: &[f64; L], old: &[f64; L]| lanes(&|q| if yes[q] { new[q] } else { old[q] });
             off[i + 1] = pick(&covered, &r, &off[i + 1]);
             diag[i + 1] = pick(
                 &rotate,
@@ -423,18 +463,18 @@ mod tests {
 
     #[test]
     fn a_matrix_gets_the_same_eigenvalues_in_any_lane_of_any_group() {
-        // Per size, ten matrices of different ranks and spectra (a zero matrix among them)
-        // in groups of LANES (8 + 2): each the same numbers, bit for bit, as alone in a
-        // group, and nalgebra's to 1e-12 of the largest.
+        // Per size, 21 matrices of different ranks and spectra (zero matrices among them)
+        // in groups of GROUP (16 + 5; stage 1 in 8 + 8 and 5): each the same numbers, bit
+        // for bit, as alone in a group, and nalgebra's to 1e-12 of the largest.
         for d in [1, 2, 7, 33, 64] {
-            let inputs: Vec<Vec<f64>> = (0..10)
+            let inputs: Vec<Vec<f64>> = (0..21)
                 .map(|k| {
                     let (rank, psd) = [(d, true), (d / 3, true), (0, true), (2 * d, true), (d, false)][k % 5];
                     symmetrised(&matrix(d, rank, psd, (7 + k * d) as u64), d)
                 })
                 .collect();
             let together = eigenvalues_of_many(&inputs, d);
-            assert_eq!(together.len(), 10);
+            assert_eq!(together.len(), 21);
             for (m, got) in inputs.iter().zip(&together) {
                 assert_eq!(got, &symmetric_eigenvalues(m, d), "d = {d}");
                 let want = sorted(

@@ -10,7 +10,7 @@ use nalgebra::{DMatrix, SymmetricEigen};
 use rayon::prelude::*;
 
 use super::bootstrap::{Linear, Replicated, Resamples};
-use super::eigen::{eigenvalues_of_many, LANES};
+use super::eigen::{eigenvalues_of_many, GROUP};
 use super::influence::{Gradient, Roots};
 use super::linalg::{product, Dense};
 use super::rows;
@@ -170,13 +170,11 @@ impl Moments {
         });
         let n = total as f64;
         let delta: Vec<f64> = shift.iter().map(|s| s / n).collect();
-        let cov = (0..d * d)
-            .map(|ij| {
-                let (i, j) = (ij / d, ij % d);
-                let scatter = self.scatter[ij] + correction[ij] as f64;
-                (scatter - n * delta[i] * delta[j]) / (n - 1.0)
-            })
-            .collect();
+        let mut cov = Vec::with_capacity(d * d);
+        for ((scatter, correction), di) in self.scatter.chunks(d).zip(correction.chunks(d)).zip(&delta) {
+            let row = scatter.iter().zip(correction).zip(&delta);
+            cov.extend(row.map(|((s, c), dj)| (s + *c as f64 - n * di * dj) / (n - 1.0)));
+        }
         let mean = self.mean.iter().zip(&delta).map(|(m, s)| m + s).collect();
         Gaussian { mean, cov }
     }
@@ -334,20 +332,20 @@ impl FrechetReference {
         let moments = Moments::new(x, self.d)?;
         let groups = jackknife_groups(n, self.resamples.rows());
         // The fit of all rows, then those without each group, against the reference's
-        // counterparts: the plug-in FD and the jackknife's distances, in groups of LANES.
+        // counterparts: the plug-in FD and the jackknife's distances, in groups of GROUP.
         let counts: Vec<Vec<u32>> = std::iter::once(vec![1; n])
             .chain((0..groups).map(|k| without_group(n, groups, k)))
             .collect();
         let fits = moments.fit_many(&counts.iter().map(Vec::as_slice).collect::<Vec<_>>());
         let reference = self.groups(groups)?;
         let pairs: Vec<(&Rooted, &Gaussian)> = std::iter::once(&self.full).chain(reference.iter()).zip(&fits).collect();
-        let distances: Vec<f64> = pairs.par_chunks(LANES).flat_map_iter(frechet_fitted_many).collect();
+        let distances: Vec<f64> = pairs.par_chunks(GROUP).flat_map_iter(frechet_fitted_many).collect();
         let (plug_in, dropped, fit) = (distances[0], &distances[1..], &fits[0]);
         let g = groups as f64;
         let inf = g * plug_in - (g - 1.0) * dropped.iter().sum::<f64>() / g;
         let indices: Vec<usize> = (0..rx.replicates()).collect();
         let replicates: Vec<f64> = indices
-            .par_chunks(LANES)
+            .par_chunks(GROUP)
             .flat_map_iter(|chunk| {
                 let counts: Vec<&[u32]> = chunk.iter().map(|&b| rx.counts(b)).collect();
                 let fits = moments.fit_many(&counts);
