@@ -22,7 +22,7 @@ fn nearest_blocked(x: &[f32], train: &[f32], d: usize, block_entries: usize) -> 
     let mut nearest = Vec::with_capacity(n);
     let (blocks, mut g) = distance_blocks(n, t, block_entries);
     for range in blocks {
-        squared_distances(&x, range, &train, &mut g);
+        squared_distances(&x, range, &train, 0..t, &mut g);
         let block: Vec<f64> = g
             .par_chunks(t)
             .map(|row| row.iter().copied().fold(f64::INFINITY, f64::min).sqrt())
