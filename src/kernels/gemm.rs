@@ -88,8 +88,25 @@ pub(crate) fn parallelism(threads: usize) -> Parallelism {
 
 /// `dst = a · b` (or `dst += a · b` when `accumulate`), `dst` contiguous row-major `a.rows × b.cols`.
 pub(crate) fn matmul<T: Element>(dst: &mut [T], accumulate: bool, a: View<T>, b: View<T>, threads: usize) {
+    matmul_strided(dst, b.cols, accumulate, a, b, threads)
+}
+
+/// [`matmul`] into rows of `dst` that start `stride` ≥ `b.cols` apart (a block of a wider
+/// row-major matrix).
+pub(crate) fn matmul_strided<T: Element>(
+    dst: &mut [T],
+    stride: usize,
+    accumulate: bool,
+    a: View<T>,
+    b: View<T>,
+    threads: usize,
+) {
     assert_eq!(a.cols, b.rows, "gemm inner dimensions");
-    assert!(dst.len() >= a.rows * b.cols, "gemm destination too small");
+    assert!(stride >= b.cols, "gemm destination stride");
+    assert!(
+        a.rows == 0 || dst.len() >= (a.rows - 1) * stride + b.cols,
+        "gemm destination too small"
+    );
     a.check();
     b.check();
     let (m, n, k) = (a.rows, b.cols, a.cols);
@@ -98,7 +115,7 @@ pub(crate) fn matmul<T: Element>(dst: &mut [T], accumulate: bool, a: View<T>, b:
     }
     if k == 0 {
         if !accumulate {
-            dst[..m * n].fill(T::ZERO);
+            dst.chunks_mut(stride).take(m).for_each(|row| row[..n].fill(T::ZERO));
         }
         return;
     }
@@ -111,7 +128,7 @@ pub(crate) fn matmul<T: Element>(dst: &mut [T], accumulate: bool, a: View<T>, b:
             k,
             dst.as_mut_ptr(),
             1,
-            n as isize,
+            stride as isize,
             accumulate,
             a.data.as_ptr(),
             a.cs as isize,

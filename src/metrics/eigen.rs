@@ -22,8 +22,8 @@ use pulp::Simd;
 /// The most QL iterations spent on one eigenvalue before the fallback.
 const MAX_ITERATIONS: usize = 60;
 
-/// The eigenvalues of symmetric `d × d` row-major matrices (each exactly symmetric: stage 1
-/// reads its lower triangle), [`GROUP`] at a time: stage 1 on each [`LANES`] of them at
+/// The eigenvalues of symmetric `d × d` row-major matrices (of each, only the upper
+/// triangle is read), [`GROUP`] at a time: stage 1 on each [`LANES`] of them at
 /// once, one matrix per lane of its vectors ([`tridiagonalise`]), stage 2 on all their
 /// tridiagonal forms at once, one matrix per lane again
 /// ([`tridiagonal_eigenvalues_portable`]). A matrix's arithmetic is the same in any lane
@@ -56,8 +56,9 @@ fn eigenvalues_of_group(group: &[Vec<f64>], d: usize) -> Vec<Vec<f64>> {
         .iter()
         .map(|m| {
             assert_eq!(m.len(), d * d, "a {d} × {d} matrix");
-            debug_assert!((0..d * d).all(|ij| m[ij] == m[(ij % d) * d + ij / d]), "not symmetric");
-            m.iter().fold(0.0f64, |s, v| s.max(v.abs()))
+            (0..d)
+                .flat_map(|i| &m[i * d + i..(i + 1) * d])
+                .fold(0.0f64, |s, v| s.max(v.abs()))
         })
         .collect();
     let usable = |s: f64| s > 0.0 && s.is_finite();
@@ -66,9 +67,10 @@ fn eigenvalues_of_group(group: &[Vec<f64>], d: usize) -> Vec<Vec<f64>> {
         let mut packed = vec![[0.0; LANES]; d * (d + 1) / 2];
         for (lane, (m, &scale)) in matrices.iter().zip(scales).enumerate() {
             if usable(scale) {
-                for i in 0..d {
-                    for (a, v) in packed[row_start(i)..].iter_mut().zip(&m[i * d..=i * d + i]) {
-                        a[lane] = v / scale;
+                // element (i, j), j ≤ i, of the lower triangle is (j, i) of the upper
+                for j in 0..d {
+                    for (i, v) in (j..d).zip(&m[j * d + j..(j + 1) * d]) {
+                        packed[row_start(i) + j][lane] = v / scale;
                     }
                 }
             }

@@ -15,7 +15,7 @@ use super::influence::{Gradient, Roots};
 use super::linalg::{product, Dense};
 use super::rows;
 use crate::error::{Error, Result};
-use crate::kernels::gemm::{matmul, View};
+use crate::kernels::gemm::{matmul, matmul_strided, View};
 
 /// A Gaussian N(mean, cov) in d dimensions; `cov` is d × d, row-major.
 #[derive(Debug, Clone, PartialEq)]
@@ -198,7 +198,6 @@ fn symmetric_product(a: &[f32], b: &[f32], d: usize) -> Vec<f32> {
     if k == 0 {
         return out;
     }
-    let mut block = vec![0.0f32; SYMMETRIC_BLOCK * d];
     for i0 in (0..d).step_by(SYMMETRIC_BLOCK) {
         let i1 = (i0 + SYMMETRIC_BLOCK).min(d);
         // rows i0..i1 of aᵀ (columns i0..i1 of a) times columns 0..i1 of b
@@ -216,11 +215,7 @@ fn symmetric_product(a: &[f32], b: &[f32], d: usize) -> Vec<f32> {
             rs: d,
             cs: 1,
         };
-        matmul(&mut block, false, at, bl, 1);
-        for (r, row) in block.chunks(i1).take(i1 - i0).enumerate() {
-            let i = i0 + r;
-            out[i * d..i * d + i1].copy_from_slice(row);
-        }
+        matmul_strided(&mut out[i0 * d..], d, false, at, bl, 1);
     }
     for i in 0..d {
         for j in i + 1..d {
@@ -510,16 +505,15 @@ impl Rooted {
         frechet_fitted_many(&[(self, b)])[0]
     }
 
-    /// Σ_a^{1/2} Σ_b Σ_a^{1/2}, or Lᵀ Σ_b L (row-major): its eigenvalues are those of Σ_a Σ_b.
+    /// Σ_a^{1/2} Σ_b Σ_a^{1/2}, or Lᵀ Σ_b L (row-major; its upper triangle, which is what
+    /// [`eigenvalues_of_many`] reads): its eigenvalues are those of Σ_a Σ_b.
     fn conjugated(&self, b: &Gaussian) -> Vec<f64> {
         let d = self.mean.len();
         if self.lower {
             return triangular_conjugate(&self.root.data, &b.cov, d);
         }
         let left = product(self.root.view(), View::rows(&b.cov, d, d), true);
-        let mut m = product(left.view(), self.root.view(), true).data;
-        mirror_upper(&mut m, d);
-        m
+        product(left.view(), self.root.view(), true).data
     }
 
     /// The distance to `b` from the eigenvalues of [`Rooted::conjugated`].
@@ -535,10 +529,11 @@ impl Rooted {
 /// The columns of L per block of [`triangular_conjugate`].
 const TRIANGLE_BLOCK: usize = 32;
 
-/// Lᵀ S L for a lower-triangular L and a symmetric S (both d × d, row-major), through the
-/// blocks that are not zero: Gᵀ = Lᵀ S by block-rows J of Lᵀ (L[j0.., J] has no rows
-/// above j0), then the block-rows I of the symmetric result from their diagonal on,
-/// M[I, i0..] = Gᵀ[I, i0..] L[i0.., i0..], mirrored below the diagonal.
+/// The upper triangle (and the diagonal blocks) of Lᵀ S L for a lower-triangular L and a
+/// symmetric S (both d × d, row-major), through the blocks that are not zero: Gᵀ = Lᵀ S by
+/// block-rows J of Lᵀ (L[j0.., J] has no rows above j0), then the block-rows I of the
+/// symmetric result from their diagonal on, M[I, i0..] = Gᵀ[I, i0..] L[i0.., i0..]; below
+/// the diagonal blocks, zeros.
 fn triangular_conjugate(l: &[f64], s: &[f64], d: usize) -> Vec<f64> {
     let mut gt = vec![0.0; d * d];
     for j0 in (0..d).step_by(TRIANGLE_BLOCK) {
@@ -548,27 +543,13 @@ fn triangular_conjugate(l: &[f64], s: &[f64], d: usize) -> Vec<f64> {
         matmul(&mut gt[j0 * d..j1 * d], false, lt, sv, 1);
     }
     let mut m = vec![0.0; d * d];
-    let mut block = vec![0.0; TRIANGLE_BLOCK * d];
     for i0 in (0..d).step_by(TRIANGLE_BLOCK) {
         let (i1, w) = ((i0 + TRIANGLE_BLOCK).min(d), d - i0);
         let g = View::strided(&gt[i0 * d + i0..], i1 - i0, w, d);
         let lv = View::strided(&l[i0 * d + i0..], w, w, d);
-        matmul(&mut block, false, g, lv, 1);
-        for (r, row) in block.chunks(w).take(i1 - i0).enumerate() {
-            m[(i0 + r) * d + i0..(i0 + r + 1) * d].copy_from_slice(row);
-        }
+        matmul_strided(&mut m[i0 * d + i0..], d, false, g, lv, 1);
     }
-    mirror_upper(&mut m, d);
     m
-}
-
-/// Copies the upper triangle of the `d × d` row-major `m` onto its lower (exactly symmetric).
-fn mirror_upper(m: &mut [f64], d: usize) {
-    for i in 0..d {
-        for j in i + 1..d {
-            m[j * d + i] = m[i * d + j];
-        }
-    }
 }
 
 /// [`Rooted::frechet_fitted`] of each pair, their eigenvalue iterations interleaved
@@ -726,7 +707,11 @@ mod tests {
             assert!((u - v).abs() < 1e-12, "L Lᵀ = Σ");
         }
         let spectrum = |m: Vec<f64>| {
-            let mut e: Vec<f64> = symmetric(&m, d).symmetric_eigenvalues().iter().copied().collect();
+            // the upper triangle, mirrored
+            let full: Vec<f64> = (0..d * d)
+                .map(|ij| m[(ij / d).min(ij % d) * d + (ij / d).max(ij % d)])
+                .collect();
+            let mut e: Vec<f64> = symmetric(&full, d).symmetric_eigenvalues().iter().copied().collect();
             e.sort_by(f64::total_cmp);
             e
         };
