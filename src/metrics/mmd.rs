@@ -259,12 +259,13 @@ impl KernelReference {
             .map(|(_, ry)| {
                 let yb = &self.y[ry.start * self.d..ry.end * self.d];
                 let kyy = self.kernel.gram(yb, yb, self.d);
-                let (ones, replicates) = self_pairs(&kyy, &self.counts, m, ry.clone());
+                let (row_means, total) = half_row_means(&kyy, true);
+                let (ones, replicates) = self_pairs(&kyy, total, &self.counts, m, ry.clone());
                 ReferenceBlock {
                     range: ry.clone(),
                     ones,
                     replicates,
-                    row_means: half_row_means(&kyy, true),
+                    row_means,
                 }
             })
             .collect();
@@ -298,18 +299,17 @@ impl KernelReference {
         for ((rx, _), yb) in blocks.iter().zip(reference.iter()) {
             let xb = &x[rx.start * d..rx.end * d];
             let kxx = self.kernel.gram(xb, xb, d);
-            let (xx_ones, xx) = self_pairs(&kxx, &cx, n, rx.clone());
+            let (own, xx_total) = half_row_means(&kxx, true);
+            let (xx_ones, xx) = self_pairs(&kxx, xx_total, &cx, n, rx.clone());
             let kxy = self.kernel.gram(xb, &self.y[yb.range.start * d..yb.range.end * d], d);
-            let (xy_ones, xy) = cross_pairs(&kxy, (&cx, n, rx.clone()), (&self.counts, m, yb.range.clone()));
+            let (cross_rows, xy_total) = half_row_means(&kxy, false);
+            let y_side = (&self.counts[..], m, yb.range.clone());
+            let (xy_ones, xy) = cross_pairs(&kxy, xy_total, (&cx, n, rx.clone()), y_side);
             // First-order projection (Hoeffding), from each half of the other rows: row i of x
             // contributes (2/n_k)(mean_{i'≠i} k(x_i, x_i') − mean_j k(x_i, y_j)), row j of y
             // (2/m_k)(mean_{j'≠j} k(y_j, y_j') − mean_i k(x_i, y_j)), each block 1/K of the mean.
             let (bn, bm) = (rx.len() as f64, yb.range.len() as f64);
-            let (own, cross_rows, cross_cols) = (
-                half_row_means(&kxx, true),
-                half_row_means(&kxy, false),
-                half_column_means(&kxy),
-            );
+            let cross_cols = half_column_means(&kxy);
             for h in 0..2 {
                 linear.samples[h].extend(centred(
                     own[h].iter().zip(&cross_rows[h]).map(|(a, b)| 2.0 * (a - b) / (bn * k)),
@@ -359,26 +359,36 @@ struct Dense32 {
 }
 
 /// The mean of every row of `k` over the even and over the odd columns (leaving out the
-/// diagonal entry of a square matrix when `skip_diagonal`).
-fn half_row_means(k: &Dense32, skip_diagonal: bool) -> [Vec<f64>; 2] {
-    let halves: Vec<(f64, f64)> = k
+/// diagonal entry of a square matrix when `skip_diagonal`), and Σ over all the entries of
+/// `k` from the same row sums (added in row order, so the result does not depend on the
+/// thread scheduling).
+fn half_row_means(k: &Dense32, skip_diagonal: bool) -> ([Vec<f64>; 2], f64) {
+    let halves: Vec<(f64, f64, f64)> = k
         .data
         .par_chunks(k.cols.max(1))
         .enumerate()
         .map(|(i, r)| {
             let mut sums = even_odd_sums(r);
+            let whole = sums.iter().sum::<f64>();
             let mut counts = [r.len().div_ceil(2), r.len() / 2];
             if skip_diagonal && i < r.len() {
                 sums[i % 2] -= r[i] as f64;
                 counts[i % 2] -= 1;
             }
-            (sums[0] / counts[0].max(1) as f64, sums[1] / counts[1].max(1) as f64)
+            (
+                sums[0] / counts[0].max(1) as f64,
+                sums[1] / counts[1].max(1) as f64,
+                whole,
+            )
         })
         .collect();
-    [
-        halves.iter().map(|h| h.0).collect(),
-        halves.iter().map(|h| h.1).collect(),
-    ]
+    (
+        [
+            halves.iter().map(|h| h.0).collect(),
+            halves.iter().map(|h| h.1).collect(),
+        ],
+        halves.iter().map(|h| h.2).sum(),
+    )
 }
 
 /// The sums (in f64) of the values at even and at odd positions of `r`, in eight lanes so
@@ -419,17 +429,6 @@ fn centred(values: impl Iterator<Item = f64>) -> Vec<f64> {
     v.into_iter().map(|x| x - mean).collect()
 }
 
-/// Σ over the entries of `k`, in f64 (row sums in parallel, added in row order, so the
-/// result does not depend on the thread scheduling).
-fn total(k: &Dense32) -> f64 {
-    let rows: Vec<f64> = k
-        .data
-        .par_chunks(k.cols.max(1))
-        .map(|r| even_odd_sums(r).iter().sum::<f64>())
-        .collect();
-    rows.iter().sum()
-}
-
 /// The product of the rows `range` of a B × `stride` count matrix with `k` (B × k.cols),
 /// and the count rows themselves: what the replicates' quadratic forms are made of.
 fn counted(k: &Dense32, counts: &[f32], stride: usize, range: &Range<usize>) -> Vec<f32> {
@@ -458,10 +457,10 @@ fn counted(k: &Dense32, counts: &[f32], stride: usize, range: &Range<usize>) -> 
 /// Σ_{a≠b} k over the distinct draws of the rows `range` of a sample, for the sample
 /// itself (every row once: the sum of the off-diagonal of `k`) and for each resample
 /// (rows of `counts`, a B × `stride` matrix): cᵀKc − Σ_i c_i K_ii.
-fn self_pairs(k: &Dense32, counts: &[f32], stride: usize, range: Range<usize>) -> (f64, Vec<f64>) {
+fn self_pairs(k: &Dense32, total: f64, counts: &[f32], stride: usize, range: Range<usize>) -> (f64, Vec<f64>) {
     let p = range.len();
     let diag: Vec<f64> = (0..p).map(|i| k.data[i * p + i] as f64).collect();
-    let ones = total(k) - diag.iter().sum::<f64>();
+    let ones = total - diag.iter().sum::<f64>();
     let forms = symmetric_forms(k, counts, stride, &range);
     let values = forms
         .into_iter()
@@ -528,7 +527,12 @@ fn symmetric_forms(k: &Dense32, counts: &[f32], stride: usize, range: &Range<usi
 /// Σ_{i,j} k(x_i, y_j) over the draws of rows `x.2` of x and `y.2` of y, for the samples
 /// themselves and for each resample pair (cₓᵀ K c_y); each side given as (count matrix,
 /// its row stride, range).
-fn cross_pairs(k: &Dense32, x: (&[f32], usize, Range<usize>), y: (&[f32], usize, Range<usize>)) -> (f64, Vec<f64>) {
+fn cross_pairs(
+    k: &Dense32,
+    total: f64,
+    x: (&[f32], usize, Range<usize>),
+    y: (&[f32], usize, Range<usize>),
+) -> (f64, Vec<f64>) {
     let ((cx, sx, rx), (cy, sy, ry)) = (x, y);
     let q = ry.len();
     let ck = counted(k, cx, sx, &rx);
@@ -543,7 +547,7 @@ fn cross_pairs(k: &Dense32, x: (&[f32], usize, Range<usize>), y: (&[f32], usize,
                 .sum::<f64>()
         })
         .collect();
-    (total(k), values)
+    (total, values)
 }
 
 /// Rows of f64 from a validated flat f32 sample.
@@ -640,7 +644,7 @@ mod tests {
         ] {
             let data: Vec<f32> = (0..rows * cols).map(|i| ((i * 37 % 23) as f32) * 0.25 - 1.0).collect();
             let k = Dense32 { rows, cols, data };
-            let got = half_row_means(&k, skip);
+            let (got, total) = half_row_means(&k, skip);
             for (h, means) in got.iter().enumerate() {
                 for (i, mean) in means.iter().enumerate() {
                     let kept: Vec<f64> = (0..cols)
@@ -653,7 +657,7 @@ mod tests {
                 assert_eq!(means.len(), rows);
             }
             let all: f64 = k.data.iter().map(|&v| v as f64).sum();
-            assert!((total(&k) - all).abs() < 1e-9);
+            assert!((total - all).abs() < 1e-9);
         }
     }
 
