@@ -14,7 +14,7 @@ use crate::metrics::frechet::FrechetReference;
 use crate::metrics::manifold;
 use crate::metrics::{
     component_of, mass_error, median_bandwidth_of, mse_unit, nearest_distances, psnr, sliced_wasserstein_counted,
-    sliced_wasserstein_replicates, tv_to_uniform, Kernel, KernelReference, SortedProjections,
+    tv_to_uniform, Kernel, KernelReference, SlicedReference, SortedProjections,
 };
 use crate::mixture::GaussianMixture;
 use crate::store::MetricRow;
@@ -168,8 +168,9 @@ pub struct SampleStats {
     frechet: FrechetReference,
     /// Data-space MMD², RBF bandwidth fixed once by the median heuristic on the reference.
     mmd: KernelReference,
-    /// The reference's sorted projections for the sliced Wasserstein distance.
-    swd: SortedProjections,
+    /// The reference side of the sliced Wasserstein distance (its sorted projections, and its
+    /// integrated quantile functions per sample size).
+    swd: SlicedReference,
     /// The reference's k-NN radii (precision / recall, density / coverage).
     manifold: manifold::Reference,
     projections: usize,
@@ -222,7 +223,10 @@ impl SampleStats {
         };
         let bandwidth = median_bandwidth_of(&sets.reference, d)?;
         Ok(Self {
-            swd: SortedProjections::new(&sets.reference, d, projections, seed)?,
+            swd: SlicedReference::new(
+                SortedProjections::new(&sets.reference, d, projections, seed)?,
+                reference_resamples.clone(),
+            ),
             manifold: manifold_reference(&sets.reference, d)?,
             frechet: FrechetReference::new(&sets.reference, d, &reference_resamples)?,
             mmd: KernelReference::new(Kernel::Rbf { bandwidth }, &sets.reference, d, reference_resamples)?,
@@ -317,12 +321,11 @@ impl SampleStats {
     /// and sorted once, resamples as counts).
     fn swd(&self, samples: &[f32], rx: &Resamples) -> Result<Family> {
         let x = SortedProjections::new(samples, self.d, self.projections, self.seed)?;
-        let y = &self.swd;
+        let y = self.swd.projections();
         let value = sliced_wasserstein_counted(&x, &vec![1; x.rows()], y, &vec![1; y.rows()]);
-        let ry = self.frechet.resamples();
         let replicates = match rx.replicates() {
             0 => Vec::new(),
-            _ => sliced_wasserstein_replicates(&x, rx, y, ry),
+            _ => self.swd.replicates(&x, rx),
         };
         Ok(vec![(names::SWD, Replicated::new(value, replicates))])
     }

@@ -19,8 +19,7 @@ use ddimlab::metrics::bootstrap::{interval, Bootstrap, Interval, Replicated, Res
 use ddimlab::metrics::frechet::FrechetReference;
 use ddimlab::metrics::paired::difference;
 use ddimlab::metrics::{
-    median_bandwidth_of, sliced_wasserstein_counted, sliced_wasserstein_replicates, Kernel, KernelReference,
-    SortedProjections,
+    median_bandwidth_of, sliced_wasserstein_counted, Kernel, KernelReference, SlicedReference, SortedProjections,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -193,7 +192,7 @@ struct Stats {
     frechet: FrechetReference,
     rbf: KernelReference,
     cubic: KernelReference,
-    swd: SortedProjections,
+    swd: SlicedReference,
     boot: Bootstrap,
     seed: u64,
 }
@@ -208,8 +207,8 @@ impl Stats {
             d,
             frechet: FrechetReference::new(reference, d, &ry).unwrap(),
             rbf: KernelReference::new(Kernel::Rbf { bandwidth: h }, reference, d, ry.clone()).unwrap(),
-            cubic: KernelReference::new(Kernel::Cubic, reference, d, ry).unwrap(),
-            swd: SortedProjections::new(reference, d, PROJECTIONS, seed).unwrap(),
+            cubic: KernelReference::new(Kernel::Cubic, reference, d, ry.clone()).unwrap(),
+            swd: SlicedReference::new(SortedProjections::new(reference, d, PROJECTIONS, seed).unwrap(), ry),
             boot,
             seed,
         }
@@ -219,10 +218,11 @@ impl Stats {
         let rx = self.boot.samples(x.len() / self.d);
         let (fd, fd_inf) = self.frechet.measure(x, &rx).unwrap();
         let px = SortedProjections::new(x, self.d, PROJECTIONS, self.seed).unwrap();
-        let ones = (vec![1; px.rows()], vec![1; self.swd.rows()]);
+        let y = self.swd.projections();
+        let ones = (vec![1; px.rows()], vec![1; y.rows()]);
         let swd = Replicated::new(
-            sliced_wasserstein_counted(&px, &ones.0, &self.swd, &ones.1),
-            sliced_wasserstein_replicates(&px, &rx, &self.swd, self.frechet.resamples()),
+            sliced_wasserstein_counted(&px, &ones.0, y, &ones.1),
+            self.swd.replicates(&px, &rx),
         );
         BTreeMap::from([
             (names::FD, fd),
