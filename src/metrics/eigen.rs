@@ -89,7 +89,7 @@ fn eigenvalues_of_group(group: &[Vec<f64>], d: usize) -> Vec<Vec<f64>> {
         .enumerate()
         .map(|(q, ((m, scale), converged))| match (usable(scale), converged) {
             (true, true) => diag.iter().map(|l| l[q] * scale).collect(),
-            (true, false) => DMatrix::from_row_slice(d, d, m)
+            (true, false) => DMatrix::from_fn(d, d, |i, j| m[i.min(j) * d + i.max(j)]) // the upper triangle
                 .symmetric_eigenvalues()
                 .iter()
                 .copied()
@@ -579,13 +579,7 @@ mod tests {
         // one that splits (a zero off-diagonal) and one already diagonal: each lane bit for
         // bit what tqli gets alone.
         let n = 50;
-        let mut state = 0x9E37_79B9_7F4A_7C15u64;
-        let mut next = || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 11) as f64 / (1u64 << 53) as f64 - 0.5
-        };
+        let mut next = uniforms(1);
         let (mut diag, mut off) = (vec![[0.0; LANES]; n], vec![[0.0; LANES]; n]);
         for q in 0..7 {
             for i in 0..n {
@@ -618,15 +612,20 @@ mod tests {
         v
     }
 
-    /// A seeded symmetric matrix: Gᵀ G (positive semidefinite, rank ≤ `rank`) or G + Gᵀ.
-    fn matrix(d: usize, rank: usize, psd: bool, seed: u64) -> Vec<f64> {
+    /// Seeded values uniform on [−0.5, 0.5) (xorshift64).
+    fn uniforms(seed: u64) -> impl FnMut() -> f64 {
         let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        let mut next = || {
+        move || {
             s ^= s << 13;
             s ^= s >> 7;
             s ^= s << 17;
             (s >> 11) as f64 / (1u64 << 53) as f64 - 0.5
-        };
+        }
+    }
+
+    /// A seeded symmetric matrix: Gᵀ G (positive semidefinite, rank ≤ `rank`) or G + Gᵀ.
+    fn matrix(d: usize, rank: usize, psd: bool, seed: u64) -> Vec<f64> {
+        let mut next = uniforms(seed);
         if psd {
             let g: Vec<f64> = (0..rank * d).map(|_| next()).collect();
             (0..d * d)

@@ -633,7 +633,7 @@ mod tests {
 
     #[test]
     fn moments_fit_equals_the_counted_fit_over_several_block_rows() {
-        // d = 70: the symmetric correction in block-rows of 32, 32 and 6.
+        // d = 70: the symmetric correction in block-rows of 16 (four of them) and 6.
         let (d, n) = (70, 120);
         let x: Vec<f32> = (0..n * d).map(|i| ((i * 7919 % 211) as f32) / 100.0 - 1.0).collect();
         let counts: Vec<u32> = (0..n).map(|i| ((i * 37 + 5) % 5) as u32).collect();

@@ -40,7 +40,9 @@
 //!
 //! The distances come from one matrix product per pair of sets (real × real once per
 //! reference, generated × generated and generated × real once per sample set), in blocks
-//! of rows that bound the memory to [`BLOCK_ENTRIES`] f64 values.
+//! of rows that bound the memory to [`BLOCK_ENTRIES`] f64 values; a set against itself
+//! through the blocks on and below the diagonal only (the distances are symmetric: a
+//! row's k smallest are completed from the columns of later blocks).
 
 use std::ops::Range;
 
@@ -250,8 +252,7 @@ impl Manifold {
                 .for_each(|(c, lists)| offer_columns(&g, end, c * COLUMNS, lists));
         }
         F64_BUFFERS.give(g);
-        let per_row: Vec<Vec<f64>> = lists.iter().map(|l| ks.iter().map(|&k| l.kept[k]).collect()).collect();
-        let squared = (0..ks.len()).map(|t| per_row.iter().map(|r| r[t]).collect()).collect();
+        let squared = ks.iter().map(|&k| lists.iter().map(|l| l.kept[k]).collect()).collect();
         Ok(Self {
             rows: set,
             ks: ks.to_vec(),
