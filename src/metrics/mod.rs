@@ -36,9 +36,7 @@ pub use mixture::{component_masses, component_of, mass_error};
 pub use mmd::{block_ranges, kid, median_bandwidth_of, mmd2_unbiased, Kernel, KernelReference, Mmd, MMD_BLOCK};
 pub use nearest::nearest_distances;
 pub use reconstruction::{mse_unit, per_row_mse_unit, psnr};
-pub use sliced::{
-    sliced_wasserstein, sliced_wasserstein_counted, sliced_wasserstein_replicates, SlicedReference, SortedProjections,
-};
+pub use sliced::{sliced_wasserstein, sliced_wasserstein_counted, SlicedReference, SortedProjections};
 
 use crate::error::{Error, Result};
 

@@ -99,18 +99,6 @@ pub fn sliced_wasserstein_counted(x: &SortedProjections, cx: &[u32], y: &SortedP
     (w2.iter().sum::<f64>() / x.values.len() as f64).sqrt()
 }
 
-/// [`sliced_wasserstein_counted`] of every resample pair, replicate b taking x's counts
-/// from `rx` and y's from `ry` (the same numbers up to round-off, faster; see
-/// [`SlicedReference`], which keeps y's side for many samples).
-pub fn sliced_wasserstein_replicates(
-    x: &SortedProjections,
-    rx: &Resamples,
-    y: &SortedProjections,
-    ry: &Resamples,
-) -> Vec<f64> {
-    SlicedReference::new(y.clone(), ry.clone()).replicates(x, rx)
-}
-
 /// The reference side of the sliced W2 replicates, prepared once for every sample
 /// measured against it. A resample of n rows has counts summing to n, so its quantile
 /// function F⁻¹ steps on the grid k/n: it is the expansion ex of the sorted values v_i by
@@ -130,7 +118,7 @@ pub fn sliced_wasserstein_replicates(
 pub struct SlicedReference {
     y: SortedProjections,
     resamples: Resamples,
-    /// Per sample size n, the reference's cells (made when first needed).
+    /// Per sample size n, the reference's Γ and ∫ (G⁻¹)² (made when first needed).
     cells: Mutex<Vec<(usize, Arc<Cells>)>>,
 }
 
@@ -374,7 +362,7 @@ mod tests {
             let py = SortedProjections::new(&y, d, 9, 3).unwrap();
             let boot = Bootstrap::new(6, 2).unwrap();
             let (rx, ry) = (boot.samples(n), boot.reference(m));
-            let fast = sliced_wasserstein_replicates(&px, &rx, &py, &ry);
+            let fast = SlicedReference::new(py.clone(), ry.clone()).replicates(&px, &rx);
             for (b, f) in fast.iter().enumerate() {
                 let slow = sliced_wasserstein_counted(&px, rx.counts(b), &py, ry.counts(b));
                 assert!((f - slow).abs() < 1e-12, "m = {m}, {b}: {f} vs {slow}");
