@@ -38,3 +38,17 @@ macro_rules! avx2_dispatch {
 }
 
 pub(crate) use avx2_dispatch;
+
+/// Asks the CPU to bring the cache line holding `ptr` into its caches ahead of a load whose
+/// address it cannot know early enough (a stream read at data-dependent offsets); does
+/// nothing elsewhere. Any address may be given: a prefetch never faults.
+#[inline(always)]
+pub(crate) fn prefetch<T>(ptr: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is a hint; it reads nothing and cannot fault, whatever the address.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(ptr.cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = ptr;
+}

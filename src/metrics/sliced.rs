@@ -205,6 +205,12 @@ impl SlicedReference {
     }
 }
 
+/// How far ahead of the current offset [`expanded_moments`] prefetches Γ (entries; past
+/// the end of one replicate's cells it reaches the next one's, which come next in memory).
+/// The offsets depend on the counts, so the hardware cannot run ahead of them: without
+/// it, the pass waited on memory (3.4 ns per row on a Xeon with 2 MB L2 per core).
+const PREFETCH_AHEAD: usize = 256;
+
 /// (Σ_i c_i v_i², Σ_i v_i (Γ[P_i + c_i] − Γ[P_i])) over the sorted `values` v_i with counts
 /// c_i = `counts[rows[i]]` and P_i = Σ_{i' < i} c_i' ([`SlicedReference`]), in four
 /// independent sums.
@@ -212,6 +218,7 @@ fn expanded_moments(values: &[f64], rows: &[u32], counts: &[u32], gamma: &[f64])
     let (mut squares, mut cross) = ([0.0; 4], [0.0; 4]);
     let (mut at, mut below) = (0, gamma[0]);
     for (v4, r4) in values.chunks(4).zip(rows.chunks(4)) {
+        crate::simd::prefetch(gamma.as_ptr().wrapping_add(at + PREFETCH_AHEAD));
         for (l, (&v, &r)) in v4.iter().zip(r4).enumerate() {
             let c = counts[r as usize] as usize;
             at += c;
