@@ -16,6 +16,7 @@ mod linear;
 pub mod mlp;
 mod norm;
 mod optim;
+pub(crate) mod scatter;
 mod winograd;
 
 use std::sync::OnceLock;

@@ -183,9 +183,10 @@ fn vectors_mut<S: Simd>(x: &mut Lane) -> &mut [S::f64s] {
 /// (the block is larger than L1: the stage waited on L2).
 #[inline(always)]
 fn tridiagonalise_with<S: Simd>(simd: S, a: &mut [Lane], d: usize, diag: &mut [Lane], off: &mut [Lane]) {
-    let (mut v, mut w, mut u) = (vec![[0.0; LANES]; d], vec![[0.0; LANES]; d], vec![[0.0; LANES]; d]);
+    let (mut v, mut w) = (vec![[0.0; LANES]; d], vec![[0.0; LANES]; d]);
+    let (mut x, mut u) = (vec![[0.0; LANES]; d], vec![[0.0; LANES]; d]);
     // step 0's product: a pass over all of A that changes nothing (v = w = 0)
-    update_block(simd, a, 0, &v, &w, &mut u);
+    update_block(simd, a, 0, &v, &w, &mut x, &mut u);
     for k in 0..d {
         diag[k] = a[row_start(k) + k];
         let m = d - k - 1;
@@ -232,7 +233,7 @@ fn tridiagonalise_with<S: Simd>(simd: S, a: &mut [Lane], d: usize, diag: &mut [L
             }
         }
         // B − v wᵀ − w vᵀ, and the next step's B′ x′
-        update_block(simd, a, block, v, w, &mut u[..m]);
+        update_block(simd, a, block, v, w, &mut x, &mut u[..m]);
     }
 }
 
@@ -242,17 +243,25 @@ fn tridiagonalise_with<S: Simd>(simd: S, a: &mut [Lane], d: usize, diag: &mut [L
 /// step's column and block, indexed as rows of B; `u[0]` is left 0). Four rows at a time:
 /// their sums are independent chains, and each v_j, w_j, x_j, u_j is read once for all.
 #[inline(always)]
-fn update_block<S: Simd>(simd: S, a: &mut [Lane], block: usize, v: &[Lane], w: &[Lane], u: &mut [Lane]) {
+fn update_block<S: Simd>(
+    simd: S,
+    a: &mut [Lane],
+    block: usize,
+    v: &[Lane],
+    w: &[Lane],
+    x: &mut [Lane],
+    u: &mut [Lane],
+) {
     let m = v.len();
-    let mut x = vec![[0.0; LANES]; m]; // x_0 = 0: row 0's B_00 is the next diagonal, not x
-    u.fill([0.0; LANES]);
+    let x = &mut x[..m];
+    x[0] = [0.0; LANES]; // row 0's B_00 is the next diagonal, not part of x
     let mut i0 = 0;
     while i0 + 4 <= m {
-        update_rows::<S, 4>(simd, a, block, i0, v, w, &mut x, u);
+        update_rows::<S, 4>(simd, a, block, i0, v, w, x, u);
         i0 += 4;
     }
     for i in i0..m {
-        update_rows::<S, 1>(simd, a, block, i, v, w, &mut x, u);
+        update_rows::<S, 1>(simd, a, block, i, v, w, x, u);
     }
 }
 
@@ -308,9 +317,7 @@ fn update_rows<S: Simd, const R: usize>(
                 multiply_add(simd, b, &x[i], &mut u[j]);
             }
         }
-        for l in 0..LANES {
-            u[i][l] += sums[r][l];
-        }
+        u[i] = sums[r]; // the first to write u_i: rows below i add to it later
     }
 }
 

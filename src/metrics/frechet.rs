@@ -16,6 +16,7 @@ use super::linalg::{product, Dense};
 use super::rows;
 use crate::error::{Error, Result};
 use crate::kernels::gemm::{matmul, matmul_strided, View};
+use crate::kernels::scatter::weighted_scatter;
 
 /// A Gaussian N(mean, cov) in d dimensions; `cov` is d × d, row-major.
 #[derive(Debug, Clone, PartialEq)]
@@ -92,8 +93,9 @@ impl Gaussian {
 /// a resample that takes row i `c_i` times (N = Σ c_i ≥ 2) has mean μ + δ, δ = Σ c_i x̃_i / N,
 /// and (N − 1) Σ = Σ c_i x̃_i x̃_iᵀ − N δ δᵀ with x̃_i = x_i − μ. The scatter Σ c_i x̃_i x̃_iᵀ
 /// is the sample's own X̃ᵀX̃ (f64, once) plus X̃ᵀ diag(c − 1) X̃ over the rows whose count
-/// is not 1, a product in f32 (the `gemm` kernel): the correction is a few per cent of the
-/// scatter, so its f32 rounding (~1e-7 of itself) leaves the fit f64-accurate to ~1e-8.
+/// is not 1, summed in f32 ([`weighted_scatter`], reading those rows in place): the
+/// correction is a few per cent of the scatter, so its f32 rounding (~1e-7 of itself)
+/// leaves the fit f64-accurate to ~1e-8.
 #[derive(Debug, Clone)]
 pub struct Moments {
     d: usize,
@@ -157,17 +159,11 @@ impl Moments {
         let d = self.d;
         let total: u32 = counts.iter().sum();
         // Σ (c_i − 1) x̃_i x̃_iᵀ: only rows with c_i ≠ 1 count.
-        let correction = FIT_SCRATCH.with_borrow_mut(|(rows, weighted)| {
-            rows.clear();
-            weighted.clear();
-            for (i, &c) in counts.iter().enumerate().filter(|(_, c)| **c != 1) {
-                let w = c as f32 - 1.0;
-                let row32 = &self.centred32[i * d..(i + 1) * d];
-                rows.extend_from_slice(row32);
-                weighted.extend(row32.iter().map(|v| w * v));
-            }
-            symmetric_product(rows, weighted, d)
-        });
+        let picked: Vec<(u32, f32)> = (counts.iter().enumerate())
+            .filter(|(_, c)| **c != 1)
+            .map(|(i, &c)| (i as u32, c as f32 - 1.0))
+            .collect();
+        let correction = weighted_scatter(&self.centred32, d, &picked);
         let n = total as f64;
         let delta: Vec<f64> = shift.iter().map(|s| s / n).collect();
         let mut cov = Vec::with_capacity(d * d);
@@ -178,53 +174,6 @@ impl Moments {
         let mean = self.mean.iter().zip(&delta).map(|(m, s)| m + s).collect();
         Gaussian { mean, cov }
     }
-}
-
-thread_local! {
-    /// [`Moments::fit`]'s gathered rows and their weighted copies, kept between calls
-    /// (fresh buffers of this size cost page faults, ~10 % of the replicates' time).
-    static FIT_SCRATCH: std::cell::RefCell<(Vec<f32>, Vec<f32>)> = const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
-}
-
-/// The rows of the block-rows of a product computed at once by [`symmetric_product`] (16:
-/// 9/16 of the full product's work at d = 128; 32, 5/8 of it, took 2 ms more per digits
-/// point, measured).
-const SYMMETRIC_BLOCK: usize = 16;
-
-/// aᵀ b (`a`, `b`: k × `d`, row-major) for a product known to be symmetric (b = diag(w) a):
-/// the blocks on and below the diagonal, block-row by block-row, written in place and
-/// mirrored above it.
-fn symmetric_product(a: &[f32], b: &[f32], d: usize) -> Vec<f32> {
-    let k = a.len() / d;
-    let mut out = vec![0.0f32; d * d];
-    if k == 0 {
-        return out;
-    }
-    for i0 in (0..d).step_by(SYMMETRIC_BLOCK) {
-        let i1 = (i0 + SYMMETRIC_BLOCK).min(d);
-        // rows i0..i1 of aᵀ (columns i0..i1 of a) times columns 0..i1 of b
-        let at = View {
-            data: &a[i0..],
-            rows: i1 - i0,
-            cols: k,
-            rs: 1,
-            cs: d,
-        };
-        let bl = View {
-            data: b,
-            rows: k,
-            cols: i1,
-            rs: d,
-            cs: 1,
-        };
-        matmul_strided(&mut out[i0 * d..], d, false, at, bl, 1);
-    }
-    for i in 0..d {
-        for j in i + 1..d {
-            out[i * d + j] = out[j * d + i];
-        }
-    }
-    out
 }
 
 /// The number of groups G of the delete-group jackknife behind FD∞ ([`FrechetReference`]),
@@ -633,7 +582,7 @@ mod tests {
 
     #[test]
     fn moments_fit_equals_the_counted_fit_over_several_block_rows() {
-        // d = 70: the symmetric correction in block-rows of 16 (four of them) and 6.
+        // d = 70: the scatter in column blocks of two vectors (32 on AVX-512: 32, 32, 6) and row tiles of 12, 4, 1.
         let (d, n) = (70, 120);
         let x: Vec<f32> = (0..n * d).map(|i| ((i * 7919 % 211) as f32) / 100.0 - 1.0).collect();
         let counts: Vec<u32> = (0..n).map(|i| ((i * 37 + 5) % 5) as u32).collect();
