@@ -499,7 +499,10 @@ fn tridiagonal_eigenvalues_portable<const L: usize>(
         let mut first: [usize; L] = std::array::from_fn(|q| if sweeps[q].running { sweeps[q].l } else { usize::MAX });
         let mut end: [usize; L] = std::array::from_fn(|q| if sweeps[q].running { sweeps[q].m } else { 0 });
         for i in (low..high).rev() {
-            let covered: [bool; L] = std::array::from_fn(|q| first[q] <= i && i < end[q]);
+            // lane masks as all-ones / all-zeros words: selects that compile to vector blends
+            // (per-lane bools became a branch per lane; 190 cycles per row of 16 lanes)
+            let mask = |yes: bool| u64::from(yes).wrapping_neg();
+            let covered: [u64; L] = std::array::from_fn(|q| mask(first[q] <= i && i < end[q]));
             let (e, d, below) = (off[i], diag[i], diag[i + 1]);
             let lanes = |f: &dyn Fn(usize) -> f64| -> [f64; L] { std::array::from_fn(f) };
             let f = lanes(&|q| s[q] * e[q]);
@@ -510,10 +513,11 @@ fn tridiagonal_eigenvalues_portable<const L: usize>(
             let shifted = lanes(&|q| below[q] - p[q]);
             let t = lanes(&|q| (d[q] - shifted[q]) * sn[q] + 2.0 * cn[q] * b[q]);
             let (pn, gn) = (lanes(&|q| sn[q] * t[q]), lanes(&|q| cn[q] * t[q] - b[q]));
-            let rotate: [bool; L] = std::array::from_fn(|q| covered[q] && r[q] != 0.0);
-            let split: [bool; L] = std::array::from_fn(|q| covered[q] && r[q] == 0.0);
-            let pick =
-                |yes: &[bool; L], new: &[f64; L], old: &[f64; L]| lanes(&|q| if yes[q] { new[q] } else { old[q] });
+            let rotate: [u64; L] = std::array::from_fn(|q| covered[q] & mask(r[q] != 0.0));
+            let split: [u64; L] = std::array::from_fn(|q| covered[q] & mask(r[q] == 0.0));
+            let pick = |yes: &[u64; L], new: &[f64; L], old: &[f64; L]| -> [f64; L] {
+                std::array::from_fn(|q| f64::from_bits((new[q].to_bits() & yes[q]) | (old[q].to_bits() & !yes[q])))
+            };
             off[i + 1] = pick(&covered, &r, &off[i + 1]);
             diag[i + 1] = pick(
                 &rotate,
@@ -527,8 +531,8 @@ fn tridiagonal_eigenvalues_portable<const L: usize>(
                 pick(&rotate, &gn, &g),
             );
             // r = 0 (rare): the matrix splits at i + 1, and this sweep ends.
-            if split.contains(&true) {
-                for (q, sweep) in sweeps.iter_mut().enumerate().filter(|(q, _)| split[*q]) {
+            if split.iter().any(|&m| m != 0) {
+                for (q, sweep) in sweeps.iter_mut().enumerate().filter(|(q, _)| split[*q] != 0) {
                     off[sweep.m][q] = 0.0;
                     sweep.running = false;
                     (first[q], end[q]) = (usize::MAX, 0);
