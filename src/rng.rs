@@ -66,3 +66,16 @@ pub fn item_normals(seed: u64, purpose: Purpose, first: usize, n: usize, per: us
     }
     out
 }
+
+/// Seeded uniform values in [−0.5, 0.5) for tests (xorshift64; fast, no dependencies):
+/// the same sequence for the same seed, in any test that asks.
+#[cfg(test)]
+pub(crate) fn uniforms(seed: u64) -> impl FnMut() -> f64 {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    move || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        (s >> 11) as f64 / (1u64 << 53) as f64 - 0.5
+    }
+}

@@ -13,9 +13,10 @@
 //!    Recipes*, `tqli`, eigenvalues only). Its rotations are a chain of dependent square
 //!    roots and divisions; the group's sweeps run together, one matrix per vector lane.
 //!
-//! Each matrix is scaled by the power of two at or above its largest magnitude first (exact), so that the reflections' and
-//! rotations' √(f² + g²) cannot overflow; the eigenvalues are scaled back. Should the QL
-//! iteration not converge (it has not been seen to), nalgebra's solver answers instead.
+//! Each matrix is scaled by the power of two at or above its largest magnitude first (an
+//! exact scaling), so that the reflections' and rotations' √(f² + g²) cannot overflow; the
+//! eigenvalues are scaled back. Should the QL iteration not converge (it has not been seen
+//! to), nalgebra's solver answers instead.
 
 use nalgebra::DMatrix;
 use pulp::Simd;
@@ -48,10 +49,10 @@ pub(crate) const GROUP: usize = 2 * LANES;
 type Lane = [f64; LANES];
 
 /// [`eigenvalues_of_many`] of up to [`GROUP`] matrices. Each is divided by the power of
-/// two at or above its largest magnitude first (no rounding), so that the reflections' and rotations' √(f² + g²) cannot overflow, and
-/// its eigenvalues multiplied back; a zero matrix has zero eigenvalues and one with a
-/// non-finite entry NaN ones. Should the QL iteration not converge (it has not been seen
-/// to), nalgebra's solver answers instead.
+/// two at or above its largest magnitude first (no rounding), so that the reflections' and
+/// rotations' √(f² + g²) cannot overflow, and its eigenvalues multiplied back; a zero
+/// matrix has zero eigenvalues and one with a non-finite entry NaN ones. Should the QL
+/// iteration not converge (it has not been seen to), nalgebra's solver answers instead.
 fn eigenvalues_of_group(group: &[Vec<f64>], d: usize) -> Vec<Vec<f64>> {
     let scales: Vec<f64> = group
         .iter()
@@ -552,6 +553,7 @@ fn tridiagonal_eigenvalues_portable<const L: usize>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rng::uniforms;
 
     /// The eigenvalues of one matrix symmetrised as (M + Mᵀ)/2, in no particular order.
     fn symmetric_eigenvalues(m: &[f64], d: usize) -> Vec<f64> {
@@ -713,16 +715,6 @@ mod tests {
     }
 
     /// Seeded values uniform on [−0.5, 0.5) (xorshift64).
-    fn uniforms(seed: u64) -> impl FnMut() -> f64 {
-        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        move || {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s >> 11) as f64 / (1u64 << 53) as f64 - 0.5
-        }
-    }
-
     /// A seeded symmetric matrix: Gᵀ G (positive semidefinite, rank ≤ `rank`) or G + Gᵀ.
     fn matrix(d: usize, rank: usize, psd: bool, seed: u64) -> Vec<f64> {
         let mut next = uniforms(seed);

@@ -641,13 +641,8 @@ mod tests {
         // d = 70: blocks of 16 (four) and 6. Lᵀ S L against Σ^{1/2} S Σ^{1/2} (the same
         // eigenvalues), and L Lᵀ = Σ; a singular Σ (a constant column) keeps the root.
         let (d, n) = (70, 150);
-        let mut state = 0x2545_F491_4F6C_DD1Du64;
-        let mut next = || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
-        };
+        let mut uniform = crate::rng::uniforms(3);
+        let mut next = || uniform() as f32;
         let x: Vec<f32> = (0..n * d).map(|_| next()).collect();
         let y: Vec<f32> = (0..n * d).map(|_| 1.2 * next() + 0.1).collect();
         let (gx, gy) = (Gaussian::fit(&x, d).unwrap(), Gaussian::fit(&y, d).unwrap());
