@@ -714,7 +714,6 @@ mod tests {
         v
     }
 
-    /// Seeded values uniform on [−0.5, 0.5) (xorshift64).
     /// A seeded symmetric matrix: Gᵀ G (positive semidefinite, rank ≤ `rank`) or G + Gᵀ.
     fn matrix(d: usize, rank: usize, psd: bool, seed: u64) -> Vec<f64> {
         let mut next = uniforms(seed);

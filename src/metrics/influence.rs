@@ -127,15 +127,8 @@ mod tests {
 
     /// Seeded values in [−0.5, 0.5).
     fn values(n: usize, seed: u64) -> Vec<f64> {
-        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        (0..n)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 7;
-                s ^= s << 17;
-                (s >> 11) as f64 / (1u64 << 53) as f64 - 0.5
-            })
-            .collect()
+        let mut next = crate::rng::uniforms(seed);
+        (0..n).map(|_| next()).collect()
     }
 
     /// The weighted fit Σ w_i x_i / Σ w, Σ w_i x̃_i x̃_iᵀ / (Σ w − 1), written out by hand.
