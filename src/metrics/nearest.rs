@@ -1,11 +1,14 @@
 //! How close samples come to the training points (memorisation).
 
+use std::ops::Range;
+
 use rayon::prelude::*;
 
-use super::linalg::F64_BUFFERS;
-use super::manifold::{distance_blocks, squared_distances, Rows, BLOCK_ENTRIES};
+use super::linalg::{to_f64, F64_BUFFERS};
+use super::manifold::{distance_blocks, BLOCK_ENTRIES};
 use super::rows;
 use crate::error::Result;
+use crate::kernels::gemm::{matmul, View};
 
 /// The Euclidean distance from every row of `x` to its nearest row of `train` (both
 /// × `d`), from ‖u − v‖² = ‖u‖² + ‖v‖² − 2 u·v with the inner products as one product
@@ -20,9 +23,9 @@ fn nearest_blocked(x: &[f32], train: &[f32], d: usize, block_entries: usize) -> 
     let t = rows(train, d, "train", 1)?;
     let (x, train) = (Rows::new(x, d), Rows::new(train, d));
     let mut nearest = Vec::with_capacity(n);
-    let (blocks, mut g) = distance_blocks(n, t, block_entries);
+    let (blocks, mut g) = distance_blocks(n, t, block_entries, &F64_BUFFERS);
     for range in blocks {
-        squared_distances(&x, range, &train, 0..t, &mut g);
+        squared_distances(&x, range, &train, &mut g);
         let block: Vec<f64> = g
             .par_chunks(t)
             .map(|row| row.iter().copied().fold(f64::INFINITY, f64::min).sqrt())
@@ -31,6 +34,44 @@ fn nearest_blocked(x: &[f32], train: &[f32], d: usize, block_entries: usize) -> 
     }
     F64_BUFFERS.give(g);
     Ok(nearest)
+}
+
+/// Rows of one set in f64 with their squared norms.
+#[derive(Debug, Clone)]
+struct Rows {
+    d: usize,
+    data: Vec<f64>,
+    norms: Vec<f64>,
+}
+
+impl Rows {
+    fn new(x: &[f32], d: usize) -> Self {
+        let data = to_f64(x);
+        let norms = data.chunks(d).map(|r| r.iter().map(|a| a * a).sum()).collect();
+        Self { d, data, norms }
+    }
+}
+
+/// Squared Euclidean distances from the rows `range` of `a` to every row of `b`
+/// (range.len() × rows of b, row-major) into `g` (resized, its allocation reused): ‖u‖² +
+/// ‖v‖² − 2 u·v with the inner products as one product, negative round-off taken as 0.
+fn squared_distances(a: &Rows, range: Range<usize>, b: &Rows, g: &mut Vec<f64>) {
+    let (d, width) = (a.d, b.norms.len());
+    g.resize(range.len() * width, 0.0);
+    matmul(
+        g,
+        false,
+        View::rows(&a.data[range.start * d..range.end * d], range.len(), d),
+        View::rows(&b.data, width, d).t(),
+        rayon::current_num_threads(),
+    );
+    g.par_chunks_mut(width.max(1))
+        .zip(&a.norms[range])
+        .for_each(|(row, na)| {
+            for (v, nb) in row.iter_mut().zip(&b.norms) {
+                *v = (na + nb - 2.0 * *v).max(0.0);
+            }
+        });
 }
 
 #[cfg(test)]
