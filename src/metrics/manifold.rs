@@ -31,7 +31,7 @@
 //!   radius; prdc itself needs N ≥ k + 2, an artefact of `np.argpartition(…, k + 1)`).
 //! - Distances are Euclidean; ddimlab compares their squares, which orders them the same
 //!   way. Every comparison is decided as the exact squared distance Σ_k (u_k − v_k)² (f64,
-//!   [`Rows32::exact`]) would decide it: from f32 products wherever their error bound
+//!   [`Rows::exact`]) would decide it: from f32 products wherever their error bound
 //!   leaves no doubt, from that exact sum where it does (a set's own diagonal exactly 0).
 //!
 //! Every statistic is a mean over the rows of *one* side given the radii ([`PrdcRows`]):
@@ -44,22 +44,22 @@
 //! of rows that bound the memory to [`BLOCK_ENTRIES`] values; a set against itself
 //! through the blocks on and below the diagonal only (the distances are symmetric: a
 //! row's nearest are completed from the columns of later blocks). Each approximate squared
-//! distance d̃² is within ε (‖u‖² + ‖v‖²) of the exact one ([`Rows32`]): a comparison with
+//! distance d̃² is within ε (‖u‖² + ‖v‖²) of the exact one ([`Rows`]): a comparison with
 //! a threshold farther than that is decided by d̃², the others (ties and near-ties, rare
 //! in continuous data) by the exact sum, and a row's radius by the exact distances of its
 //! candidates within that bound of its k-th nearest. Against f64 products (the version
 //! before), the k-NN statistics of a digits point took 5–8 ms less on two threads, every
 //! value the same (measured).
 
-use std::ops::Range;
-
 use rayon::prelude::*;
 
 use super::bootstrap::{Replicated, Resamples};
-use super::linalg::{Pool, F32_BUFFERS};
+use super::distances::{approximate, distance_blocks, f32_above, f32_below, Rows};
+use super::linalg::F32_BUFFERS;
 use super::rows;
 use crate::error::{Error, Result};
-use crate::kernels::gemm::{matmul, View};
+
+pub use super::distances::BLOCK_ENTRIES;
 
 /// The k of precision and recall (Kynkäänniemi et al. 2019).
 pub const K_PRECISION_RECALL: usize = 3;
@@ -67,27 +67,8 @@ pub const K_PRECISION_RECALL: usize = 3;
 /// The k of density and coverage (Naeem et al. 2020).
 pub const K_DENSITY_COVERAGE: usize = 5;
 
-/// The most squared distances held at once (a block of rows × all rows of the other set:
-/// 2 MiB of f32 products here, 4 MiB of f64 distances in [`super::nearest`]), in a pooled
-/// buffer reused for every block and every call.
-pub const BLOCK_ENTRIES: usize = 1 << 19;
-
 /// Columns per task of the column-wise reductions (coverage and recall).
 const COLUMNS: usize = 256;
-
-/// The blocks of `n` rows against `other` rows, each of at most `block_entries` distances
-/// (at least one row; the last block shorter), and a buffer of `pool` that holds the
-/// largest of them, so that no block grows it (give it back when done).
-pub(super) fn distance_blocks<T: Copy + Default>(
-    n: usize,
-    other: usize,
-    block_entries: usize,
-    pool: &Pool<T>,
-) -> (impl Iterator<Item = Range<usize>>, Vec<T>) {
-    let size = (block_entries / other.max(1)).max(1);
-    let buffer = pool.take(size.min(n) * other);
-    ((0..n).step_by(size).map(move |s| s..(s + size).min(n)), buffer)
-}
 
 /// A set of rows and, for each of one or more k, every row's k-NN radius: the distance to
 /// its k-th nearest other row of the set (the (k + 1)-th smallest distance with the zero
@@ -95,7 +76,7 @@ pub(super) fn distance_blocks<T: Copy + Default>(
 /// and reused for every sample set measured against it.
 #[derive(Debug, Clone)]
 pub struct Manifold {
-    rows: Rows32,
+    rows: Rows,
     ks: Vec<usize>,
     /// Per entry of `ks`: the squared radius of every row.
     squared: Vec<Vec<f64>>,
@@ -103,7 +84,7 @@ pub struct Manifold {
 
 impl Manifold {
     /// The rows of `x` (n × `d`) and their k-NN radii for each k of `ks` (each ≥ 1; n must
-    /// exceed the largest), from one product of the set with itself ([`Rows32::radii`]).
+    /// exceed the largest), from one product of the set with itself ([`Rows::radii`]).
     pub fn new(x: &[f32], d: usize, ks: &[usize]) -> Result<Self> {
         Self::build(x, d, ks, "x", BLOCK_ENTRIES)
     }
@@ -111,8 +92,8 @@ impl Manifold {
     fn build(x: &[f32], d: usize, ks: &[usize], what: &str, block_entries: usize) -> Result<Self> {
         let kmax = check_ks(ks)?;
         rows(x, d, what, kmax + 1)?;
-        let set = Rows32::new(x, d);
-        let squared = set.radii(ks, block_entries);
+        let set = Rows::new(x, d);
+        let squared = radii(&set, ks, block_entries);
         Ok(Self {
             rows: set,
             ks: ks.to_vec(),
@@ -289,8 +270,8 @@ impl Reference {
         let d = self.manifold.dim();
         let k_max = self.k_pr;
         let m = rows(samples, d, "samples", k_max + 1)?;
-        let generated = Rows32::new(samples, d);
-        let s2 = generated.radii(&[self.k_pr], block_entries).pop().expect("one k");
+        let generated = Rows::new(samples, d);
+        let s2 = radii(&generated, &[self.k_pr], block_entries).pop().expect("one k");
         let (real, n) = (&self.manifold.rows, self.manifold.rows());
         let (r2_pr, r2_dc) = (&self.manifold.squared[0], &self.manifold.squared[1]);
         let bounds = |r: &[f64]| -> (Vec<f32>, Vec<f32>) {
@@ -305,9 +286,9 @@ impl Reference {
         let mut by_row = vec![[0u32; 4]; m];
         // Per real row: the same for its ball (coverage) and for the generated balls (recall).
         let mut by_column = [vec![0u32; n], vec![0u32; n], vec![0u32; n], vec![0u32; n]];
-        let (blocks, mut g) = distance_blocks(m, n, block_entries, &F32_BUFFERS);
+        let (blocks, mut g) = distance_blocks(m, n, block_entries);
         for range in blocks {
-            generated.products(range.clone(), real, &mut g);
+            generated.products(range.clone(), real, n, &mut g);
             let own = (&generated.norms32[range.clone()], &generated.margins[range.clone()]);
             g.par_chunks(n)
                 .zip(own.0.par_iter().zip(own.1))
@@ -381,190 +362,99 @@ impl Reference {
     }
 }
 
-/// The bounds (hi, lo) of a squared distance from an f32 inner product: (‖u‖² + ‖v‖²) − 2 u·v
-/// ± `margin`, all in f32, with the norms and margin of [`Rows32`]; the exact squared
-/// distance lies between them ([`Rows32::eps`]).
-#[inline(always)]
-fn approximate(na: f32, nb: f32, margin: f32, dot: f32) -> (f32, f32) {
-    let v = (na + nb) - 2.0 * dot;
-    (v + margin, v - margin)
+/// Every row's squared k-NN radius in its own set for each k of `ks` (the (k + 1)-th
+/// smallest squared distance, itself at 0 included), exact: the smallest approximate
+/// distances are kept with their rows ([`candidates`]), those within the error bound of
+/// the (k + 1)-th recomputed exactly (the whole row where more might be).
+fn radii(set: &Rows, ks: &[usize], block_entries: usize) -> Vec<Vec<f64>> {
+    let (n, k) = (set.rows(), *ks.iter().max().expect("a k"));
+    let keep = k + 1 + RADIUS_SPARE;
+    let lists = candidates(set, keep, block_entries);
+    let top = set.norms.iter().fold(0.0f64, |a, &b| a.max(b));
+    let exact = lists
+        .par_iter()
+        .enumerate()
+        .map(|(i, list)| {
+            // every approximate value is within ε (‖x_i‖² + ‖x_j‖²) ≤ Δ of its exact one
+            let reach = list.kept[k].0 as f64 + 2.0 * set.eps * (set.norms[i] + top);
+            let mut exact: Vec<f64> = if list.kept.len() == keep && list.kept[keep - 1].0 as f64 <= reach {
+                (0..n).map(|j| set.exact(i, set, j)).collect() // more candidates than kept
+            } else {
+                let near = list.kept.iter().filter(|c| c.0 as f64 <= reach);
+                near.map(|c| set.exact(i, set, c.1 as usize)).collect()
+            };
+            exact.sort_by(f64::total_cmp);
+            ks.iter().map(|&k| exact[k]).collect::<Vec<f64>>()
+        })
+        .collect::<Vec<_>>();
+    (0..ks.len()).map(|t| exact.iter().map(|r| r[t]).collect()).collect()
 }
 
-/// The largest f32 at or below `x`.
-fn f32_below(x: f64) -> f32 {
-    let f = x as f32;
-    if f as f64 > x {
-        f.next_down()
-    } else {
-        f
-    }
-}
-
-/// The smallest f32 at or above `x`.
-fn f32_above(x: f64) -> f32 {
-    let f = x as f32;
-    if (f as f64) < x {
-        f.next_up()
-    } else {
-        f
-    }
-}
-
-/// Rows of a set in f32, as given, with their squared norms in f64: the k-NN statistics'
-/// products run in f32 (twice the f64 rate), every comparison they decide is certain under
-/// the products' error bound, and what they cannot decide is recomputed exactly.
-#[derive(Debug, Clone)]
-struct Rows32 {
-    d: usize,
-    data: Vec<f32>,
-    norms: Vec<f64>,
-    /// The norms rounded to f32, and ε times them (each row's half of a margin).
-    norms32: Vec<f32>,
-    margins: Vec<f32>,
-    /// ε with |d̃² − d²| ≤ ε (‖u‖² + ‖v‖²) for the squared distance d̃² computed in f32 as
-    /// (‖u‖² + ‖v‖²) − 2 u·v from an f32 inner product and f32 norms, plus the rounding of
-    /// d̃² ± its margin: the product's error is at most γ_d Σ |u_k v_k| ≤ γ_d (‖u‖² + ‖v‖²)/2
-    /// in any order of summation (Higham, *Accuracy and Stability of Numerical Algorithms*,
-    /// §3.1; γ_d = d u / (1 − d u), u = 2⁻²⁴), the norms' rounding, the sum and the
-    /// difference add 5 u, the margin's own rounding and the final ± 3 u more; 2 % more for
-    /// safety.
-    eps: f64,
-}
-
-impl Rows32 {
-    fn new(x: &[f32], d: usize) -> Self {
-        let norms: Vec<f64> = x
-            .chunks(d)
-            .map(|r| r.iter().map(|&a| a as f64 * a as f64).sum())
-            .collect();
-        let u = f32::EPSILON as f64 / 2.0;
-        let gamma = d as f64 * u / (1.0 - d as f64 * u);
-        let eps = 1.02 * (gamma + 8.0 * u);
-        let norms32: Vec<f32> = norms.iter().map(|&v| v as f32).collect();
-        Self {
-            d,
-            data: x.to_vec(),
-            margins: norms32.iter().map(|&v| (eps * v as f64) as f32).collect(),
-            norms32,
-            norms,
-            eps,
-        }
-    }
-
-    fn rows(&self) -> usize {
-        self.norms.len()
-    }
-
-    /// The f32 inner products of rows `range` with every row of `other` into `g` (resized).
-    fn products(&self, range: Range<usize>, other: &Rows32, g: &mut Vec<f32>) {
-        let (d, width) = (self.d, other.rows());
-        g.resize(range.len() * width, 0.0);
-        matmul(
-            g,
-            false,
-            View::rows(&self.data[range.start * d..range.end * d], range.len(), d),
-            View::rows(&other.data, width, d).t(),
-            rayon::current_num_threads(),
-        );
-    }
-
-    /// The exact squared distance (f64) from row `i` to row `j` of `other`.
-    fn exact(&self, i: usize, other: &Rows32, j: usize) -> f64 {
-        let d = self.d;
-        let (u, v) = (&self.data[i * d..(i + 1) * d], &other.data[j * d..(j + 1) * d]);
-        u.iter().zip(v).map(|(a, b)| (*a as f64 - *b as f64).powi(2)).sum()
-    }
-
-    /// Every row's squared k-NN radius in its own set (the (k + 1)-th smallest squared
-    /// distance, itself at 0 included), exact: the smallest approximate distances are kept
-    /// with their rows, the candidates within the error bound of the (k + 1)-th recomputed
-    /// exactly (the whole row where more might be).
-    fn radii(&self, ks: &[usize], block_entries: usize) -> Vec<Vec<f64>> {
-        let n = self.rows();
-        let k = *ks.iter().max().expect("a k");
-        let keep = k + 1 + RADIUS_SPARE;
-        let mut lists = vec![Nearest::new(keep); n];
-        let (blocks, mut g) = distance_blocks(n, n, block_entries, &F32_BUFFERS);
-        let top = self.norms.iter().fold(0.0f64, |a, &b| a.max(b));
-        for range in blocks {
-            let (start, end) = (range.start, range.end);
-            g.resize(range.len() * end, 0.0);
-            matmul(
-                &mut g,
-                false,
-                View::rows(&self.data[start * self.d..end * self.d], range.len(), self.d),
-                View::rows(&self.data[..end * self.d], end, self.d).t(),
-                rayon::current_num_threads(),
-            );
-            let norms = &self.norms32;
-            g.par_chunks(end)
-                .zip(&mut lists[range.clone()])
-                .enumerate()
-                .for_each(|(r, (row, list))| {
-                    let (i, na) = (start + r, norms[start + r]);
-                    let mut values = [0.0f32; 16];
-                    for (q, (dots, nbs)) in row.chunks(16).zip(norms[..end].chunks(16)).enumerate() {
-                        for ((v, &dot), &nb) in values.iter_mut().zip(dots).zip(nbs) {
-                            *v = approximate(na, nb, 0.0, dot).0;
-                        }
-                        let values = &mut values[..dots.len()];
-                        if (16 * q..16 * q + dots.len()).contains(&i) {
-                            values[i - 16 * q] = 0.0; // itself, exactly
-                        }
-                        list.offer_all(values, 16 * q);
-                    }
-                });
-            // The columns of the rows before the block: their distances to the block's rows.
-            lists[..start]
-                .par_chunks_mut(COLUMNS)
-                .enumerate()
-                .for_each(|(c, lists)| {
-                    for (q, group) in lists.chunks_mut(8).enumerate() {
-                        let j0 = c * COLUMNS + 8 * q;
-                        let nbs = &norms[j0..j0 + group.len()];
-                        let mut bounds = [f32::NEG_INFINITY; 8];
-                        group.iter().zip(&mut bounds).for_each(|(l, b)| *b = l.bound());
-                        for (r, row) in g.chunks(end).enumerate() {
-                            let na = norms[start + r];
-                            let mut values = [f32::INFINITY; 8];
-                            for ((v, &dot), &nb) in values.iter_mut().zip(&row[j0..j0 + group.len()]).zip(nbs) {
-                                *v = approximate(na, nb, 0.0, dot).0;
-                            }
-                            if values.iter().zip(&bounds).fold(false, |any, (v, b)| any | (v < b)) {
-                                for ((l, b), &v) in group.iter_mut().zip(&mut bounds).zip(&values) {
-                                    l.offer(v, (start + r) as u32);
-                                    *b = l.bound();
-                                }
-                            }
-                        }
-                    }
-                });
-        }
-        F32_BUFFERS.give(g);
-        let exact = lists
-            .par_iter()
+/// Per row of `set`, the `keep` smallest approximate squared distances to the rows of the
+/// set (itself at exactly 0) with those rows: the products of each block of rows with the
+/// rows up to the block's last (the distances are symmetric: the rest of a row's come as
+/// columns of later blocks).
+fn candidates(set: &Rows, keep: usize, block_entries: usize) -> Vec<Nearest> {
+    let n = set.rows();
+    let mut lists = vec![Nearest::new(keep); n];
+    let (blocks, mut g) = distance_blocks(n, n, block_entries);
+    for range in blocks {
+        let end = range.end;
+        set.products(range.clone(), set, end, &mut g);
+        g.par_chunks(end)
+            .zip(&mut lists[range.clone()])
             .enumerate()
-            .map(|(i, list)| {
-                // every approximate value is within ε (‖x_i‖² + ‖x_j‖²) ≤ Δ of its exact one
-                let reach = list.kept[k].0 as f64 + 2.0 * self.eps * (self.norms[i] + top);
-                let mut exact: Vec<f64> = if list.kept.len() == keep && list.kept[keep - 1].0 as f64 <= reach {
-                    (0..n).map(|j| self.exact(i, self, j)).collect() // more candidates than kept
-                } else {
-                    list.kept
-                        .iter()
-                        .filter(|c| c.0 as f64 <= reach)
-                        .map(|c| self.exact(i, self, c.1 as usize))
-                        .collect()
-                };
-                exact.sort_by(f64::total_cmp);
-                ks.iter().map(|&k| exact[k]).collect::<Vec<f64>>()
-            })
-            .collect::<Vec<_>>();
-        (0..ks.len()).map(|t| exact.iter().map(|r| r[t]).collect()).collect()
+            .for_each(|(r, (row, list))| offer_row(row, range.start + r, &set.norms32, list));
+        lists[..range.start]
+            .par_chunks_mut(COLUMNS)
+            .enumerate()
+            .for_each(|(c, lists)| offer_columns(&g, end, range.start, c * COLUMNS, &set.norms32, lists));
+    }
+    F32_BUFFERS.give(g);
+    lists
+}
+
+/// Offers row i's approximate squared distances (from its products `row` with rows
+/// 0 … row.len() − 1; `norms`: the f32 squared norms) to its list, 16 at a time.
+fn offer_row(row: &[f32], i: usize, norms: &[f32], list: &mut Nearest) {
+    let mut values = [0.0f32; 16];
+    for (q, (dots, nbs)) in row.chunks(16).zip(norms.chunks(16)).enumerate() {
+        for ((v, &dot), &nb) in values.iter_mut().zip(dots).zip(nbs) {
+            *v = approximate(norms[i], nb, 0.0, dot).0;
+        }
+        let values = &mut values[..dots.len()];
+        if (16 * q..16 * q + dots.len()).contains(&i) {
+            values[i - 16 * q] = 0.0; // itself, exactly
+        }
+        list.offer_all(values, 16 * q);
     }
 }
 
-/// Candidates kept per row by [`Rows32::radii`] beyond the k + 1 it needs.
+/// Offers each of `lists` (the rows `first`, `first` + 1, … before the block) its column of
+/// `g` (the products of the block's rows, from row `start` on, `width` to a row): eight
+/// columns at a time, value by value only where one is below its list's bound.
+fn offer_columns(g: &[f32], width: usize, start: usize, first: usize, norms: &[f32], lists: &mut [Nearest]) {
+    for (q, group) in lists.chunks_mut(8).enumerate() {
+        let j0 = first + 8 * q;
+        let nbs = &norms[j0..j0 + group.len()];
+        let mut bounds = [f32::NEG_INFINITY; 8];
+        group.iter().zip(&mut bounds).for_each(|(l, b)| *b = l.bound());
+        for (r, row) in g.chunks(width).enumerate() {
+            let mut values = [f32::INFINITY; 8];
+            for ((v, &dot), &nb) in values.iter_mut().zip(&row[j0..j0 + group.len()]).zip(nbs) {
+                *v = approximate(norms[start + r], nb, 0.0, dot).0;
+            }
+            if values.iter().zip(&bounds).fold(false, |any, (v, b)| any | (v < b)) {
+                for ((l, b), &v) in group.iter_mut().zip(&mut bounds).zip(&values) {
+                    l.offer(v, (start + r) as u32);
+                    *b = l.bound();
+                }
+            }
+        }
+    }
+}
+
+/// Candidates kept per row by [`radii`] beyond the k + 1 it needs.
 const RADIUS_SPARE: usize = 4;
 
 /// The `count` smallest (value, row) offered, ascending.
@@ -835,7 +725,7 @@ mod tests {
         }
     }
 
-    /// Squared distances by plain loops in f64, in the order [`Rows32::exact`] sums them
+    /// Squared distances by plain loops in f64, in the order [`Rows::exact`] sums them
     /// (so that a tie is a tie on both sides).
     fn squared(u: &[f32], v: &[f32]) -> f64 {
         u.iter().zip(v).map(|(a, b)| (*a as f64 - *b as f64).powi(2)).sum()
@@ -904,7 +794,7 @@ mod tests {
         // Not trivial: radii of 0, comparisons the f32 bound cannot decide (within ε (‖u‖² +
         // ‖v‖²) of their threshold), rows on both sides of the balls.
         assert!(r2_pr[0] == 0.0 && s2[m - 1] == 0.0);
-        let (eps, norm) = (Rows32::new(&x, d).eps, |u: &[f32]| squared(u, &vec![0.0; d]));
+        let (eps, norm) = (Rows::new(&x, d).eps, |u: &[f32]| squared(u, &vec![0.0; d]));
         let open = (0..m)
             .flat_map(|i| (0..n).map(move |j| (i, j)))
             .filter(|&(i, j)| {
