@@ -31,7 +31,7 @@
 //!   radius; prdc itself needs N ≥ k + 2, an artefact of `np.argpartition(…, k + 1)`).
 //! - Distances are Euclidean; ddimlab compares their squares, which orders them the same
 //!   way. Every comparison is decided as the exact squared distance Σ_k (u_k − v_k)² (f64,
-//!   [`Rows::exact`]) would decide it: from f32 products wherever their error bound
+//!   `distances::Rows::exact`) would decide it: from f32 products wherever their error bound
 //!   leaves no doubt, from that exact sum where it does (a set's own diagonal exactly 0).
 //!
 //! Every statistic is a mean over the rows of *one* side given the radii ([`PrdcRows`]):
@@ -44,7 +44,7 @@
 //! of rows that bound the memory to [`BLOCK_ENTRIES`] values; a set against itself
 //! through the blocks on and below the diagonal only (the distances are symmetric: a
 //! row's nearest are completed from the columns of later blocks). Each approximate squared
-//! distance d̃² is within ε (‖u‖² + ‖v‖²) of the exact one ([`Rows`]): a comparison with
+//! distance d̃² is within ε (‖u‖² + ‖v‖²) of the exact one (`distances::Rows`): a comparison with
 //! a threshold farther than that is decided by d̃², the others (ties and near-ties, rare
 //! in continuous data) by the exact sum, and a row's radius by the exact distances of its
 //! candidates within that bound of its k-th nearest. Against f64 products (the version
@@ -84,7 +84,7 @@ pub struct Manifold {
 
 impl Manifold {
     /// The rows of `x` (n × `d`) and their k-NN radii for each k of `ks` (each ≥ 1; n must
-    /// exceed the largest), from one product of the set with itself ([`Rows::radii`]).
+    /// exceed the largest), from one product of the set with itself.
     pub fn new(x: &[f32], d: usize, ks: &[usize]) -> Result<Self> {
         Self::build(x, d, ks, "x", BLOCK_ENTRIES)
     }

@@ -8,7 +8,7 @@ use super::rows;
 use crate::error::Result;
 
 /// The Euclidean distance from every row of `x` to its nearest row of `train` (both
-/// × `d`), exact: from f32 products per block of rows ([`super::distances`]) the rows that
+/// × `d`), exact: from f32 products per block of rows (`metrics::distances`) the rows that
 /// can be nearest within their error bound, and the distance to each of those as the
 /// exact f64 sum (the blocks bound the memory as the k-NN statistics' do).
 pub fn nearest_distances(x: &[f32], train: &[f32], d: usize) -> Result<Vec<f64>> {
