@@ -664,11 +664,12 @@ mod tests {
             .sqrt()
     }
 
-    /// prdc's radii literally: the (k + 1)-th smallest of each full row of distances.
-    fn brute_radii(x: &[f32], d: usize, k: usize) -> Vec<f64> {
+    /// prdc's radii literally: the (k + 1)-th smallest of each full row of distances
+    /// (`distance`, or the squared ones).
+    fn brute_radii(x: &[f32], d: usize, k: usize, metric: fn(&[f32], &[f32]) -> f64) -> Vec<f64> {
         x.chunks(d)
             .map(|u| {
-                let mut row: Vec<f64> = x.chunks(d).map(|v| distance(u, v)).collect();
+                let mut row: Vec<f64> = x.chunks(d).map(|v| metric(u, v)).collect();
                 row.sort_by(f64::total_cmp);
                 row[k]
             })
@@ -704,8 +705,8 @@ mod tests {
             let x = random(&mut rng, m, d, shift);
             let y = random(&mut rng, n, d, 0.0);
             let (k_pr, k_dc) = (K_PRECISION_RECALL, K_DENSITY_COVERAGE);
-            let s = brute_radii(&x, d, k_pr);
-            let (r_pr, r_dc) = (brute_radii(&y, d, k_pr), brute_radii(&y, d, k_dc));
+            let s = brute_radii(&x, d, k_pr, distance);
+            let (r_pr, r_dc) = (brute_radii(&y, d, k_pr, distance), brute_radii(&y, d, k_dc, distance));
             let want = brute(&x, &s, &y, &r_pr, &r_dc, d, k_dc);
             let reference = Reference::new(&y, d, k_pr, k_dc).unwrap();
             let close = |a: &[f64], b: &[f64]| a.iter().zip(b).all(|(u, v)| (u - v).abs() <= 1e-12 * v.max(1.0));
@@ -759,15 +760,7 @@ mod tests {
             }
         }
         let (k_pr, k_dc) = (K_PRECISION_RECALL, K_DENSITY_COVERAGE);
-        let radii = |set: &[f32], k: usize| -> Vec<f64> {
-            set.chunks(d)
-                .map(|u| {
-                    let mut row: Vec<f64> = set.chunks(d).map(|v| squared(u, v)).collect();
-                    row.sort_by(f64::total_cmp);
-                    row[k]
-                })
-                .collect()
-        };
+        let radii = |set: &[f32], k: usize| brute_radii(set, d, k, squared);
         let (s2, r2_pr, r2_dc) = (radii(&x, k_pr), radii(&y, k_pr), radii(&y, k_dc));
         let dist: Vec<Vec<f64>> = x
             .chunks(d)
