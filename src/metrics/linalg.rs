@@ -74,8 +74,15 @@ impl<T: Copy + Default> Pool<T> {
     }
 }
 
-/// The f32 buffers of the kernel matrices and of the distance blocks' products.
+/// The f64 buffers of the distance blocks.
+pub(crate) static F64_BUFFERS: Pool<f64> = Pool::new();
+/// The f32 buffers of the kernel matrices.
 pub(crate) static F32_BUFFERS: Pool<f32> = Pool::new();
+
+/// The rows of a flat f32 sample as f64 (row-major, unchanged layout).
+pub(crate) fn to_f64(x: &[f32]) -> Vec<f64> {
+    x.iter().map(|&v| v as f64).collect()
+}
 
 #[cfg(test)]
 mod tests {

@@ -29,37 +29,30 @@
 //!   its centre and the k − 1 strictly nearer neighbours); ≤ would give (k + 1)/k.
 //! - A set needs more than k rows (N = k + 1 gives each row its farthest other row as
 //!   radius; prdc itself needs N ≥ k + 2, an artefact of `np.argpartition(…, k + 1)`).
-//! - Distances are Euclidean; ddimlab compares their squares, which orders them the same
-//!   way. Every comparison is decided as the exact squared distance Σ_k (u_k − v_k)² (f64,
-//!   `distances::Rows::exact`) would decide it: from f32 products wherever their error bound
-//!   leaves no doubt, from that exact sum where it does (a set's own diagonal exactly 0).
+//! - Distances are Euclidean; ddimlab compares their squares (‖u‖² + ‖v‖² − 2 u·v in f64,
+//!   negative round-off taken as 0, a set's own diagonal exactly 0), which orders them the
+//!   same way.
 //!
 //! Every statistic is a mean over the rows of *one* side given the radii ([`PrdcRows`]):
 //! precision and density over the generated rows, recall and coverage over the real rows.
 //! Bootstrap replicates are then count-weighted means of those per-row values
 //! ([`PrdcRows::replicated`]), a conditional bootstrap (see there).
 //!
-//! The distances come from one f32 matrix product per pair of sets (real × real once per
+//! The distances come from one matrix product per pair of sets (real × real once per
 //! reference, generated × generated and generated × real once per sample set), in blocks
-//! of rows that bound the memory to [`BLOCK_ENTRIES`] values; a set against itself
+//! of rows that bound the memory to [`BLOCK_ENTRIES`] f64 values; a set against itself
 //! through the blocks on and below the diagonal only (the distances are symmetric: a
-//! row's nearest are completed from the columns of later blocks). Each approximate squared
-//! distance d̃² is within ε (‖u‖² + ‖v‖²) of the exact one (`distances::Rows`): a comparison with
-//! a threshold farther than that is decided by d̃², the others (ties and near-ties, rare
-//! in continuous data) by the exact sum, and a row's radius by the exact distances of its
-//! candidates within that bound of its k-th nearest. Against f64 products (the version
-//! before), the k-NN statistics of a digits point took 5–8 ms less on two threads, every
-//! value the same (measured).
+//! row's k smallest are completed from the columns of later blocks).
+
+use std::ops::Range;
 
 use rayon::prelude::*;
 
 use super::bootstrap::{Replicated, Resamples};
-use super::distances::{approximate, distance_blocks, f32_above, f32_below, Rows};
-use super::linalg::F32_BUFFERS;
+use super::linalg::{to_f64, F64_BUFFERS};
 use super::rows;
 use crate::error::{Error, Result};
-
-pub use super::distances::BLOCK_ENTRIES;
+use crate::kernels::gemm::{matmul, View};
 
 /// The k of precision and recall (Kynkäänniemi et al. 2019).
 pub const K_PRECISION_RECALL: usize = 3;
@@ -67,8 +60,154 @@ pub const K_PRECISION_RECALL: usize = 3;
 /// The k of density and coverage (Naeem et al. 2020).
 pub const K_DENSITY_COVERAGE: usize = 5;
 
+/// The most squared distances held at once (a block of rows × all rows of the other set:
+/// 4 MiB of f64), in a buffer of [`F64_BUFFERS`] reused for every block and every call.
+pub const BLOCK_ENTRIES: usize = 1 << 19;
+
 /// Columns per task of the column-wise reductions (coverage and recall).
 const COLUMNS: usize = 256;
+
+/// Rows of one set in f64 with their squared norms.
+#[derive(Debug, Clone)]
+pub(super) struct Rows {
+    n: usize,
+    d: usize,
+    data: Vec<f64>,
+    norms: Vec<f64>,
+}
+
+impl Rows {
+    pub(super) fn new(x: &[f32], d: usize) -> Self {
+        let data = to_f64(x);
+        let norms = data.chunks(d).map(|r| r.iter().map(|a| a * a).sum()).collect();
+        Self {
+            n: x.len() / d,
+            d,
+            data,
+            norms,
+        }
+    }
+}
+
+/// The blocks of `n` rows against `other` rows, each of at most `block_entries` distances
+/// (at least one row; the last block shorter), and a buffer of [`F64_BUFFERS`] that holds
+/// the largest of them, so that no block grows it (give it back when done).
+pub(super) fn distance_blocks(
+    n: usize,
+    other: usize,
+    block_entries: usize,
+) -> (impl Iterator<Item = Range<usize>>, Vec<f64>) {
+    let size = (block_entries / other.max(1)).max(1);
+    let buffer = F64_BUFFERS.take(size.min(n) * other);
+    ((0..n).step_by(size).map(move |s| s..(s + size).min(n)), buffer)
+}
+
+/// The `count` smallest values offered so far, ascending, duplicates counted: after a
+/// row's values, entry k is what `select_nth_unstable(k)` would find in the row, whatever
+/// the order they came in. After the first few values almost every value is larger than
+/// the largest kept ([`Smallest::bound`]) and is dropped by one comparison.
+#[derive(Debug, Clone)]
+struct Smallest {
+    count: usize,
+    kept: Vec<f64>,
+}
+
+impl Smallest {
+    fn new(count: usize) -> Self {
+        Self {
+            count,
+            kept: Vec::with_capacity(count + 1),
+        }
+    }
+
+    /// Values at or above this are not kept (∞ until `count` values are).
+    fn bound(&self) -> f64 {
+        if self.kept.len() == self.count {
+            self.kept[self.count - 1]
+        } else {
+            f64::INFINITY
+        }
+    }
+
+    fn offer(&mut self, v: f64) {
+        if v >= self.bound() {
+            return;
+        }
+        if self.kept.len() == self.count {
+            self.kept.pop();
+        }
+        let at = self.kept.partition_point(|&b| b <= v);
+        self.kept.insert(at, v);
+    }
+
+    /// [`Smallest::offer`] of each value, compared with the bound eight at a time (one
+    /// vector comparison), value by value only in a block that holds a smaller one (one at a
+    /// time, the selection was 3 % of the digits statistics' profile).
+    fn offer_all(&mut self, values: &[f64]) {
+        let blocks = values.chunks_exact(8);
+        let tail = blocks.remainder();
+        for block in blocks {
+            let bound = self.bound();
+            if block.iter().fold(false, |any, &v| any | (v < bound)) {
+                block.iter().for_each(|&v| self.offer(v));
+            }
+        }
+        tail.iter().for_each(|&v| self.offer(v));
+    }
+}
+
+/// The `count` smallest values of `row` in ascending order, duplicates counted.
+#[cfg(test)]
+fn smallest(row: &[f64], count: usize) -> Vec<f64> {
+    let mut s = Smallest::new(count);
+    s.offer_all(row);
+    s.kept
+}
+
+/// Squared Euclidean distances from the rows `range` of `a` to the rows `cols` of `b`
+/// (range.len() × cols.len(), row-major) into `g` (resized, its allocation reused): ‖u‖² +
+/// ‖v‖² − 2 u·v with the inner products as one product, negative round-off taken as 0.
+pub(super) fn squared_distances(a: &Rows, range: Range<usize>, b: &Rows, cols: Range<usize>, g: &mut Vec<f64>) {
+    let d = a.d;
+    let block = &a.data[range.start * d..range.end * d];
+    let width = cols.len();
+    g.resize(range.len() * width, 0.0);
+    let threads = rayon::current_num_threads();
+    matmul(
+        g,
+        false,
+        View::rows(block, range.len(), d),
+        View::rows(&b.data[cols.start * d..cols.end * d], width, d).t(),
+        threads,
+    );
+    g.par_chunks_mut(width.max(1))
+        .zip(&a.norms[range])
+        .for_each(|(row, na)| {
+            for (v, nb) in row.iter_mut().zip(&b.norms[cols.clone()]) {
+                *v = (na + nb - 2.0 * *v).max(0.0);
+            }
+        });
+}
+
+/// Offers each of `lists` (those of columns `first`, `first` + 1, …) the values of its
+/// column of `g` (rows of `width` values), eight columns at a time: one comparison of eight
+/// values with their eight bounds, value by value only where one is below.
+fn offer_columns(g: &[f64], width: usize, first: usize, lists: &mut [Smallest]) {
+    for (q, group) in lists.chunks_mut(8).enumerate() {
+        let j0 = first + 8 * q;
+        let mut bounds = [f64::NEG_INFINITY; 8];
+        group.iter().zip(&mut bounds).for_each(|(l, b)| *b = l.bound());
+        for row in g.chunks(width) {
+            let values = &row[j0..j0 + group.len()];
+            if values.iter().zip(&bounds).fold(false, |any, (v, b)| any | (v < b)) {
+                for ((l, b), &v) in group.iter_mut().zip(&mut bounds).zip(values) {
+                    l.offer(v);
+                    *b = l.bound();
+                }
+            }
+        }
+    }
+}
 
 /// A set of rows and, for each of one or more k, every row's k-NN radius: the distance to
 /// its k-th nearest other row of the set (the (k + 1)-th smallest distance with the zero
@@ -91,9 +230,29 @@ impl Manifold {
 
     fn build(x: &[f32], d: usize, ks: &[usize], what: &str, block_entries: usize) -> Result<Self> {
         let kmax = check_ks(ks)?;
-        rows(x, d, what, kmax + 1)?;
+        let n = rows(x, d, what, kmax + 1)?;
         let set = Rows::new(x, d);
-        let squared = radii(&set, ks, block_entries);
+        let mut lists = vec![Smallest::new(kmax + 1); n];
+        let (blocks, mut g) = distance_blocks(n, n, block_entries);
+        for range in blocks {
+            // The block's rows against the rows up to its last (the distances are
+            // symmetric: the rest of its rows' distances come as columns of later blocks).
+            let (start, end) = (range.start, range.end);
+            squared_distances(&set, range.clone(), &set, 0..end, &mut g);
+            g.par_chunks_mut(end)
+                .zip(&mut lists[range])
+                .enumerate()
+                .for_each(|(r, (row, list))| {
+                    row[start + r] = 0.0; // the distance to itself, exactly
+                    list.offer_all(row);
+                });
+            lists[..start]
+                .par_chunks_mut(COLUMNS)
+                .enumerate()
+                .for_each(|(c, lists)| offer_columns(&g, end, c * COLUMNS, lists));
+        }
+        F64_BUFFERS.give(g);
+        let squared = ks.iter().map(|&k| lists.iter().map(|l| l.kept[k]).collect()).collect();
         Ok(Self {
             rows: set,
             ks: ks.to_vec(),
@@ -103,7 +262,7 @@ impl Manifold {
 
     /// Rows n.
     pub fn rows(&self) -> usize {
-        self.rows.rows()
+        self.rows.n
     }
 
     /// The dimension d.
@@ -268,240 +427,52 @@ impl Reference {
 
     fn per_row_blocked(&self, samples: &[f32], block_entries: usize) -> Result<PrdcRows> {
         let d = self.manifold.dim();
-        let k_max = self.k_pr;
-        let m = rows(samples, d, "samples", k_max + 1)?;
-        let generated = Rows::new(samples, d);
-        let s2 = radii(&generated, &[self.k_pr], block_entries).pop().expect("one k");
-        let (real, n) = (&self.manifold.rows, self.manifold.rows());
+        let generated = Manifold::build(samples, d, &[self.k_pr], "samples", block_entries)?;
+        let (m, n) = (generated.rows(), self.manifold.rows());
+        let s2 = &generated.squared[0];
         let (r2_pr, r2_dc) = (&self.manifold.squared[0], &self.manifold.squared[1]);
-        let bounds = |r: &[f64]| -> (Vec<f32>, Vec<f32>) {
-            (
-                r.iter().map(|&v| f32_below(v)).collect(),
-                r.iter().map(|&v| f32_above(v)).collect(),
-            )
-        };
-        let ((pr_lo, pr_hi), (dc_lo, dc_hi), (s_lo, s_hi)) = (bounds(r2_pr), bounds(r2_dc), bounds(&s2));
-        // Per generated row, per real threshold kind: how many distances are surely below
-        // it (d̃ + margin < r) and how many may be (d̃ − margin < r).
-        let mut by_row = vec![[0u32; 4]; m];
-        // Per real row: the same for its ball (coverage) and for the generated balls (recall).
-        let mut by_column = [vec![0u32; n], vec![0u32; n], vec![0u32; n], vec![0u32; n]];
+        let k_dc = self.k_dc as f64;
+        let mut precision = vec![0.0; m];
+        let mut density = vec![0.0; m];
+        let mut nearest = vec![f64::INFINITY; n];
+        let mut recalled = vec![false; n];
         let (blocks, mut g) = distance_blocks(m, n, block_entries);
         for range in blocks {
-            generated.products(range.clone(), real, n, &mut g);
-            let own = (&generated.norms32[range.clone()], &generated.margins[range.clone()]);
+            squared_distances(&generated.rows, range.clone(), &self.manifold.rows, 0..n, &mut g);
+            // Row-wise: the real balls holding each generated row.
             g.par_chunks(n)
-                .zip(own.0.par_iter().zip(own.1))
-                .zip(by_row[range.clone()].par_iter_mut())
-                .for_each(|((row, (&na, &ma)), tally)| {
-                    let mut t = [0u32; 4];
-                    for j in 0..row.len() {
-                        let (hi, lo) = approximate(na, real.norms32[j], ma + real.margins[j], row[j]);
-                        t[0] += u32::from(hi < pr_lo[j]);
-                        t[1] += u32::from(lo < pr_hi[j]);
-                        t[2] += u32::from(hi < dc_lo[j]);
-                        t[3] += u32::from(lo < dc_hi[j]);
-                    }
-                    *tally = t;
+                .zip(precision[range.clone()].par_iter_mut())
+                .zip(density[range.clone()].par_iter_mut())
+                .for_each(|((row, p), dens)| {
+                    let inside = |radii: &[f64]| row.iter().zip(radii).filter(|(v, r)| v < r).count();
+                    *p = if inside(r2_pr) > 0 { 1.0 } else { 0.0 };
+                    *dens = inside(r2_dc) as f64 / k_dc;
                 });
-            let radii = (&s_lo[range.clone()], &s_hi[range]);
-            let [c_hi, c_lo, r_hi, r_lo] = &mut by_column;
-            (c_hi.par_chunks_mut(COLUMNS).zip(c_lo.par_chunks_mut(COLUMNS)))
-                .zip(r_hi.par_chunks_mut(COLUMNS).zip(r_lo.par_chunks_mut(COLUMNS)))
+            // Column-wise: the nearest generated row to each real row, and whether any
+            // generated ball holds it.
+            let own = &s2[range];
+            nearest
+                .par_chunks_mut(COLUMNS)
+                .zip(recalled.par_chunks_mut(COLUMNS))
                 .enumerate()
-                .for_each(|(c, ((c_hi, c_lo), (r_hi, r_lo)))| {
-                    let cols = c * COLUMNS..c * COLUMNS + c_hi.len();
-                    let (norms, margins) = (&real.norms32[cols.clone()], &real.margins[cols.clone()]);
-                    let (lo_bound, hi_bound) = (&dc_lo[cols.clone()], &dc_hi[cols.clone()]);
-                    let rows = own.0.iter().zip(own.1).zip(radii.0.iter().zip(radii.1));
-                    for (row, ((&na, &ma), (&s_lo, &s_hi))) in g.chunks(n).zip(rows) {
-                        let row = &row[cols.clone()];
-                        for j in 0..row.len() {
-                            let (hi, lo) = approximate(na, norms[j], ma + margins[j], row[j]);
-                            c_hi[j] += u32::from(hi < lo_bound[j]);
-                            c_lo[j] += u32::from(lo < hi_bound[j]);
-                            r_hi[j] += u32::from(hi < s_lo);
-                            r_lo[j] += u32::from(lo < s_hi);
+                .for_each(|(c, (near, hit))| {
+                    let cols = c * COLUMNS..c * COLUMNS + near.len();
+                    for (row, s) in g.chunks(n).zip(own) {
+                        for ((v, a), h) in row[cols.clone()].iter().zip(near.iter_mut()).zip(hit.iter_mut()) {
+                            *a = a.min(*v);
+                            *h |= v < s;
                         }
                     }
                 });
         }
-        F32_BUFFERS.give(g);
-        // What the margins left open, from exact distances (rare: ties within ~1e-5).
-        let exact = |i: usize, j: usize| generated.exact(i, real, j);
+        F64_BUFFERS.give(g);
         let indicator = |b: bool| if b { 1.0 } else { 0.0 };
-        // Some distance surely below its threshold, none possibly, or `exact` decides.
-        let any = |surely: u32, possibly: u32, exact: &dyn Fn() -> bool| surely > 0 || (possibly > 0 && exact());
-        let precision = (by_row.par_iter().enumerate())
-            .map(|(i, t)| indicator(any(t[0], t[1], &|| (0..n).any(|j| exact(i, j) < r2_pr[j]))))
-            .collect();
-        let density = (by_row.par_iter().enumerate())
-            .map(|(i, t)| {
-                let count = match t[2] == t[3] {
-                    true => t[2] as usize,
-                    false => (0..n).filter(|&j| exact(i, j) < r2_dc[j]).count(),
-                };
-                count as f64 / self.k_dc as f64
-            })
-            .collect();
-        let [c_hi, c_lo, r_hi, r_lo] = &by_column;
-        let coverage = (0..n)
-            .into_par_iter()
-            .map(|j| indicator(any(c_hi[j], c_lo[j], &|| (0..m).any(|i| exact(i, j) < r2_dc[j]))))
-            .collect();
-        let recall = (0..n)
-            .into_par_iter()
-            .map(|j| indicator(any(r_hi[j], r_lo[j], &|| (0..m).any(|i| exact(i, j) < s2[i]))))
-            .collect();
         Ok(PrdcRows {
             precision,
             density,
-            recall,
-            coverage,
+            recall: recalled.into_iter().map(indicator).collect(),
+            coverage: nearest.iter().zip(r2_dc).map(|(v, r)| indicator(v < r)).collect(),
         })
-    }
-}
-
-/// Every row's squared k-NN radius in its own set for each k of `ks` (the (k + 1)-th
-/// smallest squared distance, itself at 0 included), exact: the smallest approximate
-/// distances are kept with their rows ([`candidates`]), those within the error bound of
-/// the (k + 1)-th recomputed exactly (the whole row where more might be).
-fn radii(set: &Rows, ks: &[usize], block_entries: usize) -> Vec<Vec<f64>> {
-    let (n, k) = (set.rows(), *ks.iter().max().expect("a k"));
-    let keep = k + 1 + RADIUS_SPARE;
-    let lists = candidates(set, keep, block_entries);
-    let top = set.norms.iter().fold(0.0f64, |a, &b| a.max(b));
-    let exact = lists
-        .par_iter()
-        .enumerate()
-        .map(|(i, list)| {
-            // every approximate value is within ε (‖x_i‖² + ‖x_j‖²) ≤ Δ of its exact one
-            let reach = list.kept[k].0 as f64 + 2.0 * set.eps * (set.norms[i] + top);
-            let mut exact: Vec<f64> = if list.kept.len() == keep && list.kept[keep - 1].0 as f64 <= reach {
-                (0..n).map(|j| set.exact(i, set, j)).collect() // more candidates than kept
-            } else {
-                let near = list.kept.iter().filter(|c| c.0 as f64 <= reach);
-                near.map(|c| set.exact(i, set, c.1 as usize)).collect()
-            };
-            exact.sort_by(f64::total_cmp);
-            ks.iter().map(|&k| exact[k]).collect::<Vec<f64>>()
-        })
-        .collect::<Vec<_>>();
-    (0..ks.len()).map(|t| exact.iter().map(|r| r[t]).collect()).collect()
-}
-
-/// Per row of `set`, the `keep` smallest approximate squared distances to the rows of the
-/// set (itself at exactly 0) with those rows: the products of each block of rows with the
-/// rows up to the block's last (the distances are symmetric: the rest of a row's come as
-/// columns of later blocks).
-fn candidates(set: &Rows, keep: usize, block_entries: usize) -> Vec<Nearest> {
-    let n = set.rows();
-    let mut lists = vec![Nearest::new(keep); n];
-    let (blocks, mut g) = distance_blocks(n, n, block_entries);
-    for range in blocks {
-        let end = range.end;
-        set.products(range.clone(), set, end, &mut g);
-        g.par_chunks(end)
-            .zip(&mut lists[range.clone()])
-            .enumerate()
-            .for_each(|(r, (row, list))| offer_row(row, range.start + r, &set.norms32, list));
-        lists[..range.start]
-            .par_chunks_mut(COLUMNS)
-            .enumerate()
-            .for_each(|(c, lists)| offer_columns(&g, end, range.start, c * COLUMNS, &set.norms32, lists));
-    }
-    F32_BUFFERS.give(g);
-    lists
-}
-
-/// Offers row i's approximate squared distances (from its products `row` with rows
-/// 0 … row.len() − 1; `norms`: the f32 squared norms) to its list, 16 at a time.
-fn offer_row(row: &[f32], i: usize, norms: &[f32], list: &mut Nearest) {
-    let mut values = [0.0f32; 16];
-    for (q, (dots, nbs)) in row.chunks(16).zip(norms.chunks(16)).enumerate() {
-        for ((v, &dot), &nb) in values.iter_mut().zip(dots).zip(nbs) {
-            *v = approximate(norms[i], nb, 0.0, dot).0;
-        }
-        let values = &mut values[..dots.len()];
-        if (16 * q..16 * q + dots.len()).contains(&i) {
-            values[i - 16 * q] = 0.0; // itself, exactly
-        }
-        list.offer_all(values, 16 * q);
-    }
-}
-
-/// Offers each of `lists` (the rows `first`, `first` + 1, … before the block) its column of
-/// `g` (the products of the block's rows, from row `start` on, `width` to a row): eight
-/// columns at a time, value by value only where one is below its list's bound.
-fn offer_columns(g: &[f32], width: usize, start: usize, first: usize, norms: &[f32], lists: &mut [Nearest]) {
-    for (q, group) in lists.chunks_mut(8).enumerate() {
-        let j0 = first + 8 * q;
-        let nbs = &norms[j0..j0 + group.len()];
-        let mut bounds = [f32::NEG_INFINITY; 8];
-        group.iter().zip(&mut bounds).for_each(|(l, b)| *b = l.bound());
-        for (r, row) in g.chunks(width).enumerate() {
-            let mut values = [f32::INFINITY; 8];
-            for ((v, &dot), &nb) in values.iter_mut().zip(&row[j0..j0 + group.len()]).zip(nbs) {
-                *v = approximate(norms[start + r], nb, 0.0, dot).0;
-            }
-            if values.iter().zip(&bounds).fold(false, |any, (v, b)| any | (v < b)) {
-                for ((l, b), &v) in group.iter_mut().zip(&mut bounds).zip(&values) {
-                    l.offer(v, (start + r) as u32);
-                    *b = l.bound();
-                }
-            }
-        }
-    }
-}
-
-/// Candidates kept per row by [`radii`] beyond the k + 1 it needs.
-const RADIUS_SPARE: usize = 4;
-
-/// The `count` smallest (value, row) offered, ascending.
-#[derive(Debug, Clone)]
-struct Nearest {
-    count: usize,
-    kept: Vec<(f32, u32)>,
-}
-
-impl Nearest {
-    fn new(count: usize) -> Self {
-        Self {
-            count,
-            kept: Vec::with_capacity(count + 1),
-        }
-    }
-
-    /// Values at or above this are not kept (∞ until `count` are).
-    fn bound(&self) -> f32 {
-        match self.kept.len() == self.count {
-            true => self.kept[self.count - 1].0,
-            false => f32::INFINITY,
-        }
-    }
-
-    /// [`Nearest::offer`] of `values` (rows `first`, `first` + 1, …), compared with the
-    /// bound all at once first: almost every value is above it.
-    #[inline(always)]
-    fn offer_all(&mut self, values: &[f32], first: usize) {
-        let bound = self.bound();
-        if values.iter().fold(false, |any, &v| any | (v < bound)) {
-            for (q, &v) in values.iter().enumerate() {
-                self.offer(v, (first + q) as u32);
-            }
-        }
-    }
-
-    #[inline(always)]
-    fn offer(&mut self, v: f32, row: u32) {
-        if self.kept.len() == self.count {
-            if v >= self.kept[self.count - 1].0 {
-                return;
-            }
-            self.kept.pop();
-        }
-        let at = self.kept.partition_point(|c| c.0 <= v);
-        self.kept.insert(at, (v, row));
     }
 }
 
@@ -522,28 +493,20 @@ mod tests {
     use crate::metrics::bootstrap::{gather, Bootstrap};
 
     #[test]
-    fn the_nearest_kept_are_those_of_a_sort() {
+    fn the_smallest_values_are_those_of_a_sort() {
         for (len, count) in [(1, 1), (6, 6), (40, 4), (300, 6), (300, 1)] {
-            // values with many duplicates and a descending run, so that kept values are
-            // displaced; offered in blocks of 16 as the radii offer them
-            let row: Vec<f32> = (0..len)
-                .map(|i| ((i * 7919 + 13) % 17) as f32 - (i % 3) as f32 * 0.5)
+            // values with many duplicates and a descending run, so that kept values are displaced
+            let row: Vec<f64> = (0..len)
+                .map(|i| ((i * 7919 + 13) % 17) as f64 - (i % 3) as f64 * 0.5)
                 .collect();
-            let descending: Vec<f32> = (0..len).rev().map(|i| i as f32).collect();
-            for values in [&row, &descending] {
-                let mut kept = Nearest::new(count);
-                for (q, block) in values.chunks(16).enumerate() {
-                    kept.offer_all(block, 16 * q);
-                }
-                let mut sorted = values.to_vec();
-                sorted.sort_by(f32::total_cmp);
-                let got: Vec<f32> = kept.kept.iter().map(|c| c.0).collect();
-                assert_eq!(got, sorted[..count].to_vec(), "{len}, {count}");
-                assert!(
-                    kept.kept.iter().all(|&(v, r)| values[r as usize] == v),
-                    "the rows kept with them"
-                );
-            }
+            let mut sorted = row.clone();
+            sorted.sort_by(f64::total_cmp);
+            assert_eq!(smallest(&row, count), sorted[..count].to_vec(), "{len}, {count}");
+            let descending: Vec<f64> = (0..len).rev().map(|i| i as f64).collect();
+            assert_eq!(
+                smallest(&descending, count),
+                (0..count).map(|i| i as f64).collect::<Vec<_>>()
+            );
         }
     }
 
@@ -664,12 +627,11 @@ mod tests {
             .sqrt()
     }
 
-    /// prdc's radii literally: the (k + 1)-th smallest of each full row of distances
-    /// (`distance`, or the squared ones).
-    fn brute_radii(x: &[f32], d: usize, k: usize, metric: fn(&[f32], &[f32]) -> f64) -> Vec<f64> {
+    /// prdc's radii literally: the (k + 1)-th smallest of each full row of distances.
+    fn brute_radii(x: &[f32], d: usize, k: usize) -> Vec<f64> {
         x.chunks(d)
             .map(|u| {
-                let mut row: Vec<f64> = x.chunks(d).map(|v| metric(u, v)).collect();
+                let mut row: Vec<f64> = x.chunks(d).map(|v| distance(u, v)).collect();
                 row.sort_by(f64::total_cmp);
                 row[k]
             })
@@ -705,8 +667,8 @@ mod tests {
             let x = random(&mut rng, m, d, shift);
             let y = random(&mut rng, n, d, 0.0);
             let (k_pr, k_dc) = (K_PRECISION_RECALL, K_DENSITY_COVERAGE);
-            let s = brute_radii(&x, d, k_pr, distance);
-            let (r_pr, r_dc) = (brute_radii(&y, d, k_pr, distance), brute_radii(&y, d, k_dc, distance));
+            let s = brute_radii(&x, d, k_pr);
+            let (r_pr, r_dc) = (brute_radii(&y, d, k_pr), brute_radii(&y, d, k_dc));
             let want = brute(&x, &s, &y, &r_pr, &r_dc, d, k_dc);
             let reference = Reference::new(&y, d, k_pr, k_dc).unwrap();
             let close = |a: &[f64], b: &[f64]| a.iter().zip(b).all(|(u, v)| (u - v).abs() <= 1e-12 * v.max(1.0));
@@ -723,84 +685,6 @@ mod tests {
             // Blocks of 7 rows (the last one shorter) give the same.
             let small = Reference::build(&y, d, k_pr, k_dc, 7 * n).unwrap();
             assert_eq!(small.per_row_blocked(&x, 7 * n).unwrap(), want, "{m} × {n} in blocks");
-        }
-    }
-
-    /// Squared distances by plain loops in f64, in the order [`Rows::exact`] sums them
-    /// (so that a tie is a tie on both sides).
-    fn squared(u: &[f32], v: &[f32]) -> f64 {
-        u.iter().zip(v).map(|(a, b)| (*a as f64 - *b as f64).powi(2)).sum()
-    }
-
-    #[test]
-    fn ties_and_near_ties_agree_with_brute_force() {
-        // The f32 products decide only what their error bound allows; the rest is
-        // recomputed exactly. Here most comparisons sit on or next to a threshold: rows on
-        // a small integer grid (exact ties, duplicate rows), and generated rows that are
-        // real rows moved by a few f32 ulps (distances within the products' error of 0 and
-        // of the radii), in d = 48, in blocks of a few rows.
-        let (d, n, m) = (48, 150, 120);
-        let mut rng = ChaCha8Rng::seed_from_u64(21);
-        let mut y: Vec<f32> = (0..n * d).map(|_| rng.random_range(0..3) as f32).collect();
-        let mut x: Vec<f32> = (0..m * d).map(|_| rng.random_range(0..3) as f32 + 0.5).collect();
-        // five copies of a row on each side: radii of 0 at k ≤ 4
-        for r in 1..5 {
-            y.copy_within(0..d, r * d);
-            x.copy_within((m - 5) * d..(m - 4) * d, (m - 5 + r) * d);
-        }
-        for i in 0..m / 2 {
-            let j = rng.random_range(0..n);
-            for k in 0..d {
-                let v = y[j * d + k];
-                x[i * d + k] = match rng.random_range(0..3) {
-                    0 => v,
-                    1 => v.next_up(),
-                    _ => v.next_down() + f32::EPSILON * 4.0,
-                };
-            }
-        }
-        let (k_pr, k_dc) = (K_PRECISION_RECALL, K_DENSITY_COVERAGE);
-        let radii = |set: &[f32], k: usize| brute_radii(set, d, k, squared);
-        let (s2, r2_pr, r2_dc) = (radii(&x, k_pr), radii(&y, k_pr), radii(&y, k_dc));
-        let dist: Vec<Vec<f64>> = x
-            .chunks(d)
-            .map(|u| y.chunks(d).map(|v| squared(u, v)).collect())
-            .collect();
-        let flag = |b: bool| if b { 1.0 } else { 0.0 };
-        let want = PrdcRows {
-            precision: (0..m).map(|i| flag((0..n).any(|j| dist[i][j] < r2_pr[j]))).collect(),
-            density: (0..m)
-                .map(|i| (0..n).filter(|&j| dist[i][j] < r2_dc[j]).count() as f64 / k_dc as f64)
-                .collect(),
-            recall: (0..n).map(|j| flag((0..m).any(|i| dist[i][j] < s2[i]))).collect(),
-            coverage: (0..n).map(|j| flag((0..m).any(|i| dist[i][j] < r2_dc[j]))).collect(),
-        };
-        for block in [BLOCK_ENTRIES, 7 * n] {
-            let reference = Reference::build(&y, d, k_pr, k_dc, block).unwrap();
-            assert_eq!(reference.manifold().squared, vec![r2_pr.clone(), r2_dc.clone()]);
-            assert_eq!(
-                Manifold::build(&x, d, &[k_pr], "x", block).unwrap().squared,
-                vec![s2.clone()]
-            );
-            assert_eq!(reference.per_row_blocked(&x, block).unwrap(), want, "blocks of {block}");
-        }
-        // Not trivial: radii of 0, comparisons the f32 bound cannot decide (within ε (‖u‖² +
-        // ‖v‖²) of their threshold), rows on both sides of the balls.
-        assert!(r2_pr[0] == 0.0 && s2[m - 1] == 0.0);
-        let (eps, norm) = (Rows::new(&x, d).eps, |u: &[f32]| squared(u, &vec![0.0; d]));
-        let open = (0..m)
-            .flat_map(|i| (0..n).map(move |j| (i, j)))
-            .filter(|&(i, j)| {
-                let margin = eps * (norm(&x[i * d..][..d]) + norm(&y[j * d..][..d]));
-                [r2_pr[j], r2_dc[j], s2[i]]
-                    .iter()
-                    .any(|r| (dist[i][j] - r).abs() <= margin)
-            })
-            .count();
-        assert!(open > 100, "{open} comparisons within the bound");
-        let v = want.values();
-        for t in [v.precision, v.recall, v.coverage] {
-            assert!(t > 0.0 && t < 1.0, "{v:?}");
         }
     }
 

@@ -10,15 +10,13 @@
 //! - [`mmd`]: unbiased MMD² (Gretton et al. 2012) with the RBF kernel, and KID (the cubic
 //!   polynomial kernel, Bińkowski et al. 2018).
 //! - [`sliced`]: sliced Wasserstein-2 (Bonneel et al. 2015).
-//! - [`manifold`]: k-NN precision, recall, density and coverage; [`nearest`]: distances to
-//!   the nearest training point; both from `distances` (f32 products, exact where it matters).
+//! - [`nearest`]: distances to the nearest training point.
 //! - [`bootstrap`]: seeded resamples, every replicate kept, intervals; [`paired`]: paired
 //!   differences of two points and Holm's correction.
 //! - [`mixture`]: component masses of samples under a known Gaussian mixture.
 //! - [`labels`]: class histograms and their total variation to uniform.
 
 pub mod bootstrap;
-pub(crate) mod distances;
 pub(crate) mod eigen;
 pub mod frechet;
 pub(crate) mod influence;
