@@ -14,6 +14,11 @@ bootstrap.parquet: every bootstrap replicate, long (point_id, metric, replicate,
 value); replicate b of every point (and of the floor, point_id "noise_floor")
 uses the same resamples, so differences are taken replicate by replicate.
 
+rows.parquet: the per-row values of the errors that are means over rows every point
+shares, long (point_id, metric, row, value): recon_mse over the held-out rows,
+consistency_mse (and consistency_exact_mse) over the samples from x_T; two points are
+compared row by row (the report's sign test).
+
 samples.h5: root attributes experiment, config (the YAML as run), seed,
 ddimlab_version; /points/<point_id>/ with attributes tau, eta, steps, nfe,
 timesteps and float32 datasets latents [n, ...], samples [n, ...] and optional
@@ -42,6 +47,17 @@ def main(folder: Path) -> None:
             delta = reps(a) - reps(c)
             if len(delta) > 1:
                 print(f"{metric}: {a} - {c}: paired bootstrap sd {delta.std(ddof=1):.4g}")
+
+    rows = folder / "rows.parquet"
+    if rows.exists() and metrics.height >= 2:
+        r = pl.read_parquet(rows)
+        a, c = metrics["point_id"][0], metrics["point_id"][1]
+        for metric in r["metric"].unique().sort():
+            vals = lambda p: r.filter((pl.col("point_id") == p) & (pl.col("metric") == metric)).sort("row")["value"].to_numpy()
+            x, y = vals(a), vals(c)
+            if len(x) == len(y) and len(x) > 0:
+                d = x - y
+                print(f"{metric}: {a} - {c}: {np.sum(d > 0)} rows up, {np.sum(d < 0)} down, median {np.median(d):.4g}")
 
     with h5py.File(folder / "samples.h5", "r") as f:
         print(f"experiment {f.attrs['experiment']!r}, seed {f.attrs['seed']}, "

@@ -9,7 +9,6 @@ use std::time::Instant;
 use candle_core::{Device, Tensor};
 
 use crate::error::Result;
-use crate::metrics::bootstrap::Linear;
 use crate::mixture::GaussianMixture;
 use crate::model::EpsModel;
 use crate::sampler::{encode, slerp, PerSampleNoise, Sampler};
@@ -18,7 +17,7 @@ use crate::shape::DataShape;
 use crate::store::{MetricRow, PointArrays, Reconstruction};
 
 use super::evaluation::{Evaluated, Evaluation};
-use super::measure::{distance, exact_flow, names, SampleStats};
+use super::measure::{distance, exact_flow, names, Measured, SampleStats};
 use super::plan::Point;
 
 /// Times the model evaluations made through it, and reports each one (its batch size)
@@ -68,14 +67,6 @@ pub(super) struct Context<'a> {
     pub stats: Option<SampleStats>,
     pub mixture: Option<GaussianMixture>,
 }
-
-/// A point's metrics, and the bootstrap replicates and first-order projections of its
-/// sample statistics.
-type PointMetrics = (
-    BTreeMap<String, f64>,
-    BTreeMap<String, Vec<f64>>,
-    BTreeMap<String, Linear>,
-);
 
 /// The samples of one pass over the sweep's latents.
 pub(super) struct Pass {
@@ -212,10 +203,12 @@ impl Context<'_> {
                 p.id
             ));
         }
-        let (mut metrics, replicates, linear) = self.sample_metrics(p, &pass.samples, bad, consistency)?;
+        let mut measured = self.sample_metrics(p, &pass.samples, bad, consistency)?;
         if let Some(rec) = &reconstruction {
-            metrics.extend(self.reconstruction_metrics(p, rec, report)?);
+            measured.extend(self.reconstruction_metrics(p, rec, report)?);
         }
+        let metrics = measured.with_intervals();
+        let (replicates, linear, rows) = (measured.replicates, measured.linear, measured.rows);
         let row = MetricRow {
             point_id: p.id.clone(),
             tau: p.tau.kind().name().into(),
@@ -234,6 +227,7 @@ impl Context<'_> {
             metrics,
             replicates,
             linear,
+            rows,
         };
         let arrays = PointArrays {
             item_shape: self.shape.dims(),
@@ -247,32 +241,26 @@ impl Context<'_> {
     }
 
     /// Sample statistics (with their replicates), and consistency with the reference and
-    /// with the exact flow (single-Gaussian oracle); NaN under every name when `bad` > 0
-    /// samples diverged.
-    fn sample_metrics(&self, p: &Point, samples: &[f32], bad: usize, consistency: Consistency) -> Result<PointMetrics> {
+    /// with the exact flow (single-Gaussian oracle), each an MSE over the samples with the
+    /// samples' own; NaN under every name when `bad` > 0 samples diverged.
+    fn sample_metrics(&self, p: &Point, samples: &[f32], bad: usize, consistency: Consistency) -> Result<Measured> {
         let evaluated = self.evaluated(samples);
-        let mut metrics = BTreeMap::new();
-        let (mut replicates, mut linear) = (BTreeMap::new(), BTreeMap::new());
+        let mut out = Measured::default();
         if let Some(stats) = &self.stats {
-            if bad > 0 {
-                metrics.extend(stats.names().iter().map(|k| (k.to_string(), f64::NAN)));
-            } else {
-                let measured = stats.measure(&evaluated)?;
-                metrics.extend(measured.with_intervals());
-                (replicates, linear) = (measured.replicates, measured.linear);
-            }
+            out.extend(match bad {
+                0 => stats.measure(&evaluated)?,
+                _ => Measured::nan(&stats.names()),
+            });
         }
         let reference = match consistency {
-            Consistency::Skip => return Ok((metrics, replicates, linear)),
+            Consistency::Skip => return Ok(out),
             Consistency::Itself => &evaluated,
             Consistency::Against(r) => r,
         };
-        let keys = [names::CONSISTENCY_MSE, names::CONSISTENCY_PSNR];
-        metrics.extend(nan_if_bad(
-            bad,
-            || distance(&evaluated, reference, keys[0], keys[1]),
-            &keys,
-        )?);
+        let (d, keys) = (self.numel(), [names::CONSISTENCY_MSE, names::CONSISTENCY_PSNR]);
+        out.extend(nan_if_bad(bad, &keys, || {
+            distance(&evaluated, reference, d, keys[0], Some(keys[1]))
+        })?);
         let top = self.schedule.alpha_bar(p.tau.timesteps().last().copied());
         let bottom = self.schedule.alpha_bar(Some(0));
         if let Some(exact) = self
@@ -280,22 +268,15 @@ impl Context<'_> {
             .as_ref()
             .and_then(|m| exact_flow(m, &self.latents, top, bottom))
         {
-            let exact_mse = || {
-                let mse = crate::metrics::mse_unit(samples, &exact)?;
-                Ok(BTreeMap::from([(names::CONSISTENCY_EXACT_MSE.to_string(), mse)]))
-            };
-            metrics.extend(nan_if_bad(bad, exact_mse, &[names::CONSISTENCY_EXACT_MSE])?);
+            let key = names::CONSISTENCY_EXACT_MSE;
+            out.extend(nan_if_bad(bad, &[key], || distance(samples, &exact, d, key, None))?);
         }
-        Ok((metrics, replicates, linear))
+        Ok(out)
     }
 
-    /// The reconstruction error of the held-out set.
-    fn reconstruction_metrics(
-        &self,
-        p: &Point,
-        rec: &Reconstruction,
-        report: &Report,
-    ) -> Result<BTreeMap<String, f64>> {
+    /// The reconstruction error of the held-out set, with each held-out row's (the same
+    /// rows at every point).
+    fn reconstruction_metrics(&self, p: &Point, rec: &Reconstruction, report: &Report) -> Result<Measured> {
         let bad = non_finite(&rec.outputs);
         if bad > 0 {
             (report.warn)(&format!(
@@ -305,7 +286,9 @@ impl Context<'_> {
         }
         let keys = [names::RECON_MSE, names::RECON_PSNR];
         let (outputs, inputs) = (self.evaluated(&rec.outputs), self.evaluated(&rec.inputs));
-        nan_if_bad(bad, || distance(&outputs, &inputs, keys[0], keys[1]), &keys)
+        nan_if_bad(bad, &keys, || {
+            distance(&outputs, &inputs, self.numel(), keys[0], Some(keys[1]))
+        })
     }
 }
 
@@ -377,6 +360,7 @@ impl Context<'_> {
             metrics: BTreeMap::new(),
             replicates: BTreeMap::new(),
             linear: BTreeMap::new(),
+            rows: BTreeMap::new(),
         };
         let arrays = PointArrays {
             item_shape: self.shape.dims(),
@@ -396,14 +380,9 @@ pub(super) fn non_finite(v: &[f32]) -> usize {
 
 /// The metrics `value` computes, or NaN under every name in `keys` when `bad` > 0 (the
 /// metrics of a diverged set are not numbers worth keeping, and must not fail the sweep).
-fn nan_if_bad<K: AsRef<str>>(
-    bad: usize,
-    value: impl FnOnce() -> Result<BTreeMap<String, f64>>,
-    keys: &[K],
-) -> Result<BTreeMap<String, f64>> {
-    if bad > 0 {
-        Ok(keys.iter().map(|k| (k.as_ref().to_string(), f64::NAN)).collect())
-    } else {
-        value()
+fn nan_if_bad(bad: usize, keys: &[&str], value: impl FnOnce() -> Result<Measured>) -> Result<Measured> {
+    match bad {
+        0 => value(),
+        _ => Ok(Measured::nan(keys)),
     }
 }

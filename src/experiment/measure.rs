@@ -9,12 +9,12 @@ use rayon::prelude::*;
 use super::evaluation::{Evaluated, Evaluation};
 use crate::classifier::Classifier;
 use crate::error::Result;
-use crate::metrics::bootstrap::{self, weighted_mean, Bootstrap, Linear, Replicated, Resamples};
+use crate::metrics::bootstrap::{self, weighted_mean, Bootstrap, Linear, Replicated, Resamples, SampleResamples};
 use crate::metrics::frechet::FrechetReference;
 use crate::metrics::manifold;
 use crate::metrics::{
-    component_of, mass_error, median_bandwidth_of, mse_unit, nearest_distances, psnr, sliced_wasserstein_counted,
-    tv_to_uniform, Kernel, KernelReference, SlicedReference, SortedProjections,
+    component_of, mass_error, median_bandwidth_of, nearest_distances, per_row_mse_unit, psnr,
+    sliced_wasserstein_counted, tv_to_uniform, Kernel, KernelReference, SlicedReference, SortedProjections,
 };
 use crate::mixture::GaussianMixture;
 use crate::store::MetricRow;
@@ -121,9 +121,28 @@ pub struct Measured {
     pub replicates: BTreeMap<String, Vec<f64>>,
     /// Statistic name → its first-order projection (the U-statistics: MMD², KID).
     pub linear: BTreeMap<String, Linear>,
+    /// Statistic name → its value on each row, for the means over rows that every point
+    /// shares (reconstruction and consistency errors), in row order.
+    pub rows: BTreeMap<String, Vec<f64>>,
 }
 
 impl Measured {
+    /// NaN under every name of `names`, with no replicates (a point whose samples diverged).
+    pub fn nan(names: &[&str]) -> Self {
+        Self {
+            values: names.iter().map(|n| (n.to_string(), f64::NAN)).collect(),
+            ..Self::default()
+        }
+    }
+
+    /// Adds `other`'s statistics (names not already measured).
+    pub fn extend(&mut self, other: Measured) {
+        self.values.extend(other.values);
+        self.replicates.extend(other.replicates);
+        self.linear.extend(other.linear);
+        self.rows.extend(other.rows);
+    }
+
     fn push(&mut self, name: &str, r: Replicated) {
         self.values.insert(name.into(), r.value);
         if !r.replicates.is_empty() {
@@ -164,7 +183,6 @@ pub struct SampleStats {
     d: usize,
     evaluation: Evaluation,
     sets: Sets,
-    bootstrap: Option<Bootstrap>,
     frechet: FrechetReference,
     /// Data-space MMD², RBF bandwidth fixed once by the median heuristic on the reference.
     mmd: KernelReference,
@@ -180,7 +198,7 @@ pub struct SampleStats {
     /// Nearest-training-point distances of the floor set.
     floor_nearest: Option<Vec<f64>>,
     /// The sample resamples per row count, drawn once (the same streams at every point).
-    sample_resamples: std::sync::Mutex<BTreeMap<usize, std::sync::Arc<Resamples>>>,
+    sample_resamples: SampleResamples,
 }
 
 impl SampleStats {
@@ -235,21 +253,17 @@ impl SampleStats {
             evaluation,
             projections,
             seed,
-            bootstrap,
             mixture,
             features,
             floor_nearest,
-            sample_resamples: std::sync::Mutex::new(BTreeMap::new()),
+            sample_resamples: SampleResamples::new(bootstrap),
         })
     }
 
     /// The resamples of a set of `n` generated (or floor) rows: the same at every point, so
     /// drawn once per row count and kept.
     fn sample_resamples(&self, n: usize) -> std::sync::Arc<Resamples> {
-        let mut kept = self.sample_resamples.lock().expect("resamples lock");
-        kept.entry(n)
-            .or_insert_with(|| std::sync::Arc::new(resamples_of(self.bootstrap.as_ref(), n, Bootstrap::samples)))
-            .clone()
+        self.sample_resamples.of(n)
     }
 
     /// The real sets compared with, as measured.
@@ -474,13 +488,21 @@ fn weighted_histogram(class_of: &[usize], counts: &[u32], classes: usize) -> Vec
     h
 }
 
-/// MSE on the [0, 1] scale and PSNR of `a` against `b`, under `mse_name` / `psnr_name`.
-pub fn distance(a: &[f32], b: &[f32], mse_name: &str, psnr_name: &str) -> Result<BTreeMap<String, f64>> {
-    let mse = mse_unit(a, b)?;
-    Ok(BTreeMap::from([
-        (mse_name.to_string(), mse),
-        (psnr_name.to_string(), psnr(mse)),
-    ]))
+/// The MSE on the [0, 1] scale of `a` against `b` (rows of `d` values, paired row by row)
+/// under `mse_name`, with each row's own MSE (the rows are the same at every point: the
+/// held-out set, or the samples from x_T, so two points compare row by row; see
+/// [`crate::metrics::paired::sign_test`]); and where `psnr_name` is given, the PSNR of the
+/// MSE under it.
+pub fn distance(a: &[f32], b: &[f32], d: usize, mse_name: &str, psnr_name: Option<&str>) -> Result<Measured> {
+    let rows = per_row_mse_unit(a, b, d)?;
+    let mse = rows.iter().sum::<f64>() / rows.len() as f64;
+    let mut out = Measured::default();
+    out.values.insert(mse_name.into(), mse);
+    if let Some(name) = psnr_name {
+        out.values.insert(name.into(), psnr(mse));
+    }
+    out.rows.insert(mse_name.into(), rows);
+    Ok(out)
 }
 
 /// The S → ∞ limit of every solver from each latent row (single-Gaussian mixtures, whose
@@ -514,12 +536,15 @@ pub fn share_reconstruction(rows: &mut [MetricRow]) {
                 .iter()
                 .filter_map(|n| r.metrics.get(*n).map(|v| (n.to_string(), *v)))
                 .collect();
-            (key(r), m)
+            (key(r), m, r.rows.get(names::RECON_MSE).cloned())
         })
         .collect();
     for r in rows.iter_mut() {
-        if let Some((_, m)) = owners.iter().find(|(k, _)| *k == key(r)) {
+        if let Some((_, m, per_row)) = owners.iter().find(|(k, ..)| *k == key(r)) {
             r.metrics.extend(m.iter().cloned());
+            if let Some(v) = per_row {
+                r.rows.insert(names::RECON_MSE.into(), v.clone());
+            }
         }
     }
 }

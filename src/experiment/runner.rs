@@ -272,7 +272,7 @@ impl<'a> Sweep<'a> {
         let (row, arrays) = match point_status(&self.opts.out, id, &self.hash)? {
             PointStatus::Done(row) => {
                 self.tick(evaluations);
-                (row, None)
+                (*row, None)
             }
             _ => {
                 let (row, arrays) = run()?;

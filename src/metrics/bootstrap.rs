@@ -153,6 +153,44 @@ impl Resamples {
     }
 }
 
+/// The resamples of generated sets ([`Bootstrap::samples`]) by row count, each drawn once
+/// and kept: every point of a sweep has its rows resampled by the same streams (a paired
+/// draw), so they are made at the first point and shared by the rest. Without a bootstrap,
+/// [`Resamples::none`].
+#[derive(Debug, Default)]
+pub struct SampleResamples {
+    bootstrap: Option<Bootstrap>,
+    kept: std::sync::Mutex<std::collections::BTreeMap<usize, std::sync::Arc<Resamples>>>,
+}
+
+impl SampleResamples {
+    /// The resamples `bootstrap` draws (none without one).
+    pub fn new(bootstrap: Option<Bootstrap>) -> Self {
+        Self {
+            bootstrap,
+            kept: Default::default(),
+        }
+    }
+
+    /// The bootstrap they come from.
+    pub fn bootstrap(&self) -> Option<&Bootstrap> {
+        self.bootstrap.as_ref()
+    }
+
+    /// The resamples of a generated set of `n` rows.
+    pub fn of(&self, n: usize) -> std::sync::Arc<Resamples> {
+        let mut kept = self.kept.lock().expect("resamples lock");
+        kept.entry(n)
+            .or_insert_with(|| {
+                std::sync::Arc::new(match &self.bootstrap {
+                    Some(b) => b.samples(n),
+                    None => Resamples::none(n),
+                })
+            })
+            .clone()
+    }
+}
+
 /// A statistic's estimate, its bootstrap replicates (replicate b in resample order) and,
 /// where it has one, its first-order projection.
 #[derive(Debug, Clone, PartialEq)]

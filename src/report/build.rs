@@ -7,10 +7,10 @@ use std::path::{Path, PathBuf};
 
 use polars::prelude::{Column, CsvWriter, DataFrame, SerWriter};
 
-use super::claims::{floor_row, Claim, Claims};
+use super::claims::{floor_row, Claim, Claims, Family};
 use super::differences::{eta_differences, sampler_differences};
 use super::figures::{image_grid, line_chart, scatter_panels, Series};
-use super::findings::{findings, floor_claims};
+use super::findings::{across_s_claims, families_text, findings, floor_claims};
 use super::low_nfe;
 use super::samplers;
 use super::tables::{
@@ -190,14 +190,17 @@ pub fn report(dir: &Path) -> Result<ReportSummary> {
     for d in [&figures_dir, &tables_dir] {
         std::fs::create_dir_all(d).map_err(|e| Error::io(d, e))?;
     }
-    // 1. lay the tables out; 2. settle every claim they and the findings make, in two
-    // families (the η question with the floor; the solvers); 3. render.
+    // 1. lay the tables out; 2. settle every claim they and the findings make, in three
+    // families (the η question with the floor; the solvers; reconstruction and consistency
+    // across S and η); 3. render.
     let mut sections = Sections::build(&input);
     let floor = floor_row(&input.floor);
     let (mut eta_family, solver_family) = sections.claims();
     eta_family.extend(floor_claims(&input.all_rows));
     let rows = || input.all_rows.iter().chain([&floor]);
-    let claims = Claims::settle(rows(), eta_family).and(Claims::settle(rows(), solver_family));
+    let claims = Claims::settle_as(Family::Eta, rows(), eta_family)
+        .and(Claims::settle_as(Family::Solvers, rows(), solver_family))
+        .and(Claims::settle_as(Family::AcrossS, rows(), across_s_claims(&input.rows)));
     sections.settle(&claims);
 
     let mut md = header(&input, &claims);
@@ -292,8 +295,8 @@ fn header(input: &Input, claims: &Claims) -> String {
          between an independent real set and the reference: what real data score at this sample size. Only the \
          statistics that decide ({}) are ranked: **bold** is the best cell of its column where its paired \
          difference to every other cell of the column holds, and a difference cell where it holds, after Holm's \
-         correction within its family ({} statements: the η question and the floor; then the solvers at equal \
-         NFE). †: NFE < S (the quadratic τ repeats timesteps at this S; \
+         correction within its family ({}). Reconstruction and consistency errors are compared row by row (the \
+         sign test on the held-out rows and the samples, which every point shares; rows.parquet). †: NFE < S (the quadratic τ repeats timesteps at this S; \
          repeats are dropped).\n",
         Evaluation::of(input.data.shape()).describe(),
         cfg.sweep.bootstrap,
@@ -303,12 +306,7 @@ fn header(input: &Input, claims: &Claims) -> String {
             .map(|m| m.name)
             .collect::<Vec<_>>()
             .join(", "),
-        claims
-            .families()
-            .iter()
-            .map(|n| n.to_string())
-            .collect::<Vec<_>>()
-            .join(" and "),
+        families_text(claims),
     );
     if let Some(loss) = input.manifest.as_ref().and_then(|m| m.heldout_loss) {
         let _ = writeln!(md, "Held-out L_simple of the model: {loss:.4}.\n");

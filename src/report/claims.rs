@@ -4,13 +4,14 @@
 //! [`Claim`]s they imply are collected — the best cell of every ranked column, every row
 //! of the differences tables, every point against the noise floor — and settled here in
 //! one family, each from the paired bootstrap interval of its difference
-//! ([`crate::metrics::paired`]) with Holm's correction across the whole family; only then
+//! ([`crate::metrics::paired`]; for the errors measured row by row, the sign test on the
+//! paired rows) with Holm's correction across the whole family; only then
 //! are cells set in bold and findings written, from [`Settled::holds`]. A statement that
 //! was not in the family cannot be made: [`Claims::get`] has nothing to say about it.
 
 use std::collections::BTreeMap;
 
-use crate::metrics::paired::{difference, holm, Difference, Side, ALPHA};
+use crate::metrics::paired::{difference, holm, sign_test, Difference, Side, ALPHA};
 use crate::store::manifest::NoiseFloor;
 use crate::store::{MetricRow, FLOOR_ID};
 
@@ -52,12 +53,35 @@ pub struct Settled {
     pub difference: Option<Difference>,
 }
 
+/// The question a family of claims answers; each family is settled apart, with its own
+/// correction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    /// The η question of the paper's tables, with every point against the noise floor.
+    Eta,
+    /// Which solver is best at equal NFE.
+    Solvers,
+    /// Reconstruction and consistency across S and η (row by row).
+    AcrossS,
+}
+
+impl Family {
+    /// What the family asks, for a report.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Family::Eta => "the η question and the noise floor",
+            Family::Solvers => "the solvers at equal NFE",
+            Family::AcrossS => "reconstruction and consistency across S and η",
+        }
+    }
+}
+
 /// Every claim of one report, settled.
 #[derive(Debug, Clone, Default)]
 pub struct Claims {
     settled: BTreeMap<Claim, Settled>,
-    /// The sizes of the families this was settled in (Holm within each).
-    families: Vec<usize>,
+    /// The families this was settled in (Holm within each), with their sizes.
+    families: Vec<(Family, usize)>,
 }
 
 /// The estimate and replicates of every statistic of every point (and of the floor).
@@ -80,7 +104,13 @@ impl Lookup<'_> {
         side(self.rows.get(id)?, metric)
     }
 
+    /// θ(a) − θ(b): row by row where both points carry the metric's per-row values (the
+    /// sign test, [`sign_test`]), else from the paired bootstrap replicates.
     fn difference(&self, metric: &str, a: &str, b: &str) -> Option<Difference> {
+        let per_row = |id: &str| self.rows.get(id)?.rows.get(metric);
+        if let (Some(x), Some(y)) = (per_row(a), per_row(b)) {
+            return sign_test(x, y);
+        }
         difference(self.get(a, metric)?, self.get(b, metric)?)
     }
 }
@@ -102,6 +132,15 @@ impl Claims {
     /// [`floor_row`], id [`FLOOR_ID`]). A claim whose points lack replicates (a sweep
     /// without intervals) gets p = NaN, takes no part in the correction and never holds.
     pub fn settle<'a>(rows: impl IntoIterator<Item = &'a MetricRow>, claims: impl IntoIterator<Item = Claim>) -> Self {
+        Self::settle_as(Family::Eta, rows, claims)
+    }
+
+    /// [`Claims::settle`] of a family that asks `family`'s question.
+    pub fn settle_as<'a>(
+        family: Family,
+        rows: impl IntoIterator<Item = &'a MetricRow>,
+        claims: impl IntoIterator<Item = Claim>,
+    ) -> Self {
         let lookup = Lookup {
             rows: rows.into_iter().map(|r| (r.point_id.as_str(), r)).collect(),
         };
@@ -148,7 +187,7 @@ impl Claims {
             settled,
             families: Vec::new(),
         };
-        out.families = vec![out.family_size()];
+        out.families = vec![(family, out.family_size())];
         out
     }
 
@@ -164,8 +203,8 @@ impl Claims {
         self
     }
 
-    /// The size of every family, in settlement order.
-    pub fn families(&self) -> &[usize] {
+    /// Every family with its size, in settlement order.
+    pub fn families(&self) -> &[(Family, usize)] {
         &self.families
     }
 
@@ -210,6 +249,7 @@ mod tests {
             metrics: BTreeMap::from([("m".to_string(), value)]),
             replicates: BTreeMap::from([("m".to_string(), reps)]),
             linear: BTreeMap::new(),
+            rows: BTreeMap::new(),
         }
     }
 

@@ -1,13 +1,14 @@
 //! "What this run shows": statements derived from the numbers of a sweep, checked
 //! against the paper's qualitative claims whichever way they come out (never hard-coded).
 
-use super::claims::{Claim, Claims};
+use super::claims::{Claim, Claims, Settled};
 use super::differences::RIVALS;
 use super::tables::{
     contrast, deciding, eta_by_steps, eta_label, etas, find, format_value, loglog_slope, steps, taus, MetricInfo,
     CONSISTENCY, CONSISTENCY_EXACT, RECON,
 };
 use crate::experiment::measure::names;
+use crate::metrics::paired::Difference;
 use crate::store::{MetricRow, FLOOR_ID};
 
 /// S up to which the paper finds η = 0 best (its Table 1: S ≤ 50 … 100).
@@ -91,9 +92,23 @@ pub fn findings(rows: &[MetricRow], claims: &Claims) -> Vec<String> {
     out.extend(small_s_comparison(rows, clip, claims));
     out.extend(fidelity_and_diversity(rows, clip));
     out.extend(at_the_floor(rows, clip, claims));
-    out.extend(reconstruction(rows, clip));
-    out.extend(consistency(rows, clip));
+    out.extend(reconstruction(rows, clip, claims));
+    out.extend(consistency(rows, clip, claims));
     out
+}
+
+/// The report's families with their sizes ("320 on the η question …, 488 on …"), those
+/// without a statement left out.
+pub fn families_text(claims: &Claims) -> String {
+    let parts: Vec<String> = (claims.families().iter())
+        .filter(|(_, n)| *n > 0)
+        .map(|(family, n)| format!("{n} on {}", family.describe()))
+        .collect();
+    match parts.len() {
+        0 => "none".into(),
+        1 => format!("one family: {}", parts[0]),
+        k => format!("{k} families: {}", parts.join("; ")),
+    }
 }
 
 /// Which statistics the statements rest on, and the family they were tested in.
@@ -105,19 +120,13 @@ fn what_decides(rows: &[MetricRow], claims: &Claims) -> Vec<String> {
     vec![format!(
         "Statements rest on {} — statistics whose expectation does not depend on the samples' diversity or \
          size — each through the paired bootstrap interval of a difference (the points share x_T, noise, \
-         reference and resamples). The plug-in Fréchet distances and the sliced Wasserstein distance are \
-         shown, not ranked. {} statements were tested, in {} (the η question and the noise floor; the \
-         solvers at equal NFE, where a sweep compares them); Holm's correction within each keeps the chance of \
+         reference and resamples); reconstruction and consistency errors row by row (the sign test on the \
+         held-out rows and the samples every point shares). The plug-in Fréchet distances and the sliced Wasserstein distance are shown, not \
+         ranked. {} statements were tested, in {}; Holm's correction within each family keeps the chance of \
          any false one below 5 % per family; {} hold.",
         names.join(", "),
         claims.family_size(),
-        match claims.families() {
-            [one] => format!("one family of {one}"),
-            sizes => format!(
-                "families of {}",
-                sizes.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(" and ")
-            ),
-        },
+        families_text(claims),
         claims.holding()
     )]
 }
@@ -307,83 +316,188 @@ fn at_the_floor(rows: &[MetricRow], clip: bool, claims: &Claims) -> Vec<String> 
     out
 }
 
-/// How reconstruction error falls with S (paper Table 2).
-fn reconstruction(rows: &[MetricRow], clip: bool) -> Vec<String> {
+/// The claims behind the statements about reconstruction and consistency (paper Table 2,
+/// §5.3), a family of their own: per τ, the reconstruction error at each S against the next
+/// smaller S (at the first η's rows, which carry the shared reconstruction), and at the
+/// smallest S the distance to the consistency reference of every η > 0 against η = 0.
+pub fn across_s_claims(rows: &[MetricRow]) -> Vec<Claim> {
+    let clip = rows.first().is_some_and(|r| r.clip_x0);
+    let mut out = Vec::new();
+    let first_eta = etas(rows).into_iter().next();
+    let small = steps(rows).first().copied();
+    for tau in taus(rows) {
+        if let Some(eta) = &first_eta {
+            let pts: Vec<&MetricRow> = (steps(rows).into_iter())
+                .filter_map(|s| find(rows, &tau, eta, s, clip).filter(|r| value(Some(r), &RECON).is_some()))
+                .collect();
+            out.extend(pts.windows(2).map(|w| differ(&RECON, w[1], w[0])));
+        }
+        let Some(s) = small else { continue };
+        let measured = |eta: &str| find(rows, &tau, eta, s, clip).filter(|r| value(Some(r), &CONSISTENCY).is_some());
+        let Some(zero) = measured("0.0") else { continue };
+        for r in etas(rows).iter().filter(|e| *e != "0.0").filter_map(|e| measured(e)) {
+            out.push(differ(&CONSISTENCY, r, zero));
+        }
+    }
+    out
+}
+
+/// θ(a) ≠ θ(b) under `m`.
+fn differ(m: &MetricInfo, a: &MetricRow, b: &MetricRow) -> Claim {
+    Claim::Differ {
+        metric: m.name,
+        a: a.point_id.clone(),
+        b: b.point_id.clone(),
+    }
+}
+
+/// "Δ [lo, hi]" of a settled difference.
+fn with_interval(d: &Difference) -> String {
+    format!(
+        "{} [{}, {}]",
+        format_value(d.estimate),
+        format_value(d.interval.lo),
+        format_value(d.interval.hi)
+    )
+}
+
+/// How reconstruction error falls with S (paper Table 2): each step to the next larger S
+/// by its settled paired claim ([`across_s_claims`]), and the fitted exponent.
+fn reconstruction(rows: &[MetricRow], clip: bool, claims: &Claims) -> Vec<String> {
     let mut out = Vec::new();
     let Some(eta) = etas(rows).into_iter().next() else {
         return out;
     };
     for tau in taus(rows) {
-        let pts: Vec<(f64, f64)> = steps(rows)
-            .into_iter()
-            .filter_map(|s| Some((s as f64, value(find(rows, &tau, &eta, s, clip), &RECON)?)))
+        let pts: Vec<(f64, &MetricRow)> = (steps(rows).into_iter())
+            .filter_map(|s| {
+                Some((
+                    s as f64,
+                    find(rows, &tau, &eta, s, clip).filter(|r| value(Some(r), &RECON).is_some())?,
+                ))
+            })
             .collect();
-        let Some(slope) = loglog_slope(&pts) else {
+        let Some(slope) = loglog_slope(
+            &pts.iter()
+                .map(|(s, r)| (*s, value(Some(r), &RECON).unwrap_or(f64::NAN)))
+                .collect::<Vec<_>>(),
+        ) else {
             continue;
         };
-        let rises: Vec<String> = pts
-            .windows(2)
-            .filter(|w| w[1].1 > w[0].1)
-            .map(|w| format!("S = {} → {}", w[0].0, w[1].0))
-            .collect();
-        let monotone = if rises.is_empty() {
-            "falls at every larger S".to_string()
-        } else {
-            format!("does not fall everywhere (rises at {})", rises.join(", "))
+        let held_out = pts[0].1.rows.get(RECON.name).map_or(0, Vec::len);
+        let (mut falls, mut rises, mut ties) = (Vec::new(), Vec::new(), Vec::new());
+        for w in pts.windows(2) {
+            let step = format!("S = {} → {}", w[0].0, w[1].0);
+            match claims.get(&differ(&RECON, w[1].1, w[0].1)) {
+                Some(Settled {
+                    holds: true,
+                    difference: Some(d),
+                    ..
+                }) if d.estimate < 0.0 => falls.push(step),
+                Some(Settled {
+                    holds: true,
+                    difference: Some(d),
+                    ..
+                }) => rises.push(format!("{step}: median Δ = {}", with_interval(d))),
+                Some(Settled {
+                    difference: Some(d), ..
+                }) => ties.push(format!("{step}: median Δ = {}", with_interval(d))),
+                _ => ties.push(format!("{step}: no interval")),
+            }
+        }
+        let test = format!("sign test on the {held_out} held-out rows, after correction");
+        let shape = match (rises.is_empty(), ties.is_empty()) {
+            (true, true) => format!("falls at every larger S ({test}, at each step)"),
+            _ => format!(
+                "falls at {} of {} steps to a larger S ({test}){}{}",
+                falls.len(),
+                pts.len() - 1,
+                match ties.is_empty() {
+                    true => String::new(),
+                    false => format!("; not told apart at {}", ties.join(", ")),
+                },
+                match rises.is_empty() {
+                    true => String::new(),
+                    false => format!("; rises at {}", rises.join(", ")),
+                },
+            ),
         };
+        let (first, last) = (pts[0], pts[pts.len() - 1]);
         out.push(format!(
-            "{tau} τ: reconstruction error {monotone}; fitted MSE ∝ S^{:.2}, i.e. ×{:.2} per doubling of S \
-             (from {} at S = {} to {} at S = {}).",
-            slope,
+            "{tau} τ: reconstruction error {shape}; fitted MSE ∝ S^{slope:.2}, i.e. ×{:.2} per doubling of S (from {} \
+             at S = {} to {} at S = {}).",
             2f64.powf(slope),
-            format_value(pts[0].1),
-            pts[0].0,
-            format_value(pts[pts.len() - 1].1),
-            pts[pts.len() - 1].0
+            format_value(value(Some(first.1), &RECON).unwrap_or(f64::NAN)),
+            first.0,
+            format_value(value(Some(last.1), &RECON).unwrap_or(f64::NAN)),
+            last.0,
         ));
     }
     out
 }
 
-/// Consistency at η = 0 vs S: the fitted order of the ODE solver, and η > 0 for contrast.
-fn consistency(rows: &[MetricRow], clip: bool) -> Vec<String> {
+/// Consistency at η = 0 vs S: the fitted order of the ODE solver, and at the smallest S each
+/// η > 0 against η = 0 by its settled paired claim ([`across_s_claims`]).
+fn consistency(rows: &[MetricRow], clip: bool, claims: &Claims) -> Vec<String> {
     let mut out = Vec::new();
     for tau in taus(rows) {
         for (m, what) in [
             (CONSISTENCY, "the reference run"),
             (CONSISTENCY_EXACT, "the exact flow"),
         ] {
-            let pts: Vec<(f64, f64)> = steps(rows)
-                .into_iter()
-                .filter_map(|s| Some((s as f64, value(find(rows, &tau, "0.0", s, clip), &m)?)))
-                .filter(|p| p.1 > 0.0)
+            let pts: Vec<(f64, &MetricRow)> = (steps(rows).into_iter())
+                .filter_map(|s| Some((s as f64, find(rows, &tau, "0.0", s, clip)?)))
+                .filter(|(_, r)| value(Some(r), &m).is_some_and(|v| v > 0.0))
                 .collect();
-            let Some(slope) = loglog_slope(&pts) else {
+            let fitted = pts.iter().map(|(s, r)| (*s, value(Some(r), &m).unwrap_or(f64::NAN)));
+            let Some(slope) = loglog_slope(&fitted.collect::<Vec<_>>()) else {
                 continue;
             };
             out.push(format!(
-                "{tau} τ, η = 0: MSE to {what} ∝ S^{slope:.2}, so the distance shrinks like S^{:.2} \
-                 (a first-order solver gives S^−1).",
+                "{tau} τ, η = 0: MSE to {what} ∝ S^{slope:.2}, so the distance shrinks like S^{:.2} (a first-order \
+                 solver gives S^−1).",
                 slope / 2.0
             ));
         }
-        let s = steps(rows).into_iter().next();
-        if let Some(s) = s {
-            let at = |eta: &str| value(find(rows, &tau, eta, s, clip), &CONSISTENCY);
-            let others: Vec<String> = etas(rows)
-                .iter()
-                .filter(|e| *e != "0.0")
-                .filter_map(|e| Some(format!("{} for {}", format_value(at(e)?), eta_label(e))))
-                .collect();
-            if let (Some(zero), false) = (at("0.0"), others.is_empty()) {
-                out.push(format!(
-                    "{tau} τ, S = {s}: samples from the same x_T stay close to the reference at η = 0 \
-                     (MSE {}) and drift at η > 0 ({}).",
-                    format_value(zero),
-                    others.join(", ")
-                ));
+        let Some(s) = steps(rows).into_iter().next() else {
+            continue;
+        };
+        let Some(zero) = find(rows, &tau, "0.0", s, clip) else {
+            continue;
+        };
+        let (mut farther, mut other) = (Vec::new(), Vec::new());
+        for eta in etas(rows).iter().filter(|e| *e != "0.0") {
+            let Some(r) = find(rows, &tau, eta, s, clip) else {
+                continue;
+            };
+            let Some(settled) = claims.get(&differ(&CONSISTENCY, r, zero)) else {
+                continue;
+            };
+            let Some(d) = &settled.difference else { continue };
+            let item = format!("{} {}", eta_label(eta), with_interval(d));
+            match settled.holds && d.estimate > 0.0 {
+                true => farther.push(item),
+                false => other.push(item),
             }
         }
+        if farther.is_empty() && other.is_empty() {
+            continue;
+        }
+        out.push(format!(
+            "{tau} τ, S = {s}: samples from the same x_T stay at MSE {} from the reference at η = 0; sample by \
+             sample (sign test on the {} samples; the median difference η − η = 0 with its 95 % interval) they \
+             are farther from it, after correction, for {}{}.",
+            format_value(value(Some(zero), &CONSISTENCY).unwrap_or(f64::NAN)),
+            zero.rows.get(CONSISTENCY.name).map_or(0, Vec::len),
+            match farther.is_empty() {
+                true => "none".to_string(),
+                false => farther.join(", "),
+            },
+            match other.is_empty() {
+                true => String::new(),
+                false => format!("; not farther (or not told apart) for {}", other.join(", ")),
+            }
+        ));
     }
     out
 }

@@ -201,7 +201,7 @@ pub fn saved_rows<'a>(
     let mut missing = Vec::new();
     for id in ids {
         match point_status(out, id, hash)? {
-            PointStatus::Done(row) => rows.push(row),
+            PointStatus::Done(row) => rows.push(*row),
             _ => missing.push(id.to_string()),
         }
     }

@@ -51,6 +51,12 @@ pub struct MetricRow {
     /// `projections.parquet` holds them.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub linear: BTreeMap<String, crate::metrics::bootstrap::Linear>,
+    /// Metric name → its value on each row, for the means over rows that every point of a
+    /// sweep shares (reconstruction error: the held-out rows; consistency: the samples from
+    /// x_T), in row order: two points compare row by row (a sign test,
+    /// [`crate::metrics::paired::sign_test`]). `rows.parquet` holds them.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty", with = "json_f64_vec_map")]
+    pub rows: BTreeMap<String, Vec<f64>>,
 }
 
 impl MetricRow {
@@ -71,6 +77,7 @@ impl MetricRow {
             metrics: BTreeMap::new(),
             replicates: BTreeMap::new(),
             linear: BTreeMap::new(),
+            rows: BTreeMap::new(),
         }
     }
 }

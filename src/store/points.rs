@@ -21,7 +21,7 @@ pub enum PointStatus {
     /// No JSON for this point: it has not finished.
     Missing,
     /// Finished under the current configuration.
-    Done(MetricRow),
+    Done(Box<MetricRow>),
     /// Finished, but under another configuration (its hash is given): rerun it.
     Stale { hash: String },
     /// Present but unreadable or inconsistent (the reason is given): not to be trusted.
@@ -133,13 +133,13 @@ pub fn point_status(dir: &Path, point_id: &str, config_hash: &str) -> Result<Poi
             hash: record.config_hash,
         });
     }
-    Ok(PointStatus::Done(record.row))
+    Ok(PointStatus::Done(Box::new(record.row)))
 }
 
 /// The row of a point finished under `config_hash`; `None` when it is missing, stale or corrupt.
 pub fn load_row(dir: &Path, point_id: &str, config_hash: &str) -> Result<Option<MetricRow>> {
     Ok(match point_status(dir, point_id, config_hash)? {
-        PointStatus::Done(row) => Some(row),
+        PointStatus::Done(row) => Some(*row),
         _ => None,
     })
 }

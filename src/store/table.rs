@@ -10,6 +10,10 @@
 //! `point_id`, `metric` (strings), `replicate` (i64, 0-based resample index), `value`
 //! (f64); the noise floor's under the id [`FLOOR_ID`]. Replicate b of every point and of
 //! the floor uses the same resamples, so two points are compared replicate by replicate.
+//!
+//! `rows.parquet` keeps the per-row values of the statistics that are means over rows every
+//! point shares (reconstruction and consistency errors), long: `point_id`, `metric`, `row`
+//! (i64, 0-based), `value`; two points are compared row by row.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -74,11 +78,29 @@ pub type ReplicateMap = BTreeMap<String, BTreeMap<String, Vec<f64>>>;
 
 /// The replicates of `rows` (and of the floor, under [`FLOOR_ID`]) as one long frame.
 pub fn bootstrap_frame(rows: &[MetricRow], floor: &BTreeMap<String, Vec<f64>>) -> PolarsResult<DataFrame> {
-    let (mut ids, mut metrics, mut index, mut values) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let entries = rows
         .iter()
         .map(|r| (r.point_id.as_str(), &r.replicates))
         .chain(std::iter::once((FLOOR_ID, floor)));
+    long_frame(entries, "replicate")
+}
+
+/// The file of every per-row value (reconstruction and consistency errors).
+pub const ROWS_FILE: &str = "rows.parquet";
+
+/// The per-row values of `rows` ([`MetricRow::rows`]) as one long frame: `point_id`,
+/// `metric`, `row` (i64, 0-based), `value`.
+pub fn rows_frame(rows: &[MetricRow]) -> PolarsResult<DataFrame> {
+    long_frame(rows.iter().map(|r| (r.point_id.as_str(), &r.rows)), "row")
+}
+
+/// Vectors by point id and metric as a long frame: `point_id`, `metric`, `index` (the
+/// position in the vector), `value`.
+fn long_frame<'a>(
+    entries: impl Iterator<Item = (&'a str, &'a BTreeMap<String, Vec<f64>>)>,
+    index_name: &str,
+) -> PolarsResult<DataFrame> {
+    let (mut ids, mut metrics, mut index, mut values) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for (id, map) in entries {
         for (metric, reps) in map {
             for (b, v) in reps.iter().enumerate() {
@@ -95,7 +117,7 @@ pub fn bootstrap_frame(rows: &[MetricRow], floor: &BTreeMap<String, Vec<f64>>) -
         vec![
             Column::new("point_id".into(), ids),
             Column::new("metric".into(), metrics),
-            Column::new("replicate".into(), index),
+            Column::new(index_name.into(), index),
             Column::new("value".into(), values),
         ],
     )
@@ -181,11 +203,21 @@ pub fn read_projections(path: &Path) -> Result<BTreeMap<String, BTreeMap<String,
 
 /// Reads `bootstrap.parquet` back: point id → metric → replicates in resample order.
 pub fn read_bootstrap(path: &Path) -> Result<ReplicateMap> {
+    read_long(path, "replicate")
+}
+
+/// Reads `rows.parquet` back: point id → metric → values in row order.
+pub fn read_row_values(path: &Path) -> Result<ReplicateMap> {
+    read_long(path, "row")
+}
+
+/// Reads a frame written by [`long_frame`] back: point id → metric → vector.
+fn read_long(path: &Path, index_name: &str) -> Result<ReplicateMap> {
     let err = |e: PolarsError| Error::file(path, e);
     let df = read_parquet(path)?;
     let col = |name: &str| df.column(name).map_err(err);
     let (ids, metrics) = (col("point_id")?.str().map_err(err)?, col("metric")?.str().map_err(err)?);
-    let (index, values) = (col("replicate")?.i64().map_err(err)?, col("value")?.f64().map_err(err)?);
+    let (index, values) = (col(index_name)?.i64().map_err(err)?, col("value")?.f64().map_err(err)?);
     let mut out = ReplicateMap::new();
     for i in 0..df.height() {
         let bad = || Error::file(path, format!("row {i} has a null cell"));
@@ -218,9 +250,9 @@ fn write_parquet(mut df: DataFrame, path: &Path) -> Result<()> {
 /// What the floor set adds to the long tables: its replicates and projections.
 pub type FloorParts<'a> = (&'a BTreeMap<String, Vec<f64>>, &'a BTreeMap<String, Linear>);
 
-/// Writes `dir/metrics.parquet`, `dir/metrics.csv`, `dir/bootstrap.parquet` and
-/// `dir/projections.parquet` (the rows' replicates and projections and the floor's),
-/// each atomically.
+/// Writes `dir/metrics.parquet`, `dir/metrics.csv`, `dir/bootstrap.parquet`,
+/// `dir/projections.parquet` (the rows' replicates and projections and the floor's) and
+/// `dir/rows.parquet` (the rows' per-row values), each atomically.
 pub fn write_tables(rows: &[MetricRow], floor: FloorParts, dir: &Path) -> Result<()> {
     let mut df = frame(rows).map_err(|e| Error::file(dir, e))?;
     write_parquet(df.clone(), &dir.join("metrics.parquet"))?;
@@ -228,6 +260,8 @@ pub fn write_tables(rows: &[MetricRow], floor: FloorParts, dir: &Path) -> Result
     write_parquet(boot, &dir.join(BOOTSTRAP_FILE))?;
     let linear = projections_frame(rows, floor.1).map_err(|e| Error::file(dir, e))?;
     write_parquet(linear, &dir.join(PROJECTIONS_FILE))?;
+    let per_row = rows_frame(rows).map_err(|e| Error::file(dir, e))?;
+    write_parquet(per_row, &dir.join(ROWS_FILE))?;
 
     let csv = dir.join("metrics.csv");
     let mut bytes = Vec::new();
@@ -237,8 +271,9 @@ pub fn write_tables(rows: &[MetricRow], floor: FloorParts, dir: &Path) -> Result
     write_atomic(&csv, &bytes)
 }
 
-/// The rows of the results folder `dir` with their replicates and projections:
-/// `metrics.parquet`, then `bootstrap.parquet` and `projections.parquet` where they exist
+/// The rows of the results folder `dir` with their replicates, projections and per-row
+/// values: `metrics.parquet`, then `bootstrap.parquet`, `projections.parquet` and
+/// `rows.parquet` where they exist
 /// (folders from before they were kept have none); the floor's come back as a row with
 /// the id [`FLOOR_ID`] (its metrics empty: they are in `noise_floor.json`).
 pub fn read_results(dir: &Path) -> Result<(Vec<MetricRow>, MetricRow)> {
@@ -262,6 +297,13 @@ pub fn read_results(dir: &Path) -> Result<(Vec<MetricRow>, MetricRow)> {
             r.linear = linear.remove(&r.point_id).unwrap_or_default();
         }
         floor.linear = linear.remove(FLOOR_ID).unwrap_or_default();
+    }
+    let path = dir.join(ROWS_FILE);
+    if path.exists() {
+        let mut per_row = read_row_values(&path)?;
+        for r in rows.iter_mut() {
+            r.rows = per_row.remove(&r.point_id).unwrap_or_default();
+        }
     }
     Ok((rows, floor))
 }
@@ -323,6 +365,7 @@ pub fn read_rows(parquet_path: &Path) -> Result<Vec<MetricRow>> {
                     .collect::<BTreeMap<_, _>>(),
                 replicates: BTreeMap::new(),
                 linear: BTreeMap::new(),
+                rows: BTreeMap::new(),
             })
         })
         .collect()

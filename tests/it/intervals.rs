@@ -2,7 +2,7 @@
 //! noise-floor row.
 
 use ddimlab::experiment::evaluation::Evaluation;
-use ddimlab::experiment::measure::{names, Comparison, SampleStats};
+use ddimlab::experiment::measure::{distance, names, Comparison, SampleStats};
 use ddimlab::metrics::bootstrap::{gather, Bootstrap};
 use ddimlab::metrics::{
     component_masses, frechet_distance, kid, mass_error, median_bandwidth_of, mmd2_unbiased, sliced_wasserstein,
@@ -59,6 +59,35 @@ fn counted_resamples_equal_copied_rows() {
             assert!((got - want).abs() < 1e-6, "{kernel:?} replicate {b}: {got} vs {want}");
         }
     }
+}
+
+#[test]
+fn an_mse_over_rows_keeps_each_rows_own() {
+    // Reconstruction and consistency errors: the MSE of all values, and each row's MSE
+    // (what the sign test compares), both on the [0, 1] scale; PSNR = 10 log10(1 / MSE).
+    let (d, n) = (5, 40);
+    let (a, b) = (gaussian(3, 0, n, d, 0.0), gaussian(3, 1, n, d, 0.5));
+    let direct = |x: &[f32], y: &[f32]| -> f64 {
+        x.iter()
+            .zip(y)
+            .map(|(u, v)| ((*u as f64 - *v as f64) / 2.0).powi(2))
+            .sum::<f64>()
+            / x.len() as f64
+    };
+    let m = distance(&a, &b, d, names::RECON_MSE, Some(names::RECON_PSNR)).unwrap();
+    let value = m.values[names::RECON_MSE];
+    assert!((value - direct(&a, &b)).abs() < 1e-12 * value, "{value}");
+    assert!((m.values[names::RECON_PSNR] - 10.0 * (1.0 / value).log10()).abs() < 1e-12);
+    let rows = &m.rows[names::RECON_MSE];
+    assert_eq!(rows.len(), n);
+    for (i, got) in rows.iter().enumerate() {
+        let want = direct(&a[i * d..(i + 1) * d], &b[i * d..(i + 1) * d]);
+        assert!((got - want).abs() < 1e-12 * want, "row {i}: {got} vs {want}");
+    }
+    // No bootstrap interval (the rows are compared by the sign test), and no PSNR unasked.
+    assert!(m.replicates.is_empty() && m.with_intervals().len() == 2);
+    let bare = distance(&a, &b, d, names::RECON_MSE, None).unwrap();
+    assert_eq!(bare.values.len(), 1);
 }
 
 #[test]

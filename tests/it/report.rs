@@ -8,9 +8,9 @@ use candle_core::{Device, Tensor};
 use ddimlab::experiment::runner::{run_sweep, SweepOptions};
 use ddimlab::experiment::ExperimentConfig;
 use ddimlab::model::{EpsModel, MixtureOracle};
-use ddimlab::report::claims::{Claim, Claims};
+use ddimlab::report::claims::{Claim, Claims, Family};
 use ddimlab::report::differences::eta_differences;
-use ddimlab::report::findings::{findings, floor_claims};
+use ddimlab::report::findings::{across_s_claims, findings, floor_claims};
 use ddimlab::report::report;
 use ddimlab::report::tables::{eta_by_steps, loglog_slope, with_floor, MetricInfo, SAMPLE_QUALITY};
 use ddimlab::store::manifest::NoiseFloor;
@@ -72,6 +72,7 @@ fn row(
         metrics: values,
         replicates,
         linear: BTreeMap::new(),
+        rows: BTreeMap::new(),
     }
 }
 
@@ -94,12 +95,30 @@ fn synthetic(noise: (f64, f64)) -> Vec<MetricRow> {
                 };
                 let nfe = if tau == "quadratic" && s == 40 { 29 } else { s };
                 let mut r = row(tau, eta, s, nfe, &[("fd_inf", fd)], noise);
-                r.metrics.insert("recon_mse".into(), 1.0 / (s * s) as f64);
+                with_rows(&mut r, "recon_mse", 1.0 / (s * s) as f64, 1);
                 rows.push(r);
             }
         }
     }
     rows
+}
+
+/// Rows of a mean over 100 rows every point shares (held-out rows, samples from x_T).
+const ROWS: usize = 100;
+
+/// Sets `name` to the mean of ROWS per-row values value·s_i·(1 + 0.1 w_i): s_i = exp(z_i / 2)
+/// shared by every point (a row's difficulty), w_i this point's own noise (from `seed` and
+/// the row's id).
+fn with_rows(r: &mut MetricRow, name: &str, value: f64, seed: u64) {
+    let z = normals(7, ROWS);
+    let w = normals(seed * 7919 + r.point_id.len() as u64 * 31 + r.steps as u64, ROWS);
+    let per_row: Vec<f64> = z
+        .iter()
+        .zip(&w)
+        .map(|(a, b)| value * (0.5 * a).exp() * (1.0 + 0.1 * b))
+        .collect();
+    r.metrics.insert(name.into(), per_row.iter().sum::<f64>() / ROWS as f64);
+    r.rows.insert(name.into(), per_row);
 }
 
 fn settled(rows: &[MetricRow], floor: Option<&MetricRow>) -> Claims {
@@ -111,7 +130,11 @@ fn settled(rows: &[MetricRow], floor: Option<&MetricRow>) -> Claims {
         family.extend(t.claims());
     }
     family.extend(floor_claims(rows));
-    Claims::settle(rows.iter().chain(floor), family)
+    Claims::settle(rows.iter().chain(floor), family).and(Claims::settle_as(
+        Family::AcrossS,
+        rows.iter(),
+        across_s_claims(rows),
+    ))
 }
 
 fn fd_inf() -> MetricInfo {
@@ -203,8 +226,12 @@ fn findings_name_a_best_eta_only_where_its_paired_claim_holds() {
         "{f}"
     );
     assert!(f.contains("Statements rest on fd_inf"), "{f}");
-    // recon = 1/S²: slope −2, ×0.25 per doubling.
-    assert!(f.contains("fitted MSE ∝ S^-2.00, i.e. ×0.25 per doubling"), "{f}");
+    // recon ≈ 1/S² (row noise aside): slope −2, ×0.25 per doubling, every step down told apart.
+    assert!(f.contains("fitted MSE ∝ S^-2.01, i.e. ×0.25 per doubling"), "{f}");
+    assert!(
+        f.contains("linear τ: reconstruction error falls at every larger S (sign test on the 100 held-out rows, after correction, at each step)"),
+        "{f}"
+    );
     // Flip one cell: the statement must change.
     let mut worse = rows.clone();
     let r = worse
@@ -246,6 +273,64 @@ fn findings_name_a_best_eta_only_where_its_paired_claim_holds() {
         "{f}"
     );
     assert!((loglog_slope(&[(1.0, 1.0), (2.0, 0.5), (4.0, 0.25)]).unwrap() + 1.0).abs() < 1e-12);
+}
+
+#[test]
+fn reconstruction_and_consistency_statements_rest_on_their_paired_claims() {
+    // recon ≈ 1/S² on shared rows: every step down holds (each row falls 4×, its own noise
+    // 10 %). Then S = 40 set to S = 20's value (a tie: each row up or down by its own noise
+    // alone), and to twice it (a rise): the statement says so, step by step.
+    let rows = synthetic((0.05, 0.001));
+    // per τ: two steps (10 → 20 → 40); no consistency measured
+    assert_eq!(across_s_claims(&rows).len(), 4);
+    let mut tie = rows.clone();
+    for r in tie.iter_mut().filter(|r| r.steps == 40) {
+        with_rows(r, "recon_mse", 1.0 / 400.0, 2);
+    }
+    let f = findings(&tie, &settled(&tie, None)).join("\n");
+    assert!(
+        f.contains(
+            "linear τ: reconstruction error falls at 1 of 2 steps to a larger S (sign test on the 100 held-out rows, \
+             after correction); not told apart at S = 20 → 40: median Δ = "
+        ),
+        "{f}"
+    );
+    let mut rise = rows.clone();
+    for r in rise.iter_mut().filter(|r| r.steps == 40) {
+        with_rows(r, "recon_mse", 2.0 / 400.0, 2);
+    }
+    let f = findings(&rise, &settled(&rise, None)).join("\n");
+    assert!(
+        f.contains("after correction); rises at S = 20 → 40: median Δ = "),
+        "{f}"
+    );
+    // Without the per-row values nothing is told apart.
+    let mut bare = rows.clone();
+    bare.iter_mut().for_each(|r| r.rows.clear());
+    let f = findings(&bare, &settled(&bare, None)).join("\n");
+    assert!(f.contains("falls at 0 of 2 steps to a larger S"), "{f}");
+    // Consistency at the smallest S: η = 1 farther from the reference than η = 0 on every
+    // sample, σ̂ as close as η = 0 (own noise only); η = 0's MSE ∝ S^−2: distance ∝ S^−1.
+    let mut cons = rows.clone();
+    for r in cons.iter_mut() {
+        let v = match (r.eta.as_str(), r.steps) {
+            ("1.0", 10) => 0.05,
+            ("0.0", s) | ("sigma_hat", s) => 1.0 / (s * s) as f64,
+            (_, s) => 0.5 / s as f64,
+        };
+        with_rows(r, "consistency_mse", v, 3);
+    }
+    assert_eq!(across_s_claims(&cons).len(), 8);
+    let f = findings(&cons, &settled(&cons, None)).join("\n");
+    assert!(
+        f.contains("linear τ, η = 0: MSE to the reference run ∝ S^-2.00, so the distance shrinks like S^-1.00"),
+        "{f}"
+    );
+    assert!(
+        f.contains("(sign test on the 100 samples; the median difference η − η = 0 with its 95 % interval) they are farther from it, after correction, for η = 1.0 0.0"),
+        "{f}"
+    );
+    assert!(f.contains("; not farther (or not told apart) for σ̂"), "{f}");
 }
 
 fn workdir(tag: &str) -> PathBuf {

@@ -42,6 +42,7 @@ fn row(point_id: &str, eta: &str, steps: usize, metrics: &[(&str, f64)]) -> Metr
         metrics: metrics.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
         replicates: BTreeMap::new(),
         linear: BTreeMap::new(),
+        rows: BTreeMap::new(),
     }
 }
 
@@ -125,7 +126,7 @@ fn point_status_distinguishes_missing_stale_and_corrupt() {
     assert_eq!(load_row(&dir, id, "new-hash").unwrap(), None);
     assert_eq!(
         point_status(&dir, id, "old-hash").unwrap(),
-        PointStatus::Done(rows[0].clone())
+        PointStatus::Done(Box::new(rows[0].clone()))
     );
 
     // A JSON cut short (e.g. written by hand or copied half-way) is not trusted.
@@ -248,6 +249,11 @@ fn every_bootstrap_replicate_is_kept_in_a_long_table_and_read_back() {
         ("recon_mse".to_string(), vec![1.0, 2.0, 3.0]),
     ]);
     rows[2].replicates = BTreeMap::from([("fid_proxy".to_string(), vec![7.0, 8.0, 9.0])]);
+    // Per-row values (reconstruction, consistency), NaN kept, in their own long table.
+    rows[1].rows = BTreeMap::from([
+        ("recon_mse".to_string(), vec![0.5, f64::NAN, 0.125, 0.25]),
+        ("consistency_mse".to_string(), vec![1.0, 2.0]),
+    ]);
     rows[1].linear = BTreeMap::from([(
         "fid_proxy".to_string(),
         Linear {
@@ -274,6 +280,12 @@ fn every_bootstrap_replicate_is_kept_in_a_long_table_and_read_back() {
     assert_same_rows(&back, &rows);
     assert_eq!((back_floor.replicates, back_floor.linear), (floor, floor_linear));
     assert!(dir.join("projections.parquet").is_file());
+    let df = ParquetReader::new(std::fs::File::open(dir.join("rows.parquet")).unwrap())
+        .finish()
+        .unwrap();
+    let got: Vec<&str> = df.get_column_names().iter().map(|s| s.as_str()).collect();
+    assert_eq!(got, ["point_id", "metric", "row", "value"]);
+    assert_eq!(df.height(), 4 + 2);
     // The metrics table holds no replicates.
     assert!(read_rows(&dir.join("metrics.parquet")).unwrap()[0]
         .replicates
@@ -446,6 +458,7 @@ fn writes_an_example_results_folder() {
             "metrics.parquet",
             "points",
             "projections.parquet",
+            "rows.parquet",
             "samples.h5"
         ]
     );

@@ -401,7 +401,12 @@ fn three_shards_and_a_merge_equal_one_run() {
         }
         rows
     };
-    // (with every bootstrap replicate: merge carries bootstrap.parquet)
+    // (with every bootstrap replicate and per-row value: merge carries bootstrap.parquet and
+    // rows.parquet)
+    assert!(whole
+        .rows
+        .iter()
+        .any(|r| !r.rows.is_empty() && !r.replicates.is_empty()));
     let merged_rows = ddimlab::store::read_results(&merged).unwrap().0;
     // (compared as text: σ̂ rows carry eta_value NaN, which is never == itself)
     assert_eq!(
