@@ -593,7 +593,8 @@ fn reconstruction(input: &Input) -> Part {
     let first_eta = etas(rows).into_iter().next().unwrap_or_default();
     Some((
         "## Reconstruction error (Table 2 layout)\n\nHeld-out x_0 encoded to x_T and decoded back \
-         with the same S (η = 0 both ways).\n"
+         with the same S (η = 0 both ways): the mean over the held-out rows, without an interval (a few rows \
+         can carry most of the mean); two S are compared row by row in the findings (sign test).\n"
             .into(),
         clips(rows)
             .iter()
@@ -619,7 +620,8 @@ fn consistency(input: &Input) -> Part {
         format!(
             "## Consistency (paper §5.3)\n\nDistance between x_0 at S steps and x_0 of the reference run \
              (η = 0, S = {}) from the same x_T (0 for the reference itself, which log-scale figures leave \
-             out).\n",
+             out): the mean over the samples, without an interval; two points are compared sample by sample \
+             in the findings (sign test).\n",
             input.cfg.sweep.reference_steps()
         ),
         tables,

@@ -362,82 +362,72 @@ fn with_interval(d: &Difference) -> String {
 }
 
 /// How reconstruction error falls with S (paper Table 2): each step to the next larger S
-/// by its settled paired claim ([`across_s_claims`]), and the fitted exponent.
+/// by its settled claim ([`across_s_claims`], the sign test), and the fitted exponent.
 fn reconstruction(rows: &[MetricRow], clip: bool, claims: &Claims) -> Vec<String> {
-    let mut out = Vec::new();
     let Some(eta) = etas(rows).into_iter().next() else {
-        return out;
+        return Vec::new();
     };
-    for tau in taus(rows) {
-        let pts: Vec<(f64, &MetricRow)> = (steps(rows).into_iter())
+    let statement = |tau: String| -> Option<String> {
+        // (S, mean error, row) at every S that has a reconstruction
+        let pts: Vec<(f64, f64, &MetricRow)> = (steps(rows).into_iter())
             .filter_map(|s| {
-                Some((
-                    s as f64,
-                    find(rows, &tau, &eta, s, clip).filter(|r| value(Some(r), &RECON).is_some())?,
-                ))
+                let r = find(rows, &tau, &eta, s, clip)?;
+                Some((s as f64, value(Some(r), &RECON)?, r))
             })
             .collect();
-        let Some(slope) = loglog_slope(
-            &pts.iter()
-                .map(|(s, r)| (*s, value(Some(r), &RECON).unwrap_or(f64::NAN)))
-                .collect::<Vec<_>>(),
-        ) else {
-            continue;
-        };
-        let held_out = pts[0].1.rows.get(RECON.name).map_or(0, Vec::len);
-        let (mut falls, mut rises, mut ties) = (Vec::new(), Vec::new(), Vec::new());
-        for w in pts.windows(2) {
-            let step = format!("S = {} → {}", w[0].0, w[1].0);
-            match claims.get(&differ(&RECON, w[1].1, w[0].1)) {
-                Some(Settled {
-                    holds: true,
-                    difference: Some(d),
-                    ..
-                }) if d.estimate < 0.0 => falls.push(step),
-                Some(Settled {
-                    holds: true,
-                    difference: Some(d),
-                    ..
-                }) => rises.push(format!("{step}: median Δ = {}", with_interval(d))),
-                Some(Settled {
-                    difference: Some(d), ..
-                }) => ties.push(format!("{step}: median Δ = {}", with_interval(d))),
-                _ => ties.push(format!("{step}: no interval")),
-            }
-        }
-        let test = format!("sign test on the {held_out} held-out rows, after correction");
-        let shape = match (rises.is_empty(), ties.is_empty()) {
-            (true, true) => format!("falls at every larger S ({test}, at each step)"),
-            _ => format!(
-                "falls at {} of {} steps to a larger S ({test}){}{}",
-                falls.len(),
-                pts.len() - 1,
-                match ties.is_empty() {
-                    true => String::new(),
-                    false => format!("; not told apart at {}", ties.join(", ")),
-                },
-                match rises.is_empty() {
-                    true => String::new(),
-                    false => format!("; rises at {}", rises.join(", ")),
-                },
-            ),
-        };
+        let slope = loglog_slope(&pts.iter().map(|p| (p.0, p.1)).collect::<Vec<_>>())?;
         let (first, last) = (pts[0], pts[pts.len() - 1]);
-        out.push(format!(
-            "{tau} τ: reconstruction error {shape}; fitted MSE ∝ S^{slope:.2}, i.e. ×{:.2} per doubling of S (from {} \
-             at S = {} to {} at S = {}).",
+        Some(format!(
+            "{tau} τ: reconstruction error {}; fitted MSE ∝ S^{slope:.2}, i.e. ×{:.2} per doubling of S (from {} at \
+             S = {} to {} at S = {}).",
+            reconstruction_steps(&pts, claims),
             2f64.powf(slope),
-            format_value(value(Some(first.1), &RECON).unwrap_or(f64::NAN)),
+            format_value(first.1),
             first.0,
-            format_value(value(Some(last.1), &RECON).unwrap_or(f64::NAN)),
+            format_value(last.1),
             last.0,
-        ));
+        ))
+    };
+    taus(rows).into_iter().filter_map(statement).collect()
+}
+
+/// What the settled claims say of each step of `pts` (S, error, row) to the next larger S.
+fn reconstruction_steps(pts: &[(f64, f64, &MetricRow)], claims: &Claims) -> String {
+    let (mut falls, mut rises, mut ties) = (0, Vec::new(), Vec::new());
+    for w in pts.windows(2) {
+        let step = format!("S = {} → {}", w[0].0, w[1].0);
+        match claims.get(&differ(&RECON, w[1].2, w[0].2)) {
+            Some(Settled {
+                holds,
+                difference: Some(d),
+                ..
+            }) => match (holds, d.estimate < 0.0) {
+                (true, true) => falls += 1,
+                (true, false) => rises.push(format!("{step}: median Δ = {}", with_interval(d))),
+                (false, _) => ties.push(format!("{step}: median Δ = {}", with_interval(d))),
+            },
+            _ => ties.push(format!("{step}: no interval")),
+        }
     }
-    out
+    let held_out = pts[0].2.rows.get(RECON.name).map_or(0, Vec::len);
+    let test = format!("sign test on the {held_out} held-out rows, after correction");
+    if rises.is_empty() && ties.is_empty() {
+        return format!("falls at every larger S ({test}, at each step)");
+    }
+    let list = |what: &str, v: &[String]| match v.is_empty() {
+        true => String::new(),
+        false => format!("; {what} {}", v.join(", ")),
+    };
+    format!(
+        "falls at {falls} of {} steps to a larger S ({test}){}{}",
+        pts.len() - 1,
+        list("not told apart at", &ties),
+        list("rises at", &rises),
+    )
 }
 
 /// Consistency at η = 0 vs S: the fitted order of the ODE solver, and at the smallest S each
-/// η > 0 against η = 0 by its settled paired claim ([`across_s_claims`]).
+/// η > 0 against η = 0 by its settled claim ([`across_s_claims`], the sign test).
 fn consistency(rows: &[MetricRow], clip: bool, claims: &Claims) -> Vec<String> {
     let mut out = Vec::new();
     for tau in taus(rows) {
@@ -445,12 +435,11 @@ fn consistency(rows: &[MetricRow], clip: bool, claims: &Claims) -> Vec<String> {
             (CONSISTENCY, "the reference run"),
             (CONSISTENCY_EXACT, "the exact flow"),
         ] {
-            let pts: Vec<(f64, &MetricRow)> = (steps(rows).into_iter())
-                .filter_map(|s| Some((s as f64, find(rows, &tau, "0.0", s, clip)?)))
-                .filter(|(_, r)| value(Some(r), &m).is_some_and(|v| v > 0.0))
+            let pts: Vec<(f64, f64)> = (steps(rows).into_iter())
+                .filter_map(|s| Some((s as f64, value(find(rows, &tau, "0.0", s, clip), &m)?)))
+                .filter(|p| p.1 > 0.0)
                 .collect();
-            let fitted = pts.iter().map(|(s, r)| (*s, value(Some(r), &m).unwrap_or(f64::NAN)));
-            let Some(slope) = loglog_slope(&fitted.collect::<Vec<_>>()) else {
+            let Some(slope) = loglog_slope(&pts) else {
                 continue;
             };
             out.push(format!(
@@ -459,45 +448,47 @@ fn consistency(rows: &[MetricRow], clip: bool, claims: &Claims) -> Vec<String> {
                 slope / 2.0
             ));
         }
-        let Some(s) = steps(rows).into_iter().next() else {
-            continue;
-        };
-        let Some(zero) = find(rows, &tau, "0.0", s, clip) else {
-            continue;
-        };
-        let (mut farther, mut other) = (Vec::new(), Vec::new());
-        for eta in etas(rows).iter().filter(|e| *e != "0.0") {
-            let Some(r) = find(rows, &tau, eta, s, clip) else {
-                continue;
-            };
-            let Some(settled) = claims.get(&differ(&CONSISTENCY, r, zero)) else {
-                continue;
-            };
-            let Some(d) = &settled.difference else { continue };
-            let item = format!("{} {}", eta_label(eta), with_interval(d));
-            match settled.holds && d.estimate > 0.0 {
-                true => farther.push(item),
-                false => other.push(item),
-            }
-        }
-        if farther.is_empty() && other.is_empty() {
-            continue;
-        }
-        out.push(format!(
-            "{tau} τ, S = {s}: samples from the same x_T stay at MSE {} from the reference at η = 0; sample by \
-             sample (sign test on the {} samples; the median difference η − η = 0 with its 95 % interval) they \
-             are farther from it, after correction, for {}{}.",
-            format_value(value(Some(zero), &CONSISTENCY).unwrap_or(f64::NAN)),
-            zero.rows.get(CONSISTENCY.name).map_or(0, Vec::len),
-            match farther.is_empty() {
-                true => "none".to_string(),
-                false => farther.join(", "),
-            },
-            match other.is_empty() {
-                true => String::new(),
-                false => format!("; not farther (or not told apart) for {}", other.join(", ")),
-            }
-        ));
+        out.extend(drift_at_small_s(rows, &tau, clip, claims));
     }
     out
+}
+
+/// At the smallest S, the η > 0 points whose samples are farther from the consistency
+/// reference than η = 0's, sample by sample, by their settled claims.
+fn drift_at_small_s(rows: &[MetricRow], tau: &str, clip: bool, claims: &Claims) -> Option<String> {
+    let s = steps(rows).into_iter().next()?;
+    let zero = find(rows, tau, "0.0", s, clip)?;
+    let (mut farther, mut other) = (Vec::new(), Vec::new());
+    for eta in etas(rows).iter().filter(|e| *e != "0.0") {
+        let Some(r) = find(rows, tau, eta, s, clip) else {
+            continue;
+        };
+        let Some(settled) = claims.get(&differ(&CONSISTENCY, r, zero)) else {
+            continue;
+        };
+        let Some(d) = &settled.difference else { continue };
+        let item = format!("{} {}", eta_label(eta), with_interval(d));
+        match settled.holds && d.estimate > 0.0 {
+            true => farther.push(item),
+            false => other.push(item),
+        }
+    }
+    if farther.is_empty() && other.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "{tau} τ, S = {s}: samples from the same x_T stay at MSE {} from the reference at η = 0; sample by sample \
+         (sign test on the {} samples; the median difference η − η = 0 with its 95 % interval) they are farther \
+         from it, after correction, for {}{}.",
+        format_value(value(Some(zero), &CONSISTENCY).unwrap_or(f64::NAN)),
+        zero.rows.get(CONSISTENCY.name).map_or(0, Vec::len),
+        match farther.is_empty() {
+            true => "none".to_string(),
+            false => farther.join(", "),
+        },
+        match other.is_empty() {
+            true => String::new(),
+            false => format!("; not farther (or not told apart) for {}", other.join(", ")),
+        }
+    ))
 }
