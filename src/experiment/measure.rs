@@ -260,12 +260,6 @@ impl SampleStats {
         })
     }
 
-    /// The resamples of a set of `n` generated (or floor) rows: the same at every point, so
-    /// drawn once per row count and kept.
-    fn sample_resamples(&self, n: usize) -> std::sync::Arc<Resamples> {
-        self.sample_resamples.of(n)
-    }
-
     /// The real sets compared with, as measured.
     pub fn sets(&self) -> &Sets {
         &self.sets
@@ -280,7 +274,7 @@ impl SampleStats {
     /// its replicates. The families are independent, so they run concurrently.
     pub fn measure(&self, samples: &Evaluated) -> Result<Measured> {
         let n = crate::metrics::rows_checked(samples, self.d, "samples")?;
-        let rx = self.sample_resamples(n);
+        let rx = self.sample_resamples.of(n);
         let ry = self.frechet.resamples();
         let ((data, manifold), (swd, (mix, (features, nearest)))) = rayon::join(
             || {
@@ -398,7 +392,7 @@ impl SampleStats {
         };
         let near = nearest_distances(samples, &self.sets.train, self.d)?;
         let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
-        let rf = self.sample_resamples(floor.len());
+        let rf = self.sample_resamples.of(floor.len());
         let replicates = rx
             .means(&near)
             .iter()

@@ -172,11 +172,6 @@ impl SampleResamples {
         }
     }
 
-    /// The bootstrap they come from.
-    pub fn bootstrap(&self) -> Option<&Bootstrap> {
-        self.bootstrap.as_ref()
-    }
-
     /// The resamples of a generated set of `n` rows.
     pub fn of(&self, n: usize) -> std::sync::Arc<Resamples> {
         let mut kept = self.kept.lock().expect("resamples lock");
