@@ -323,23 +323,50 @@ fn at_the_floor(rows: &[MetricRow], clip: bool, claims: &Claims) -> Vec<String> 
 pub fn across_s_claims(rows: &[MetricRow]) -> Vec<Claim> {
     let clip = rows.first().is_some_and(|r| r.clip_x0);
     let mut out = Vec::new();
-    let first_eta = etas(rows).into_iter().next();
-    let small = steps(rows).first().copied();
     for tau in taus(rows) {
-        if let Some(eta) = &first_eta {
-            let pts: Vec<&MetricRow> = (steps(rows).into_iter())
-                .filter_map(|s| find(rows, &tau, eta, s, clip).filter(|r| value(Some(r), &RECON).is_some()))
-                .collect();
-            out.extend(pts.windows(2).map(|w| differ(&RECON, w[1], w[0])));
-        }
-        let Some(s) = small else { continue };
-        let measured = |eta: &str| find(rows, &tau, eta, s, clip).filter(|r| value(Some(r), &CONSISTENCY).is_some());
-        let Some(zero) = measured("0.0") else { continue };
-        for r in etas(rows).iter().filter(|e| *e != "0.0").filter_map(|e| measured(e)) {
-            out.push(differ(&CONSISTENCY, r, zero));
+        let pts = reconstruction_points(rows, &tau, clip);
+        out.extend(pts.windows(2).map(|w| differ(&RECON, w[1].2, w[0].2)));
+        if let Some(drift) = drift_points(rows, &tau, clip) {
+            out.extend(drift.others.iter().map(|(_, r)| differ(&CONSISTENCY, r, drift.zero)));
         }
     }
     out
+}
+
+/// (S, mean error, row) of τ's reconstruction at every S that has one, at the first η's
+/// rows (every η row of an S carries the same, shared reconstruction).
+fn reconstruction_points<'a>(rows: &'a [MetricRow], tau: &str, clip: bool) -> Vec<(f64, f64, &'a MetricRow)> {
+    let Some(eta) = etas(rows).into_iter().next() else {
+        return Vec::new();
+    };
+    (steps(rows).into_iter())
+        .filter_map(|s| {
+            let r = find(rows, tau, &eta, s, clip)?;
+            Some((s as f64, value(Some(r), &RECON)?, r))
+        })
+        .collect()
+}
+
+/// At τ's smallest S, the rows that measure consistency: η = 0's and every η > 0's.
+struct Drift<'a> {
+    /// The smallest S.
+    s: usize,
+    /// η = 0's row.
+    zero: &'a MetricRow,
+    /// Every η > 0 (its label as in the rows) with its row.
+    others: Vec<(String, &'a MetricRow)>,
+}
+
+/// The [`Drift`] rows of τ, where η = 0 measures consistency at the smallest S.
+fn drift_points<'a>(rows: &'a [MetricRow], tau: &str, clip: bool) -> Option<Drift<'a>> {
+    let s = steps(rows).into_iter().next()?;
+    let measured = |eta: &str| find(rows, tau, eta, s, clip).filter(|r| value(Some(r), &CONSISTENCY).is_some());
+    let zero = measured("0.0")?;
+    let others = (etas(rows).into_iter())
+        .filter(|e| e != "0.0")
+        .filter_map(|e| Some((e.clone(), measured(&e)?)))
+        .collect();
+    Some(Drift { s, zero, others })
 }
 
 /// θ(a) ≠ θ(b) under `m`.
@@ -364,17 +391,8 @@ fn with_interval(d: &Difference) -> String {
 /// How reconstruction error falls with S (paper Table 2): each step to the next larger S
 /// by its settled claim ([`across_s_claims`], the sign test), and the fitted exponent.
 fn reconstruction(rows: &[MetricRow], clip: bool, claims: &Claims) -> Vec<String> {
-    let Some(eta) = etas(rows).into_iter().next() else {
-        return Vec::new();
-    };
     let statement = |tau: String| -> Option<String> {
-        // (S, mean error, row) at every S that has a reconstruction
-        let pts: Vec<(f64, f64, &MetricRow)> = (steps(rows).into_iter())
-            .filter_map(|s| {
-                let r = find(rows, &tau, &eta, s, clip)?;
-                Some((s as f64, value(Some(r), &RECON)?, r))
-            })
-            .collect();
+        let pts = reconstruction_points(rows, &tau, clip);
         let slope = loglog_slope(&pts.iter().map(|p| (p.0, p.1)).collect::<Vec<_>>())?;
         let (first, last) = (pts[0], pts[pts.len() - 1]);
         Some(format!(
@@ -456,13 +474,9 @@ fn consistency(rows: &[MetricRow], clip: bool, claims: &Claims) -> Vec<String> {
 /// At the smallest S, the η > 0 points whose samples are farther from the consistency
 /// reference than η = 0's, sample by sample, by their settled claims.
 fn drift_at_small_s(rows: &[MetricRow], tau: &str, clip: bool, claims: &Claims) -> Option<String> {
-    let s = steps(rows).into_iter().next()?;
-    let zero = find(rows, tau, "0.0", s, clip)?;
+    let Drift { s, zero, others } = drift_points(rows, tau, clip)?;
     let (mut farther, mut other) = (Vec::new(), Vec::new());
-    for eta in etas(rows).iter().filter(|e| *e != "0.0") {
-        let Some(r) = find(rows, tau, eta, s, clip) else {
-            continue;
-        };
+    for (eta, r) in &others {
         let Some(settled) = claims.get(&differ(&CONSISTENCY, r, zero)) else {
             continue;
         };
