@@ -34,30 +34,32 @@ import numpy as np
 import polars as pl
 
 
+def paired_vectors(path: Path, index: str, a: str, c: str):
+    """Per metric of a long table (bootstrap.parquet by `replicate`, rows.parquet by `row`),
+    the vectors of points a and c in index order."""
+    long = pl.read_parquet(path)
+    for metric in long["metric"].unique().sort():
+        vector = lambda p: long.filter((pl.col("point_id") == p) & (pl.col("metric") == metric)).sort(index)["value"].to_numpy()
+        yield metric, vector(a), vector(c)
+
+
 def main(folder: Path) -> None:
     metrics = pl.read_parquet(folder / "metrics.parquet")
     print(metrics)
-
-    boot = folder / "bootstrap.parquet"
-    if boot.exists() and metrics.height >= 2:
-        b = pl.read_parquet(boot)
+    if metrics.height >= 2:
         a, c = metrics["point_id"][0], metrics["point_id"][1]
-        for metric in b["metric"].unique().sort():
-            reps = lambda p: b.filter((pl.col("point_id") == p) & (pl.col("metric") == metric)).sort("replicate")["value"].to_numpy()
-            delta = reps(a) - reps(c)
-            if len(delta) > 1:
-                print(f"{metric}: {a} - {c}: paired bootstrap sd {delta.std(ddof=1):.4g}")
-
-    rows = folder / "rows.parquet"
-    if rows.exists() and metrics.height >= 2:
-        r = pl.read_parquet(rows)
-        a, c = metrics["point_id"][0], metrics["point_id"][1]
-        for metric in r["metric"].unique().sort():
-            vals = lambda p: r.filter((pl.col("point_id") == p) & (pl.col("metric") == metric)).sort("row")["value"].to_numpy()
-            x, y = vals(a), vals(c)
-            if len(x) == len(y) and len(x) > 0:
-                d = x - y
-                print(f"{metric}: {a} - {c}: {np.sum(d > 0)} rows up, {np.sum(d < 0)} down, median {np.median(d):.4g}")
+        boot = folder / "bootstrap.parquet"
+        if boot.exists():
+            for metric, x, y in paired_vectors(boot, "replicate", a, c):
+                delta = x - y
+                if len(delta) > 1:
+                    print(f"{metric}: {a} - {c}: paired bootstrap sd {delta.std(ddof=1):.4g}")
+        rows = folder / "rows.parquet"
+        if rows.exists():
+            for metric, x, y in paired_vectors(rows, "row", a, c):
+                if len(x) == len(y) and len(x) > 0:
+                    d = x - y
+                    print(f"{metric}: {a} - {c}: {np.sum(d > 0)} rows up, {np.sum(d < 0)} down, median {np.median(d):.4g}")
 
     with h5py.File(folder / "samples.h5", "r") as f:
         print(f"experiment {f.attrs['experiment']!r}, seed {f.attrs['seed']}, "
