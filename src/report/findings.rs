@@ -73,13 +73,16 @@ pub fn floor_claims(rows: &[MetricRow]) -> Vec<Claim> {
     let Some(m) = floor_metric(rows) else {
         return Vec::new();
     };
-    rows.iter()
-        .map(|r| Claim::Differ {
-            metric: m.name,
-            a: r.point_id.clone(),
-            b: FLOOR_ID.into(),
-        })
-        .collect()
+    rows.iter().map(|r| against_floor(&m, r)).collect()
+}
+
+/// θ(r) ≠ θ(floor set) under `m`.
+fn against_floor(m: &MetricInfo, r: &MetricRow) -> Claim {
+    Claim::Differ {
+        metric: m.name,
+        a: r.point_id.clone(),
+        b: FLOOR_ID.into(),
+    }
 }
 
 /// Every statement the numbers support, in report order (`rows`: DDIM's; `claims`: the
@@ -175,20 +178,11 @@ fn small_s_comparison(rows: &[MetricRow], clip: bool, claims: &Claims) -> Vec<St
                 let (Some(a), Some(b)) = (find(rows, &tau, "0.0", s, clip), find(rows, &tau, rival, s, clip)) else {
                     continue;
                 };
-                let claim = Claim::Differ {
-                    metric: m.name,
-                    a: a.point_id.clone(),
-                    b: b.point_id.clone(),
+                let Some(settled) = claims.get(&differ(&m, a, b)) else {
+                    continue;
                 };
-                let Some(settled) = claims.get(&claim) else { continue };
                 let Some(d) = settled.difference else { continue };
-                let what = format!(
-                    "{} ({tau} τ, Δ = {} [{}, {}])",
-                    m.name,
-                    format_value(d.estimate),
-                    format_value(d.interval.lo),
-                    format_value(d.interval.hi)
-                );
+                let what = format!("{} ({tau} τ, Δ = {})", m.name, with_interval(&d));
                 if !settled.holds {
                     ties.push(what);
                 } else if (d.estimate < 0.0) == m.lower_better {
@@ -250,12 +244,7 @@ fn fidelity_and_diversity(rows: &[MetricRow], clip: bool) -> Vec<String> {
             .filter_map(|&(p, r, space)| {
                 let show = |m: &'static str| -> Option<String> {
                     let d = contrast(m, a, b).1?;
-                    Some(format!(
-                        "{m} {} [{}, {}]",
-                        format_value(d.estimate),
-                        format_value(d.interval.lo),
-                        format_value(d.interval.hi)
-                    ))
+                    Some(format!("{m} {}", with_interval(&d)))
                 };
                 Some(format!("{space}: {}, {}", show(p)?, show(r)?))
             })
@@ -285,12 +274,7 @@ fn at_the_floor(rows: &[MetricRow], clip: bool, claims: &Claims) -> Vec<String> 
             .flat_map(|s| etas(rows).into_iter().map(move |e| (s, e)))
             .filter_map(|(s, e)| {
                 let r = find(rows, &tau, &e, s, clip)?;
-                let claim = Claim::Differ {
-                    metric: m.name,
-                    a: r.point_id.clone(),
-                    b: FLOOR_ID.into(),
-                };
-                let settled = claims.get(&claim).filter(|c| c.p.is_finite())?;
+                let settled = claims.get(&against_floor(&m, r)).filter(|c| c.p.is_finite())?;
                 judged += 1;
                 (!settled.holds).then(|| format!("{} at S = {s}", eta_label(&e)))
             })
