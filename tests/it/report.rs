@@ -283,11 +283,15 @@ fn reconstruction_and_consistency_statements_rest_on_their_paired_claims() {
     let rows = synthetic((0.05, 0.001));
     // per τ: two steps (10 → 20 → 40); no consistency measured
     assert_eq!(across_s_claims(&rows).len(), 4);
-    let mut tie = rows.clone();
-    for r in tie.iter_mut().filter(|r| r.steps == 40) {
-        with_rows(r, "recon_mse", 1.0 / 400.0, 2);
-    }
-    let f = findings(&tie, &settled(&tie, None)).join("\n");
+    // the findings with S = 40's reconstruction rows set around `mean`
+    let with_s40 = |mean: f64| {
+        let mut v = rows.clone();
+        for r in v.iter_mut().filter(|r| r.steps == 40) {
+            with_rows(r, "recon_mse", mean, 2);
+        }
+        findings(&v, &settled(&v, None)).join("\n")
+    };
+    let f = with_s40(1.0 / 400.0);
     assert!(
         f.contains(
             "linear τ: reconstruction error falls at 1 of 2 steps to a larger S (sign test on the 100 held-out rows, \
@@ -295,11 +299,7 @@ fn reconstruction_and_consistency_statements_rest_on_their_paired_claims() {
         ),
         "{f}"
     );
-    let mut rise = rows.clone();
-    for r in rise.iter_mut().filter(|r| r.steps == 40) {
-        with_rows(r, "recon_mse", 2.0 / 400.0, 2);
-    }
-    let f = findings(&rise, &settled(&rise, None)).join("\n");
+    let f = with_s40(2.0 / 400.0);
     assert!(
         f.contains("after correction); rises at S = 20 → 40: median Δ = "),
         "{f}"
